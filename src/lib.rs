@@ -1,1 +1,5 @@
+//! coderunner: runs Backendless business logic written in Rust.
+#![warn(missing_docs)]
 
+pub mod event;
+pub mod signature;

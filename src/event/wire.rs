@@ -1,0 +1,416 @@
+//! Wire types of the runner protocol (spec §3): the task the backend sends
+//! (`RequestMethodInvocation`), the reply (`InvocationResult`) and the values
+//! inside them (`ExecutionResult`, `ExceptionWrapper`).
+//!
+//! `arguments` comes in two encodings: a plain JSON array, or (as the
+//! Backendless task queue sends it) a JSON array of integers holding the UTF-8
+//! bytes of that JSON array. [`Arguments`] remembers which one it was given so
+//! the reply can use the same.
+
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// `___jsonclass` of a method-invocation task.
+pub const TASK_CLASS: &str = "com.backendless.coderunner.commons.protocol.RequestMethodInvocation";
+/// `___jsonclass` of a reply.
+pub const RESULT_CLASS: &str = "com.backendless.coderunner.commons.protocol.InvocationResult";
+/// `___jsonclass` of an exception wrapper.
+pub const EXCEPTION_CLASS: &str = "com.backendless.commons.exception.ExceptionWrapper";
+/// `___jsonclass` of the `result` argument of after-events.
+pub const EXECUTION_RESULT_CLASS: &str = "com.backendless.servercode.ExecutionResult";
+/// The exact message of a reply to a task that ran out of time (spec §1.3).
+pub const TIMEOUT_MESSAGE: &str = "Task execution is aborted due to timeout";
+
+/// How `arguments` was encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// A plain JSON array: `[context, arg1, ...]`.
+    #[default]
+    Json,
+    /// A JSON array of byte values holding the UTF-8 JSON of that array.
+    Bytes,
+}
+
+/// The arguments of a task or reply: argument 0 is the RunnerContext.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Arguments {
+    /// The encoding to use on the wire.
+    pub encoding: Encoding,
+    /// The decoded values, context first.
+    pub values: Vec<Value>,
+}
+
+impl Arguments {
+    /// Arguments to be sent in the given encoding.
+    pub fn new(encoding: Encoding, values: Vec<Value>) -> Self {
+        Self { encoding, values }
+    }
+}
+
+impl Serialize for Arguments {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.encoding {
+            Encoding::Json => self.values.serialize(serializer),
+            Encoding::Bytes => {
+                let bytes = serde_json::to_vec(&self.values).map_err(serde::ser::Error::custom)?;
+                let mut seq = serializer.serialize_seq(Some(bytes.len()))?;
+                for b in bytes {
+                    seq.serialize_element(&b)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Arguments {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(ArgumentsVisitor)
+    }
+}
+
+struct ArgumentsVisitor;
+
+impl<'de> Visitor<'de> for ArgumentsVisitor {
+    type Value = Arguments;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array: [context, arg1, ...] or the UTF-8 bytes of that JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Arguments, A::Error> {
+        // The first element decides the encoding: a number starts a byte
+        // array, anything else is the context of a plain array.
+        let first: Option<Value> = seq.next_element()?;
+        match first {
+            None => Ok(Arguments::default()),
+            Some(Value::Number(n)) => {
+                let first = n
+                    .as_u64()
+                    .and_then(|b| u8::try_from(b).ok())
+                    .ok_or_else(|| {
+                        de::Error::custom("byte-encoded arguments must be integers 0..=255")
+                    })?;
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(256) + 1);
+                bytes.push(first);
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| {
+                    de::Error::custom(format_args!(
+                        "byte-encoded arguments are not a JSON array: {e}"
+                    ))
+                })?;
+                Ok(Arguments {
+                    encoding: Encoding::Bytes,
+                    values,
+                })
+            }
+            Some(first) => {
+                let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(2) + 1);
+                values.push(first);
+                while let Some(v) = seq.next_element()? {
+                    values.push(v);
+                }
+                Ok(Arguments {
+                    encoding: Encoding::Json,
+                    values,
+                })
+            }
+        }
+    }
+}
+
+fn star() -> String {
+    "*".to_owned()
+}
+
+fn task_class() -> String {
+    TASK_CLASS.to_owned()
+}
+
+/// A `RequestMethodInvocation` task: run the handler of `event_id` on `target`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// The Java class name of the task.
+    #[serde(rename = "___jsonclass", default = "task_class")]
+    pub json_class: String,
+    /// The task id; the reply's `requestId`.
+    pub id: String,
+    /// The application the event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// The event's catalog id.
+    pub event_id: u32,
+    /// The table, channel, timer or custom event name; `*` when untargeted.
+    #[serde(default = "star")]
+    pub target: String,
+    /// Asynchronous tasks are acknowledged at once and get no result.
+    #[serde(default, rename = "async")]
+    pub is_async: bool,
+    /// Time allowed for the handler, in milliseconds (`< 0`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    /// When the backend created the task (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// `[context, arg1, ...]` in one of the two encodings.
+    pub arguments: Arguments,
+    /// Extra invocation data the backend may send; kept as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_context_dto: Option<Value>,
+    /// `url` and `apiKey` of the backend. Holds a key: never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_app_data: Option<Value>,
+    /// The provider name, as the backend sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("target", &self.target)
+            .field("is_async", &self.is_async)
+            .field("timeout", &self.timeout)
+            .field("encoding", &self.arguments.encoding)
+            .field("arguments", &self.arguments.values.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request body is not a valid task.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TaskError {
+    /// The JSON path of the offending field (`eventId`, `arguments[0]`), or
+    /// empty when the body is not JSON at all.
+    pub field: String,
+    /// A message naming the field and the problem.
+    pub message: String,
+}
+
+impl Task {
+    /// Decodes a task from the raw request body, naming the offending field
+    /// on error.
+    pub fn from_slice(body: &[u8]) -> Result<Task, TaskError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let task: Task = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let message = if field.is_empty() || field == "." {
+                format!("invalid task: {inner}")
+            } else {
+                format!("invalid task field `{field}`: {inner}")
+            };
+            TaskError {
+                field: if field == "." { String::new() } else { field },
+                message,
+            }
+        })?;
+        de.end().map_err(|e| TaskError {
+            field: String::new(),
+            message: format!("invalid task: {e}"),
+        })?;
+        Ok(task)
+    }
+}
+
+/// A failure reported to the backend (`ExceptionWrapper`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionWrapper {
+    /// Always [`EXCEPTION_CLASS`].
+    #[serde(rename = "___jsonclass", default = "exception_class")]
+    pub json_class: String,
+    /// The Backendless error code; 0 when the handler gave none.
+    #[serde(default)]
+    pub code: i64,
+    /// The HTTP status for the client; -1 lets the server decide.
+    #[serde(default = "minus_one")]
+    pub http_status_code: i32,
+    /// The Java class name of the error.
+    #[serde(default = "java_exception")]
+    pub exception_class: String,
+    /// The message the client sees.
+    #[serde(default)]
+    pub exception_message: String,
+}
+
+fn exception_class() -> String {
+    EXCEPTION_CLASS.to_owned()
+}
+fn minus_one() -> i32 {
+    -1
+}
+fn java_exception() -> String {
+    "java.lang.Exception".to_owned()
+}
+
+impl ExceptionWrapper {
+    /// An exception with a code, a message and an optional HTTP status.
+    pub fn new(code: i64, message: impl Into<String>, http_status: Option<u16>) -> Self {
+        Self {
+            json_class: exception_class(),
+            code,
+            http_status_code: http_status.map_or(-1, i32::from),
+            exception_class: java_exception(),
+            exception_message: message.into(),
+        }
+    }
+}
+
+/// The value of an after-event's `result` argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionResult {
+    /// Always [`EXECUTION_RESULT_CLASS`].
+    #[serde(rename = "___jsonclass", default = "execution_result_class")]
+    pub json_class: String,
+    /// What the built-in logic returned.
+    #[serde(default)]
+    pub result: Value,
+    /// What the built-in logic failed with, if it did.
+    #[serde(default)]
+    pub exception: Option<ExceptionWrapper>,
+}
+
+fn execution_result_class() -> String {
+    EXECUTION_RESULT_CLASS.to_owned()
+}
+
+impl ExecutionResult {
+    /// A successful result.
+    pub fn ok(result: Value) -> Self {
+        Self {
+            json_class: execution_result_class(),
+            result,
+            exception: None,
+        }
+    }
+}
+
+fn result_class() -> String {
+    RESULT_CLASS.to_owned()
+}
+
+/// The reply to a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationResult {
+    /// Always [`RESULT_CLASS`].
+    #[serde(rename = "___jsonclass", default = "result_class")]
+    pub json_class: String,
+    /// The task's `id`.
+    pub request_id: String,
+    /// The HTTP status a handler chose for the client's response, if any.
+    #[serde(default)]
+    pub http_response_status_code: Option<u16>,
+    /// Headers a handler added to the client's response.
+    #[serde(default)]
+    pub http_response_headers: Map<String, Value>,
+    /// Cookies a handler set on the client's response.
+    #[serde(default)]
+    pub http_response_cookies: Map<String, Value>,
+    /// All arguments with the handler's values, context first; absent on error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Arguments>,
+    /// The failure, when the handler rejected the call or failed.
+    #[serde(default)]
+    pub exception: Option<ExceptionWrapper>,
+}
+
+impl InvocationResult {
+    /// A reply carrying arguments.
+    pub fn with_arguments(request_id: impl Into<String>, arguments: Arguments) -> Self {
+        Self {
+            json_class: result_class(),
+            request_id: request_id.into(),
+            http_response_status_code: None,
+            http_response_headers: Map::new(),
+            http_response_cookies: Map::new(),
+            arguments: Some(arguments),
+            exception: None,
+        }
+    }
+
+    /// A reply carrying an exception (and no arguments).
+    pub fn with_exception(request_id: impl Into<String>, exception: ExceptionWrapper) -> Self {
+        Self {
+            json_class: result_class(),
+            request_id: request_id.into(),
+            http_response_status_code: None,
+            http_response_headers: Map::new(),
+            http_response_cookies: Map::new(),
+            arguments: None,
+            exception: Some(exception),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task_json(arguments: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "id": "t1", "eventId": 101, "target": "Post", "timeout": 5000, "arguments": arguments
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn decodes_both_encodings_to_the_same_values() {
+        let values = json!([{"appId": "A"}, {"title": "héllo", "___class": "Post"}]);
+        let plain = Task::from_slice(&task_json(values.clone())).unwrap();
+        assert_eq!(plain.arguments.encoding, Encoding::Json);
+        let bytes: Vec<Value> = serde_json::to_vec(&values)
+            .unwrap()
+            .into_iter()
+            .map(Value::from)
+            .collect();
+        let encoded = Task::from_slice(&task_json(Value::Array(bytes))).unwrap();
+        assert_eq!(encoded.arguments.encoding, Encoding::Bytes);
+        assert_eq!(plain.arguments.values, encoded.arguments.values);
+        assert_eq!(Value::Array(plain.arguments.values), values);
+    }
+
+    #[test]
+    fn serializes_in_the_encoding_received() {
+        let args = Arguments::new(Encoding::Bytes, vec![json!({"a": 1})]);
+        let wire = serde_json::to_value(&args).unwrap();
+        let bytes: Vec<u8> = serde_json::from_value(wire).unwrap();
+        assert_eq!(bytes, br#"[{"a":1}]"#);
+        let back: Arguments = serde_json::from_slice(&serde_json::to_vec(&args).unwrap()).unwrap();
+        assert_eq!(back, args);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Task::from_slice(br#"{"id":"x","arguments":[]}"#).unwrap_err();
+        assert!(err.message.contains("eventId"), "{}", err.message);
+        let err = Task::from_slice(br#"{"id":"x","eventId":"nope","arguments":[]}"#).unwrap_err();
+        assert_eq!(err.field, "eventId");
+        let err = Task::from_slice(br#"{"id":"x","eventId":1,"arguments":[300]}"#).unwrap_err();
+        assert!(err.field.starts_with("arguments"), "{}", err.field);
+        let err = Task::from_slice(b"not json").unwrap_err();
+        assert!(err.message.starts_with("invalid task"));
+    }
+
+    #[test]
+    fn exception_defaults() {
+        let e: ExceptionWrapper = serde_json::from_value(json!({"exceptionMessage": "x"})).unwrap();
+        assert_eq!((e.code, e.http_status_code), (0, -1));
+        assert_eq!(
+            ExceptionWrapper::new(7, "m", Some(403)).http_status_code,
+            403
+        );
+    }
+}
