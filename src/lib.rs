@@ -3,3 +3,5 @@
 
 pub mod event;
 pub mod signature;
+pub mod emulator;
+pub mod sdk;

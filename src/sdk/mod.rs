@@ -1,0 +1,1 @@
+//! The handler SDK: a Backendless REST client with explicit identities.
