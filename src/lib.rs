@@ -1,7 +1,18 @@
 //! coderunner: runs Backendless business logic written in Rust.
+//!
+//! A backend (or the bundled emulator) sends trigger events as signed HTTP
+//! tasks; the runner dispatches each to the handler registered for its event
+//! and target and replies with what the handler decided. See `README.md` and
+//! `docs/` for the whole picture.
 #![warn(missing_docs)]
 
-pub mod event;
-pub mod signature;
+pub mod dispatch;
 pub mod emulator;
+pub mod event;
+pub mod handler;
+pub mod registry;
 pub mod sdk;
+pub mod signature;
+
+pub use handler::{After, Before, Context, HandlerError, Outcome};
+pub use registry::{HandlerInfo, Registry, RegistryError};

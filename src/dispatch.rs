@@ -1,0 +1,325 @@
+//! Runs one task: registry lookup, typed decode, deadline, panic
+//! containment, and the reply in the encoding the task used.
+//!
+//! Knows nothing of HTTP: the server hands it a decoded [`Task`] and sends
+//! back the [`InvocationResult`] it returns.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::event::wire::{
+    Arguments, ExceptionWrapper, ExecutionResult, InvocationResult, Task, TIMEOUT_MESSAGE,
+};
+use crate::event::{EventDef, RunnerContext};
+use crate::handler::Context;
+use crate::registry::{Call, Decision, Registered, Registry};
+
+/// How long tasks may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskLimits {
+    /// Applied when a task has no `timeout` (or `0`).
+    pub default_timeout: Duration,
+    /// The most any task gets, also one with a negative ("none") or larger timeout.
+    pub max_timeout: Duration,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(5),
+            max_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl TaskLimits {
+    /// The time a task gets, from its `timeout` field (ms).
+    pub fn timeout_for(&self, timeout_ms: Option<i64>) -> Duration {
+        match timeout_ms {
+            None | Some(0) => self.default_timeout.min(self.max_timeout),
+            Some(ms) if ms < 0 => self.max_timeout,
+            Some(ms) => Duration::from_millis(ms as u64).min(self.max_timeout),
+        }
+    }
+}
+
+/// How an invocation ended, for logs and metrics (a bounded label set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler returned normally.
+    Ok,
+    /// The handler returned an error.
+    Error,
+    /// The handler ran out of time.
+    Timeout,
+    /// The handler panicked.
+    Panic,
+    /// No handler for the event and target.
+    NoHandler,
+    /// The event id is not in the catalog.
+    UnknownEvent,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Panic => "panic",
+            Outcome::NoHandler => "no_handler",
+            Outcome::UnknownEvent => "unknown_event",
+        }
+    }
+}
+
+/// Why a task cannot be routed to a handler.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The event id is not in the catalog.
+    #[error("unknown eventId {event_id} (target `{target}`)")]
+    UnknownEvent {
+        /// The id sent.
+        event_id: u32,
+        /// The target sent.
+        target: String,
+    },
+    /// No handler is registered for the event and target.
+    #[error("no handler registered for {event} on target `{target}`")]
+    NoHandler {
+        /// The event.
+        event: &'static EventDef,
+        /// The target sent.
+        target: String,
+    },
+    /// Argument 0 is not a RunnerContext.
+    #[error("invalid task field `arguments[0]`: {0}")]
+    BadContext(String),
+}
+
+impl RouteError {
+    /// The outcome label of this failure.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RouteError::UnknownEvent { .. } => Outcome::UnknownEvent,
+            RouteError::NoHandler { .. } => Outcome::NoHandler,
+            RouteError::BadContext(_) => Outcome::Error,
+        }
+    }
+}
+
+/// A task matched to its handler, ready to run.
+pub struct Routed {
+    task: Task,
+    handler: Registered,
+    runner: RunnerContext,
+}
+
+impl Routed {
+    /// The handler that will run.
+    pub fn handler(&self) -> &Registered {
+        &self.handler
+    }
+
+    /// The task.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+}
+
+/// Builds the extra parts of a handler's [`Context`] (such as SDK clients)
+/// from the RunnerContext; the dispatcher knows nothing of them.
+pub type ContextHook = Arc<dyn Fn(Context) -> Context + Send + Sync>;
+
+/// Runs tasks against a registry.
+#[derive(Clone)]
+pub struct Dispatcher {
+    registry: Arc<Registry>,
+    limits: TaskLimits,
+    hook: Option<ContextHook>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `registry`.
+    pub fn new(registry: Arc<Registry>, limits: TaskLimits) -> Self {
+        Self {
+            registry,
+            limits,
+            hook: None,
+        }
+    }
+
+    /// Sets a hook that completes every handler context (e.g. with SDK clients).
+    pub fn with_context_hook(mut self, hook: ContextHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Finds the handler of a task and decodes its context.
+    pub fn route(&self, task: Task) -> Result<Routed, RouteError> {
+        let Some(event) = EventDef::by_id(task.event_id) else {
+            return Err(RouteError::UnknownEvent {
+                event_id: task.event_id,
+                target: task.target,
+            });
+        };
+        let Some(handler) = self.registry.lookup(task.event_id, &task.target) else {
+            return Err(RouteError::NoHandler {
+                event,
+                target: task.target,
+            });
+        };
+        let handler = handler.clone();
+        let runner = match task.arguments.values.first() {
+            Some(ctx) => RunnerContext::deserialize(ctx)
+                .map_err(|e| RouteError::BadContext(e.to_string()))?,
+            None => {
+                return Err(RouteError::BadContext(
+                    "the RunnerContext is missing".to_owned(),
+                ))
+            }
+        };
+        Ok(Routed {
+            task,
+            handler,
+            runner,
+        })
+    }
+
+    /// Runs a routed task to completion (or to its deadline) and builds the reply.
+    pub async fn run(&self, routed: Routed) -> (InvocationResult, Outcome) {
+        let Routed {
+            task,
+            handler,
+            runner,
+        } = routed;
+        let timeout = self.limits.timeout_for(task.timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let event = handler.event;
+        let mut ctx = Context::new(
+            runner,
+            task.id.clone(),
+            event,
+            task.target.clone(),
+            Some(deadline),
+        );
+        if let Some(hook) = &self.hook {
+            ctx = hook(ctx);
+        }
+
+        let Arguments {
+            encoding,
+            mut values,
+        } = task.arguments;
+        let context_value = if values.is_empty() {
+            Value::Null
+        } else {
+            values.remove(0)
+        };
+        let n_args = event.args.iter().filter(|a| **a != "result").count();
+        let result = if event.has_result() && values.len() > n_args {
+            let raw = values.remove(n_args);
+            Some(ExecutionResult::deserialize(&raw).unwrap_or_else(|_| ExecutionResult::ok(raw)))
+        } else {
+            None
+        };
+        let original_result = result.clone();
+        let original_args = values.clone();
+
+        let call = (handler.call)(Call {
+            ctx,
+            args: values,
+            result,
+        });
+        let ran = tokio::time::timeout_at(deadline, AssertUnwindSafe(call).catch_unwind()).await;
+
+        let request_id = task.id;
+        let fail = |exception: ExceptionWrapper, outcome| {
+            (
+                InvocationResult::with_exception(request_id.clone(), exception),
+                outcome,
+            )
+        };
+        let decision = match ran {
+            Err(_) => {
+                return fail(
+                    ExceptionWrapper::new(0, TIMEOUT_MESSAGE, None),
+                    Outcome::Timeout,
+                )
+            }
+            Ok(Err(panic)) => {
+                let detail = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic payload".to_owned());
+                tracing::error!(handler = handler.handler_name, panic = %detail, "handler panicked");
+                let message = format!("handler {} for {event} panicked", handler.handler_name);
+                return fail(ExceptionWrapper::new(0, message, None), Outcome::Panic);
+            }
+            Ok(Ok(Err(error))) => return fail(error.to_exception(), Outcome::Error),
+            Ok(Ok(Ok(decision))) => decision,
+        };
+
+        let mut context_value = context_value;
+        let mut reply_values = Vec::with_capacity(original_args.len() + 2);
+        match decision {
+            Decision::Continue(args) => {
+                reply_values.push(context_value);
+                reply_values.extend(args);
+            }
+            Decision::ShortCircuit(value) => {
+                if let Value::Object(map) = &mut context_value {
+                    map.insert("prematureResult".to_owned(), value);
+                }
+                reply_values.push(context_value);
+                reply_values.extend(original_args);
+            }
+            Decision::Keep | Decision::Replace(_) => {
+                let mut result =
+                    original_result.unwrap_or_else(|| ExecutionResult::ok(Value::Null));
+                if let Decision::Replace(value) = decision {
+                    result.result = value;
+                    result.exception = None;
+                }
+                reply_values.push(context_value);
+                reply_values.extend(original_args);
+                let result = serde_json::to_value(result).unwrap_or(Value::Null);
+                reply_values.push(result);
+            }
+        }
+        (
+            InvocationResult::with_arguments(request_id, Arguments::new(encoding, reply_values)),
+            Outcome::Ok,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_bounded() {
+        let limits = TaskLimits {
+            default_timeout: Duration::from_secs(5),
+            max_timeout: Duration::from_secs(20),
+        };
+        assert_eq!(limits.timeout_for(None), Duration::from_secs(5));
+        assert_eq!(limits.timeout_for(Some(0)), Duration::from_secs(5));
+        assert_eq!(limits.timeout_for(Some(-1)), Duration::from_secs(20));
+        assert_eq!(limits.timeout_for(Some(1500)), Duration::from_millis(1500));
+        assert_eq!(limits.timeout_for(Some(60_000)), Duration::from_secs(20));
+    }
+}

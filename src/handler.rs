@@ -1,0 +1,198 @@
+//! What a handler sees and returns: the [`Context`] of one invocation, the
+//! outcomes of before- and after-handlers, and [`HandlerError`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::event::wire::ExceptionWrapper;
+use crate::event::{EventDef, RunnerContext};
+
+/// Everything a handler knows about one invocation: the caller (the
+/// RunnerContext), the event and target, and the task's deadline.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    runner: RunnerContext,
+    task_id: String,
+    event: &'static EventDef,
+    target: String,
+    /// When the task's timeout expires; SDK calls made through this context
+    /// give up at that point.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Context {
+    /// A context for one invocation.
+    pub fn new(
+        runner: RunnerContext,
+        task_id: impl Into<String>,
+        event: &'static EventDef,
+        target: impl Into<String>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(ContextInner {
+                runner,
+                task_id: task_id.into(),
+                event,
+                target: target.into(),
+                deadline,
+            }),
+        }
+    }
+
+    /// The RunnerContext the backend sent: app id, caller, roles, headers.
+    pub fn runner(&self) -> &RunnerContext {
+        &self.inner.runner
+    }
+
+    /// The caller's objectId; `None` when anonymous.
+    pub fn user_id(&self) -> Option<&str> {
+        self.inner.runner.user_id.as_deref()
+    }
+
+    /// The caller's roles.
+    pub fn user_roles(&self) -> &[String] {
+        &self.inner.runner.user_roles
+    }
+
+    /// The task id (the reply's `requestId`).
+    pub fn task_id(&self) -> &str {
+        &self.inner.task_id
+    }
+
+    /// The event being handled.
+    pub fn event(&self) -> &'static EventDef {
+        self.inner.event
+    }
+
+    /// The target (table, channel, ...) the task was sent for.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    /// When the task's timeout expires, if it has one.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.inner.deadline
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("task_id", &self.inner.task_id)
+            .field("event", &self.inner.event.name)
+            .field("target", &self.inner.target)
+            .field("runner", &self.inner.runner)
+            .finish()
+    }
+}
+
+/// What a before-handler decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Before<A> {
+    /// Go on with the built-in logic, with these (possibly changed) arguments.
+    Continue(A),
+    /// Skip the built-in logic and give the client this value instead
+    /// (sent back as the context's `prematureResult`).
+    ShortCircuit(Value),
+}
+
+/// What an after-handler decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum After<R> {
+    /// The client gets the result the built-in logic produced.
+    Keep,
+    /// The client gets this value instead.
+    Replace(R),
+}
+
+/// What the built-in logic produced, as an after-handler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome<R> {
+    /// The result, when the operation succeeded (and returned something).
+    pub result: Option<R>,
+    /// The error, when the operation failed.
+    pub error: Option<ExceptionWrapper>,
+}
+
+/// A handler's rejection: the client receives `code` and `message`, with
+/// `http_status` when given (else the server decides).
+///
+/// Any `std::error::Error` converts into one with code 0, so `?` works in
+/// handlers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    code: i64,
+    message: String,
+    http_status: Option<u16>,
+}
+
+impl HandlerError {
+    /// An error with a Backendless-style code and a message.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            http_status: None,
+        }
+    }
+
+    /// An error with code 0 and a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self::new(0, message)
+    }
+
+    /// Sets the HTTP status the client receives.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    /// The error code.
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+
+    /// The message the client sees.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status, if the handler chose one.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
+    }
+
+    /// The wire form of this error.
+    pub fn to_exception(&self) -> ExceptionWrapper {
+        ExceptionWrapper::new(self.code, self.message.clone(), self.http_status)
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HandlerError({}: {}", self.code, self.message)?;
+        if let Some(s) = self.http_status {
+            write!(f, ", HTTP {s}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        HandlerError::msg(error.to_string())
+    }
+}

@@ -1,0 +1,529 @@
+//! Typed handler registration, stored type-erased and keyed by
+//! (event id, target).
+//!
+//! A handler is a plain `async fn` over the invocation [`Context`] and typed
+//! arguments. The catalog's arity decides how arguments are decoded: for an
+//! event with one argument (`beforeCreate(item)`) the handler's type is that
+//! argument (`Post`); for any other arity it is the array of arguments (a
+//! tuple such as `(String, String)` for `beforeLogin(login, password)`, or
+//! `serde_json::Value` for raw JSON).
+//!
+//! ```
+//! use coderunner::event::persistence;
+//! use coderunner::{Before, Context, HandlerError, Registry};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Post { title: String }
+//!
+//! async fn before_create(_ctx: Context, mut post: Post) -> Result<Before<Post>, HandlerError> {
+//!     post.title = post.title.trim().to_owned();
+//!     Ok(Before::Continue(post))
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.before(persistence::BEFORE_CREATE, "Post", before_create).unwrap();
+//! assert_eq!(registry.handlers().len(), 1);
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::wire::ExecutionResult;
+use crate::event::{EventDef, EventId, Phase};
+use crate::handler::{After, Before, Context, HandlerError, Outcome};
+
+/// A boxed, sendable future.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What a type-erased handler produced, in wire terms.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Before: continue with these argument values (context excluded).
+    Continue(Vec<Value>),
+    /// Before: short-circuit with this value.
+    ShortCircuit(Value),
+    /// After: keep the result.
+    Keep,
+    /// After: replace the result with this value.
+    Replace(Value),
+}
+
+/// Inputs of a type-erased call.
+pub(crate) struct Call {
+    pub ctx: Context,
+    /// The wire arguments after the context (the result excluded).
+    pub args: Vec<Value>,
+    /// The after-event's result, if the event has one.
+    pub result: Option<ExecutionResult>,
+}
+
+type Erased = dyn Fn(Call) -> BoxFuture<Result<Decision, HandlerError>> + Send + Sync;
+
+/// One registered handler.
+#[derive(Clone)]
+pub struct Registered {
+    /// The event handled.
+    pub event: &'static EventDef,
+    /// The exact target (`*` for a generic handler).
+    pub target: String,
+    /// Whether the backend should not wait for this handler.
+    pub is_async: bool,
+    /// The handler function's path, for messages.
+    pub handler_name: &'static str,
+    pub(crate) call: Arc<Erased>,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("event", &self.event.name)
+            .field("target", &self.target)
+            .field("is_async", &self.is_async)
+            .field("handler", &self.handler_name)
+            .finish()
+    }
+}
+
+/// A registered handler as `GET /handlers` and `coderunner handlers` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandlerInfo {
+    /// `persistence`, `user`, ...
+    pub provider: String,
+    /// `beforeCreate`, `afterLogin`, ...
+    pub event: String,
+    /// The catalog id.
+    pub event_id: u32,
+    /// The exact target.
+    pub target: String,
+    /// Whether the handler runs asynchronously.
+    #[serde(rename = "async")]
+    pub is_async: bool,
+}
+
+/// Why a registration was refused at startup.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The event id is not in the catalog.
+    #[error("event id {0} is not in the Backendless catalog")]
+    UnknownEvent(u32),
+    /// A before-registration for an after-event, or the reverse.
+    #[error("{event} is an {actual:?} event; register it with `{expected}` (handler {handler})")]
+    WrongPhase {
+        /// The event.
+        event: String,
+        /// Its phase.
+        actual: Phase,
+        /// The registration method to use.
+        expected: &'static str,
+        /// The handler given.
+        handler: &'static str,
+    },
+    /// The same event and target registered twice.
+    #[error("{event} on target `{target}` is registered twice: by {first} and by {second}")]
+    Duplicate {
+        /// The event.
+        event: String,
+        /// The target.
+        target: String,
+        /// The handler registered first.
+        first: &'static str,
+        /// The handler registered second.
+        second: &'static str,
+    },
+    /// An empty target.
+    #[error("{event}: the target must not be empty (use `*` for a generic handler)")]
+    EmptyTarget {
+        /// The event.
+        event: String,
+    },
+}
+
+/// The handlers of an application, keyed by (event id, exact target).
+#[derive(Default, Clone)]
+pub struct Registry {
+    by_event: HashMap<u32, HashMap<String, Registered>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.handlers()).finish()
+    }
+}
+
+/// Decodes the handler's typed arguments from the wire values.
+fn decode_args<A: DeserializeOwned>(event: &EventDef, args: &[Value]) -> Result<A, HandlerError> {
+    let decoded = if event.args.len() == 1 {
+        A::deserialize(args.first().unwrap_or(&Value::Null))
+    } else if event.args.is_empty() {
+        A::deserialize(&Value::Null).or_else(|_| A::deserialize(&Value::Array(Vec::new())))
+    } else {
+        A::deserialize(&Value::Array(args.to_vec()))
+    };
+    decoded.map_err(|e| {
+        HandlerError::msg(format!(
+            "arguments of {event} do not match the handler's type: {e}"
+        ))
+    })
+}
+
+/// Writes the handler's (possibly changed) arguments back into wire values.
+fn encode_args<A: Serialize>(
+    event: &EventDef,
+    args: A,
+    mut wire: Vec<Value>,
+) -> Result<Vec<Value>, HandlerError> {
+    let value = serde_json::to_value(args)
+        .map_err(|e| HandlerError::msg(format!("cannot encode the arguments of {event}: {e}")))?;
+    match event.args.len() {
+        0 => {}
+        1 => match wire.first_mut() {
+            Some(slot) => *slot = value,
+            None => wire.push(value),
+        },
+        _ => match value {
+            Value::Array(values) => {
+                let tail = wire.len().saturating_sub(values.len());
+                let rest: Vec<Value> = wire.drain(..).skip(values.len()).take(tail).collect();
+                wire = values;
+                wire.extend(rest);
+            }
+            other => {
+                return Err(HandlerError::msg(format!(
+                    "the arguments of {event} must encode to an array, got {other}"
+                )))
+            }
+        },
+    }
+    Ok(wire)
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a before-handler (also for standalone events without a
+    /// result, such as timers).
+    pub fn before<A, F, Fut>(
+        &mut self,
+        event: EventId,
+        target: &str,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Serialize + Send + 'static,
+        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
+    {
+        self.add_before(event, target, false, handler)
+    }
+
+    /// Registers a before-handler the backend does not wait for: it cannot
+    /// change the call, only observe it.
+    pub fn before_async<A, F, Fut>(
+        &mut self,
+        event: EventId,
+        target: &str,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Serialize + Send + 'static,
+        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
+    {
+        self.add_before(event, target, true, handler)
+    }
+
+    /// Registers an after-handler (also for standalone events with a result,
+    /// such as custom events).
+    pub fn after<A, R, F, Fut>(
+        &mut self,
+        event: EventId,
+        target: &str,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: DeserializeOwned + Serialize + Send + 'static,
+        F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
+    {
+        self.add_after(event, target, false, handler)
+    }
+
+    /// Registers an after-handler the backend does not wait for (its result
+    /// is not sent back; the task is acknowledged with `202`).
+    pub fn after_async<A, R, F, Fut>(
+        &mut self,
+        event: EventId,
+        target: &str,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: DeserializeOwned + Serialize + Send + 'static,
+        F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
+    {
+        self.add_after(event, target, true, handler)
+    }
+
+    fn add_before<A, F, Fut>(
+        &mut self,
+        event: EventId,
+        target: &str,
+        is_async: bool,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Serialize + Send + 'static,
+        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
+    {
+        let name = std::any::type_name::<F>();
+        let def = event.def().ok_or(RegistryError::UnknownEvent(event.0))?;
+        if def.has_result() {
+            return Err(RegistryError::WrongPhase {
+                event: def.to_string(),
+                actual: def.phase,
+                expected: "after",
+                handler: name,
+            });
+        }
+        let handler = Arc::new(handler);
+        let call: Arc<Erased> = Arc::new(move |call: Call| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move {
+                let event = call.ctx.event();
+                let args: A = decode_args(event, &call.args)?;
+                match handler(call.ctx, args).await? {
+                    Before::Continue(args) => {
+                        Ok(Decision::Continue(encode_args(event, args, call.args)?))
+                    }
+                    Before::ShortCircuit(value) => Ok(Decision::ShortCircuit(value)),
+                }
+            }) as BoxFuture<_>
+        });
+        self.insert(def, target, is_async, name, call)
+    }
+
+    fn add_after<A, R, F, Fut>(
+        &mut self,
+        event: EventId,
+        target: &str,
+        is_async: bool,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: DeserializeOwned + Serialize + Send + 'static,
+        F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
+    {
+        let name = std::any::type_name::<F>();
+        let def = event.def().ok_or(RegistryError::UnknownEvent(event.0))?;
+        if !def.has_result() {
+            return Err(RegistryError::WrongPhase {
+                event: def.to_string(),
+                actual: def.phase,
+                expected: "before",
+                handler: name,
+            });
+        }
+        let handler = Arc::new(handler);
+        let call: Arc<Erased> = Arc::new(move |call: Call| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move {
+                let event = call.ctx.event();
+                // Standalone events with a result list it among their arguments.
+                let arity = event.args.iter().filter(|a| **a != "result").count();
+                let args: A = if arity == event.args.len() {
+                    decode_args(event, &call.args)?
+                } else {
+                    let mut shortened = call.args.clone();
+                    shortened.truncate(arity);
+                    A::deserialize(&Value::Array(shortened)).map_err(|e| {
+                        HandlerError::msg(format!(
+                            "arguments of {event} do not match the handler's type: {e}"
+                        ))
+                    })?
+                };
+                let outcome = match call.result {
+                    Some(ExecutionResult {
+                        result, exception, ..
+                    }) => {
+                        Outcome {
+                            result: if result.is_null() {
+                                None
+                            } else {
+                                Some(R::deserialize(result).map_err(|e| {
+                                HandlerError::msg(format!("the result of {event} does not match the handler's type: {e}"))
+                            })?)
+                            },
+                            error: exception,
+                        }
+                    }
+                    None => Outcome {
+                        result: None,
+                        error: None,
+                    },
+                };
+                match handler(call.ctx, args, outcome).await? {
+                    After::Keep => Ok(Decision::Keep),
+                    After::Replace(value) => serde_json::to_value(value)
+                        .map(Decision::Replace)
+                        .map_err(|e| {
+                            HandlerError::msg(format!("cannot encode the result of {event}: {e}"))
+                        }),
+                }
+            }) as BoxFuture<_>
+        });
+        self.insert(def, target, is_async, name, call)
+    }
+
+    fn insert(
+        &mut self,
+        event: &'static EventDef,
+        target: &str,
+        is_async: bool,
+        handler_name: &'static str,
+        call: Arc<Erased>,
+    ) -> Result<&mut Self, RegistryError> {
+        if target.is_empty() {
+            return Err(RegistryError::EmptyTarget {
+                event: event.to_string(),
+            });
+        }
+        let slot = self.by_event.entry(event.id.0).or_default();
+        if let Some(existing) = slot.get(target) {
+            return Err(RegistryError::Duplicate {
+                event: event.to_string(),
+                target: target.to_owned(),
+                first: existing.handler_name,
+                second: handler_name,
+            });
+        }
+        slot.insert(
+            target.to_owned(),
+            Registered {
+                event,
+                target: target.to_owned(),
+                is_async,
+                handler_name,
+                call,
+            },
+        );
+        Ok(self)
+    }
+
+    /// The handler for exactly this event id and target (no `*` fallback:
+    /// the backend sends `*` to reach a generic handler).
+    pub fn lookup(&self, event_id: u32, target: &str) -> Option<&Registered> {
+        self.by_event.get(&event_id)?.get(target)
+    }
+
+    /// Every registered handler, sorted by event id and target.
+    pub fn handlers(&self) -> Vec<HandlerInfo> {
+        let mut all: Vec<HandlerInfo> = self
+            .by_event
+            .values()
+            .flat_map(|targets| targets.values())
+            .map(|r| HandlerInfo {
+                provider: r.event.provider.as_str().to_owned(),
+                event: r.event.name.to_owned(),
+                event_id: r.event.id.0,
+                target: r.target.clone(),
+                is_async: r.is_async,
+            })
+            .collect();
+        all.sort_by(|a, b| (a.event_id, &a.target).cmp(&(b.event_id, &b.target)));
+        all
+    }
+
+    /// Whether no handler is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_event.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{persistence, user};
+
+    async fn keep(_: Context, v: Value) -> Result<Before<Value>, HandlerError> {
+        Ok(Before::Continue(v))
+    }
+    async fn keep_too(_: Context, v: Value) -> Result<Before<Value>, HandlerError> {
+        Ok(Before::Continue(v))
+    }
+
+    #[test]
+    fn duplicate_registration_names_both_handlers() {
+        let mut r = Registry::new();
+        r.before(persistence::BEFORE_CREATE, "Post", keep).unwrap();
+        let err = r
+            .before(persistence::BEFORE_CREATE, "Post", keep_too)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("keep") && msg.contains("keep_too") && msg.contains("beforeCreate"),
+            "{msg}"
+        );
+        r.before(persistence::BEFORE_CREATE, "*", keep_too).unwrap();
+        assert_eq!(r.handlers().len(), 2);
+    }
+
+    #[test]
+    fn phase_is_checked() {
+        let mut r = Registry::new();
+        let err = r
+            .before(persistence::AFTER_CREATE, "Post", keep)
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::WrongPhase { .. }), "{err}");
+        assert_eq!(
+            r.before(EventId(4242), "x", keep).unwrap_err(),
+            RegistryError::UnknownEvent(4242)
+        );
+    }
+
+    #[test]
+    fn lookup_is_exact() {
+        let mut r = Registry::new();
+        r.before(user::BEFORE_LOGIN, "*", keep).unwrap();
+        assert!(r.lookup(200, "*").is_some());
+        assert!(r.lookup(200, "Users").is_none());
+        assert!(r.lookup(201, "*").is_none());
+    }
+
+    #[test]
+    fn arguments_follow_the_catalog_arity() {
+        let create = persistence::BEFORE_CREATE.def().unwrap();
+        let post: Value = decode_args(create, &[serde_json::json!({"t": 1})]).unwrap();
+        assert_eq!(post, serde_json::json!({"t": 1}));
+        let login = user::BEFORE_LOGIN.def().unwrap();
+        let (l, p): (String, String) =
+            decode_args(login, &[Value::from("a"), Value::from("b")]).unwrap();
+        assert_eq!((l.as_str(), p.as_str()), ("a", "b"));
+        let wire = encode_args(
+            login,
+            ("x", "y"),
+            vec![Value::from("a"), Value::from("b"), Value::from(9)],
+        )
+        .unwrap();
+        assert_eq!(
+            wire,
+            vec![Value::from("x"), Value::from("y"), Value::from(9)]
+        );
+        let err = decode_args::<(String, String)>(login, &[Value::from(1)]).unwrap_err();
+        assert!(err.message().contains("beforeLogin"));
+    }
+}
