@@ -1,0 +1,472 @@
+//! Layered configuration: `config/default.toml` (compiled in, every key
+//! documented) -> an optional overlay file -> environment variables
+//! `CODERUNNER__SECTION__KEY`. Any string key can instead be read from a file
+//! by setting `KEY_FILE` (as container secrets are mounted). Invalid
+//! configuration stops startup with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::dispatch::TaskLimits;
+use crate::signature::{Verifier, WebhookSecret};
+
+/// The built-in defaults: `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// The dev overlay used by `coderunner dev`: `config/dev.toml`.
+pub const DEV_TOML: &str = include_str!("../config/dev.toml");
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "CODERUNNER__";
+
+/// A configuration error that names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The runner's HTTP server.
+    pub server: ServerConfig,
+    /// Inbound webhook security.
+    pub security: SecurityConfig,
+    /// Task limits.
+    pub tasks: TasksConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The Backendless backend the SDK talks to.
+    pub backendless: BackendlessConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+/// `[security]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// `whsec_...` secrets; any of them may sign a task (rotation).
+    #[serde(deserialize_with = "string_or_list")]
+    pub webhook_secrets: Vec<SecretString>,
+    /// Accept unsigned tasks. Only for local experiments.
+    pub allow_unsigned: bool,
+    /// Allowed clock difference for `webhook-timestamp`, in seconds.
+    pub timestamp_tolerance_secs: u64,
+    /// How many recent `webhook-id`s are remembered to refuse replays.
+    pub seen_ids_capacity: usize,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field(
+                "webhook_secrets",
+                &format_args!("[{} redacted]", self.webhook_secrets.len()),
+            )
+            .field("allow_unsigned", &self.allow_unsigned)
+            .field("timestamp_tolerance_secs", &self.timestamp_tolerance_secs)
+            .field("seen_ids_capacity", &self.seen_ids_capacity)
+            .finish()
+    }
+}
+
+/// `[tasks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksConfig {
+    /// Timeout of a task that names none, in ms.
+    pub default_timeout_ms: u64,
+    /// The most time any task gets, in ms.
+    pub max_timeout_ms: u64,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Time in-flight tasks get to finish after SIGTERM, in seconds.
+    pub grace_period_secs: u64,
+    /// Time between answering `/readyz` with 503 and closing the listener, in ms.
+    pub drain_delay_ms: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `coderunner=debug`.
+    pub level: String,
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[backendless]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendlessConfig {
+    /// The API server, e.g. `https://api.backendless.com`.
+    pub server_url: String,
+    /// The application id.
+    pub app_id: String,
+    /// The app's CloudCode API key.
+    pub api_key: SecretString,
+    /// A custom domain; when set the root is `{custom_domain}/api`.
+    pub custom_domain: String,
+    /// Cap on each backend call, in ms.
+    pub request_timeout_ms: u64,
+    /// The backend's session inactivity timeout in seconds (0 = unknown).
+    pub session_timeout_secs: u64,
+    /// The shared superuser.
+    pub superuser: SuperuserConfig,
+}
+
+impl std::fmt::Debug for BackendlessConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendlessConfig")
+            .field("server_url", &self.server_url)
+            .field("app_id", &self.app_id)
+            .field("api_key", &"[redacted]")
+            .field("custom_domain", &self.custom_domain)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("session_timeout_secs", &self.session_timeout_secs)
+            .field("superuser", &self.superuser)
+            .finish()
+    }
+}
+
+/// `[backendless.superuser]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuperuserConfig {
+    /// The superuser's login (email); empty = no superuser.
+    pub login: String,
+    /// The superuser's password.
+    pub password: SecretString,
+    /// Log the superuser out when the runner stops.
+    pub logout_on_shutdown: bool,
+}
+
+impl std::fmt::Debug for SuperuserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SuperuserConfig")
+            .field("login", &self.login)
+            .field("password", &"[redacted]")
+            .field("logout_on_shutdown", &self.logout_on_shutdown)
+            .finish()
+    }
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split([',', ' ', '\n']).map(str::to_owned).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+/// Where configuration comes from, besides the built-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Extra TOML layers applied in order (e.g. the dev overlay), as text.
+    pub builtin_overlays: Vec<&'static str>,
+    /// An overlay file (`--config` or `CODERUNNER_CONFIG`).
+    pub file: Option<PathBuf>,
+    /// Read `CODERUNNER__*` environment variables.
+    pub env: bool,
+}
+
+impl Config {
+    /// Loads and validates configuration from `sources`.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let figment = Self::figment(sources)?;
+        Self::from_figment(figment)
+    }
+
+    /// The raw layered configuration, before the `_FILE` expansion.
+    pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        for overlay in &sources.builtin_overlays {
+            figment = figment.merge(Toml::string(overlay));
+        }
+        if let Some(file) = &sources.file {
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        if sources.env {
+            figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        }
+        Ok(figment)
+    }
+
+    /// Extracts a section of the layered configuration (after `_FILE`
+    /// expansion), e.g. `"emulator"`.
+    pub fn section<T: serde::de::DeserializeOwned>(
+        figment: &Figment,
+        key: &str,
+    ) -> Result<T, ConfigError> {
+        let value = expanded(figment)?;
+        let section = value
+            .get(key)
+            .cloned()
+            .unwrap_or(Value::Object(Default::default()));
+        serde_path_to_error::deserialize(section)
+            .map_err(|e| ConfigError(format!("key `{key}.{}`: {}", e.path(), e.inner())))
+    }
+
+    /// Validates a layered configuration.
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let mut value = expanded(&figment)?;
+        if let Value::Object(map) = &mut value {
+            map.remove("emulator");
+        }
+        let config: Config = serde_path_to_error::deserialize(&value)
+            .map_err(|e| ConfigError(format!("key `{}`: {}", e.path(), e.inner())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, secret) in self.security.webhook_secrets.iter().enumerate() {
+            WebhookSecret::parse(secret.expose_secret())
+                .map_err(|e| ConfigError(format!("key `security.webhook_secrets[{i}]`: {e}")))?;
+        }
+        if self.tasks.default_timeout_ms == 0 || self.tasks.max_timeout_ms == 0 {
+            return Err(ConfigError(
+                "keys `tasks.default_timeout_ms` and `tasks.max_timeout_ms` must be positive"
+                    .into(),
+            ));
+        }
+        if self.tasks.default_timeout_ms > self.tasks.max_timeout_ms {
+            return Err(ConfigError(
+                "key `tasks.default_timeout_ms` must not exceed `tasks.max_timeout_ms`".into(),
+            ));
+        }
+        if self.security.seen_ids_capacity == 0 {
+            return Err(ConfigError(
+                "key `security.seen_ids_capacity` must be positive".into(),
+            ));
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(ConfigError(
+                "key `server.body_limit_bytes` must be positive".into(),
+            ));
+        }
+        if !self.backendless.superuser.login.is_empty()
+            && self
+                .backendless
+                .superuser
+                .password
+                .expose_secret()
+                .is_empty()
+        {
+            return Err(ConfigError(
+                "key `backendless.superuser.password` is empty but a superuser login is set".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The signature verifier, or `None` in unsigned mode.
+    pub fn verifier(&self) -> Result<Option<Verifier>, ConfigError> {
+        if self.security.webhook_secrets.is_empty() {
+            if self.security.allow_unsigned {
+                return Ok(None);
+            }
+            return Err(ConfigError(
+                "key `security.webhook_secrets` is empty: configure a `whsec_...` secret \
+                 (or set `security.allow_unsigned = true` for local experiments)"
+                    .into(),
+            ));
+        }
+        let secrets = self
+            .security
+            .webhook_secrets
+            .iter()
+            .map(|s| WebhookSecret::parse(s.expose_secret()).expect("validated at load"))
+            .collect();
+        Ok(Some(Verifier::new(
+            secrets,
+            Duration::from_secs(self.security.timestamp_tolerance_secs),
+        )))
+    }
+
+    /// The task limits.
+    pub fn task_limits(&self) -> TaskLimits {
+        TaskLimits {
+            default_timeout: Duration::from_millis(self.tasks.default_timeout_ms),
+            max_timeout: Duration::from_millis(self.tasks.max_timeout_ms),
+        }
+    }
+}
+
+/// The layered configuration as JSON, with every `KEY_FILE` replaced by
+/// `KEY` holding the file's contents.
+fn expanded(figment: &Figment) -> Result<Value, ConfigError> {
+    let mut value: Value = figment
+        .extract()
+        .map_err(|e| ConfigError(figment_message(e)))?;
+    expand_files(&mut value, "")?;
+    Ok(value)
+}
+
+fn figment_message(e: figment::Error) -> String {
+    let mut parts = Vec::new();
+    for err in e {
+        let key = err.path.join(".");
+        if key.is_empty() {
+            parts.push(err.kind.to_string());
+        } else {
+            parts.push(format!("key `{key}`: {}", err.kind));
+        }
+    }
+    parts.join("; ")
+}
+
+fn expand_files(value: &mut Value, prefix: &str) -> Result<(), ConfigError> {
+    let Value::Object(map) = value else {
+        return Ok(());
+    };
+    let file_keys: Vec<String> = map
+        .keys()
+        .filter(|k| k.ends_with("_file"))
+        .cloned()
+        .collect();
+    for file_key in file_keys {
+        let Some(Value::String(path)) = map.remove(&file_key) else {
+            continue;
+        };
+        if path.is_empty() {
+            continue;
+        }
+        let key = file_key.trim_end_matches("_file").to_owned();
+        let contents = read_secret_file(Path::new(&path)).map_err(|e| {
+            ConfigError(format!("key `{prefix}{file_key}`: cannot read {path}: {e}"))
+        })?;
+        map.insert(key, Value::String(contents));
+    }
+    for (k, v) in map.iter_mut() {
+        expand_files(v, &format!("{prefix}{k}."))?;
+    }
+    Ok(())
+}
+
+fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(overlay: &'static str) -> Result<Config, ConfigError> {
+        Config::load(&Sources {
+            builtin_overlays: vec![overlay],
+            file: None,
+            env: false,
+        })
+    }
+
+    #[test]
+    fn defaults_load_and_are_documented() {
+        let config = load("").unwrap();
+        assert_eq!(config.server.listen.port(), 8200);
+        assert!(config.security.webhook_secrets.is_empty());
+        assert!(config
+            .verifier()
+            .unwrap_err()
+            .to_string()
+            .contains("security.webhook_secrets"));
+        for line in DEFAULT_TOML
+            .lines()
+            .filter(|l| l.contains(" = ") && !l.trim_start().starts_with('#'))
+        {
+            let key = line.split(" = ").next().unwrap().trim();
+            let idx = DEFAULT_TOML.find(line).unwrap();
+            let before = &DEFAULT_TOML[..idx];
+            assert!(
+                before
+                    .trim_end()
+                    .lines()
+                    .last()
+                    .unwrap()
+                    .trim_start()
+                    .starts_with('#'),
+                "key `{key}` has no comment"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load("[tasks]\ndefault_timeout_ms = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tasks.default_timeout_ms"), "{err}");
+        let err = load("[security]\nwebhook_secrets = [\"nope\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("security.webhook_secrets[0]"), "{err}");
+        assert!(!err.contains("nope"), "{err}");
+        let err = load("[server]\nlisen = \"x\"").unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let secret = WebhookSecret::generate();
+        std::fs::write(&path, format!("{secret}\n")).unwrap();
+        let overlay = format!(
+            "[security]\nwebhook_secrets_file = {:?}",
+            path.display().to_string()
+        );
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(&overlay));
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.security.webhook_secrets[0].expose_secret(), secret);
+        assert!(!format!("{config:?}").contains(&secret));
+    }
+}
