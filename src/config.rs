@@ -219,6 +219,12 @@ impl Config {
         Self::from_figment(figment)
     }
 
+    /// The built-in defaults with one TOML overlay (no file, no
+    /// environment): handy for tests and embedding.
+    pub fn from_toml(overlay: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overlay)))
+    }
+
     /// The raw layered configuration, before the `_FILE` expansion.
     pub fn figment(sources: &Sources) -> Result<Figment, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));

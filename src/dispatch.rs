@@ -309,6 +309,55 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::persistence;
+    use crate::handler::Before;
+
+    fn slow_registry() -> Registry {
+        let mut r = Registry::new();
+        r.before(
+            persistence::BEFORE_REMOVE,
+            "T",
+            |_ctx: Context, id: String| async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(Before::Continue(id))
+            },
+        )
+        .unwrap();
+        r
+    }
+
+    fn task(timeout: Option<i64>) -> Task {
+        let body = serde_json::json!({"id": "t", "eventId": 106, "target": "T", "timeout": timeout,
+                                      "arguments": [{"appId": "A"}, "X"]});
+        Task::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn task_timeout_is_enforced_with_its_exact_message() {
+        let limits = TaskLimits {
+            default_timeout: Duration::from_secs(5),
+            max_timeout: Duration::from_secs(20),
+        };
+        let dispatcher = Dispatcher::new(Arc::new(slow_registry()), limits);
+        for (timeout, expected) in [
+            (Some(1500), 1500),
+            (None, 5000),
+            (Some(-1), 20_000),
+            (Some(60_000), 20_000),
+        ] {
+            let started = tokio::time::Instant::now();
+            let (reply, outcome) = dispatcher
+                .run(dispatcher.route(task(timeout)).unwrap())
+                .await;
+            assert_eq!(outcome, Outcome::Timeout);
+            assert_eq!(reply.exception.unwrap().exception_message, TIMEOUT_MESSAGE);
+            assert_eq!(
+                started.elapsed(),
+                Duration::from_millis(expected),
+                "timeout {timeout:?}"
+            );
+        }
+    }
 
     #[test]
     fn timeouts_are_bounded() {

@@ -3,7 +3,7 @@
 //! sustained load.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,9 +59,7 @@ impl BoundedSeenIds {
 
 impl SeenIds for BoundedSeenIds {
     fn first_time(&self, id: &str) -> bool {
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS];
         let now = Instant::now();
         let mut shard = shard.lock();
         while let Some((at, _)) = shard.order.front() {

@@ -1,0 +1,125 @@
+//! Starting a real runner on 127.0.0.1:0 and talking to it over HTTP.
+
+use std::net::SocketAddr;
+
+use coderunner::config::Config;
+use coderunner::runner::Runner;
+use coderunner::signature::WebhookSecret;
+use coderunner::Registry;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestRunner {
+    pub addr: SocketAddr,
+    pub secret: WebhookSecret,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub fn config(overlay: &str) -> Config {
+    Config::from_toml(overlay).unwrap()
+}
+
+pub const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1ydW5uZXItdGVzdHM=";
+pub const OTHER_SECRET: &str = "whsec_YW5vdGhlci1zZWNyZXQtdXNlZC1mb3Itcm90YXRpb24=";
+
+impl TestRunner {
+    pub async fn start(registry: Registry) -> Self {
+        Self::start_with(registry, "").await
+    }
+
+    pub async fn start_with(registry: Registry, extra: &str) -> Self {
+        let overlay = format!(
+            "[security]\nwebhook_secrets = [\"{SECRET}\", \"{OTHER_SECRET}\"]\n[tasks]\ndefault_timeout_ms = 2000\nmax_timeout_ms = 5000\n{extra}"
+        );
+        let config = config(&overlay);
+        let runner = Runner::new(&config, registry).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let done = tokio::spawn(runner.serve(listener, shutdown.clone()));
+        TestRunner {
+            addr,
+            secret: WebhookSecret::parse(SECRET).unwrap(),
+            http: reqwest::Client::new(),
+            shutdown,
+            done,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a body signed with the first secret.
+    pub async fn invoke_raw(&self, body: Vec<u8>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.url("/invoke"))
+            .header("content-type", "application/json");
+        for (name, value) in self.secret.sign_headers(&body) {
+            req = req.header(name, value);
+        }
+        req.body(body).send().await.unwrap()
+    }
+
+    /// Sends a signed task and returns status and JSON body.
+    pub async fn invoke(&self, task: &Value) -> (u16, Value) {
+        let resp = self.invoke_raw(serde_json::to_vec(task).unwrap()).await;
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self.http.get(self.url(path)).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+/// A RunnerContext for a caller.
+pub fn context(user: Option<(&str, &str)>) -> Value {
+    match user {
+        Some((id, token)) => serde_json::json!({
+            "appId": "test-app", "userId": id, "userToken": token,
+            "userRoles": ["AuthenticatedUser", "RestUser"], "deviceType": "REST",
+            "httpHeaders": {"user-token": token}, "futureField": {"kept": true}
+        }),
+        None => serde_json::json!({
+            "appId": "test-app", "userId": null, "userToken": null,
+            "userRoles": ["NotAuthenticatedUser", "RestUser"], "deviceType": "REST", "httpHeaders": {}
+        }),
+    }
+}
+
+/// A task with plain JSON arguments.
+pub fn task(id: &str, event_id: u32, target: &str, args: Vec<Value>) -> Value {
+    serde_json::json!({
+        "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
+        "id": id, "applicationId": "test-app", "eventId": event_id, "target": target,
+        "async": false, "timeout": 2000, "arguments": args
+    })
+}
+
+/// The same task with its arguments in the byte-array encoding.
+pub fn byte_encoded(mut task: Value) -> Value {
+    let args = task["arguments"].take();
+    let bytes: Vec<Value> = serde_json::to_vec(&args)
+        .unwrap()
+        .into_iter()
+        .map(Value::from)
+        .collect();
+    task["arguments"] = Value::Array(bytes);
+    task
+}
+
+/// Decodes reply arguments in either encoding.
+pub fn reply_args(reply: &Value) -> Vec<Value> {
+    let args = reply["arguments"].as_array().expect("reply has arguments");
+    if args.first().is_some_and(Value::is_number) {
+        let bytes: Vec<u8> = args.iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        serde_json::from_slice(&bytes).unwrap()
+    } else {
+        args.clone()
+    }
+}
