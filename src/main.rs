@@ -28,6 +28,11 @@ enum Command {
     Serve,
     /// Print the registered handlers as JSON.
     Handlers,
+    /// Exit 0 if a URL answers 2xx (the container's health check).
+    Probe {
+        /// The URL to probe, e.g. http://127.0.0.1:8200/healthz.
+        url: String,
+    },
 }
 
 fn registry() -> Result<Registry, String> {
@@ -57,6 +62,20 @@ async fn serve(cli: &Cli) -> Result<(), String> {
         .serve(listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn probe(url: &str) -> Result<(), String> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url}: HTTP {}", response.status()))
+    }
 }
 
 #[tokio::main]

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t coderunner .
+# Run:   docker run -p 8200:8200 -e CODERUNNER__SECURITY__WEBHOOK_SECRETS_FILE=/run/secrets/webhook ... coderunner
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+# Only the Rust toolchain is needed: SQLite is bundled, TLS is rustls.
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY handlers ./handlers
+COPY config ./config
+RUN cargo build --release --locked --bin coderunner
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home coderunner
+COPY --from=build /src/target/release/coderunner /usr/local/bin/coderunner
+COPY config /etc/coderunner
+ENV CODERUNNER__SERVER__LISTEN=0.0.0.0:8200
+USER coderunner
+EXPOSE 8200
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+    CMD ["coderunner", "probe", "http://127.0.0.1:8200/healthz"]
+ENTRYPOINT ["coderunner"]
+CMD ["serve"]
