@@ -89,6 +89,7 @@ async fn main() -> ExitCode {
                 serde_json::to_string_pretty(&r.handlers()).expect("handlers serialize")
             );
         }),
+        Command::Probe { url } => probe(url).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
