@@ -28,11 +28,62 @@ enum Command {
     Serve,
     /// Print the registered handlers as JSON.
     Handlers,
+    /// Send a signed task to a running runner and print the reply.
+    Invoke(InvokeArgs),
     /// Exit 0 if a URL answers 2xx (the container's health check).
     Probe {
         /// The URL to probe, e.g. http://127.0.0.1:8200/healthz.
         url: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct InvokeArgs {
+    /// The event: `provider.eventName` (e.g. persistence.afterCreate) or its id.
+    #[arg(long, required_unless_present = "file")]
+    event: Option<String>,
+    /// The target: table, channel, timer or custom event name.
+    #[arg(long, default_value = "*")]
+    target: String,
+    /// An argument after the context, as JSON; repeat for each, in order.
+    #[arg(long = "arg", value_name = "JSON")]
+    args: Vec<String>,
+    /// A task JSON file, such as one the emulator recorded.
+    #[arg(long, conflicts_with_all = ["event", "args"])]
+    file: Option<PathBuf>,
+    /// Send the task as this user, logged in through the backend for a real token.
+    #[arg(long = "as", value_name = "LOGIN")]
+    as_user: Option<String>,
+    /// The password of `--as` (not needed for the dev app's users).
+    #[arg(long, env = "CODERUNNER_INVOKE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Send the task as an anonymous caller.
+    #[arg(long, conflicts_with = "as_user")]
+    anonymous: bool,
+    /// The runner.
+    #[arg(long, default_value = "http://127.0.0.1:8200")]
+    runner: String,
+    /// The backend (or emulator) used to log `--as` in.
+    #[arg(long, default_value = "http://127.0.0.1:8100")]
+    backend: String,
+    /// The application id.
+    #[arg(long, default_value = "dev-app")]
+    app_id: String,
+    /// The API key used to log `--as` in.
+    #[arg(long, default_value = "dev-rest-key")]
+    api_key: String,
+    /// Mark the task asynchronous (the runner answers 202).
+    #[arg(long = "async")]
+    is_async: bool,
+    /// The task's timeout in ms.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: i64,
+}
+
+/// The password of a dev app user, from the emulator's dev seed.
+fn dev_password(login: &str) -> Option<String> {
+    let _ = login;
+    None
 }
 
 fn registry() -> Result<Registry, String> {
@@ -64,6 +115,76 @@ async fn serve(cli: &Cli) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
+    use coderunner::replay;
+    use secrecy::ExposeSecret;
+
+    let config = load(cli, vec![coderunner::config::DEV_TOML])?;
+    let secret = config
+        .security
+        .webhook_secrets
+        .first()
+        .ok_or("no webhook secret configured (security.webhook_secrets)")?;
+    let secret = coderunner::signature::WebhookSecret::parse(secret.expose_secret())
+        .map_err(|e| e.to_string())?;
+    let mut task: serde_json::Value = match &args.file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a JSON task: {e}", path.display()))?
+        }
+        None => {
+            let event = replay::find_event(args.event.as_deref().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            let values = args
+                .args
+                .iter()
+                .map(|a| serde_json::from_str(a).map_err(|e| format!("--arg {a}: not JSON: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            replay::build_task(
+                &args.app_id,
+                event,
+                &args.target,
+                values,
+                args.is_async,
+                args.timeout_ms,
+            )
+        }
+    };
+    let http = reqwest::Client::new();
+    if let Some(login) = &args.as_user {
+        let password = args
+            .password
+            .clone()
+            .or_else(|| dev_password(login))
+            .ok_or_else(|| format!("give the password of {login} with --password"))?;
+        let root = format!(
+            "{}/{}/{}",
+            args.backend.trim_end_matches('/'),
+            args.app_id,
+            args.api_key
+        );
+        let caller = replay::login(&http, &root, login, &password)
+            .await
+            .map_err(|e| e.to_string())?;
+        replay::set_caller(&mut task, Some(&caller)).map_err(|e| e.to_string())?;
+    } else if args.anonymous {
+        replay::set_caller(&mut task, None).map_err(|e| e.to_string())?;
+    }
+    let (status, reply) = replay::send(&http, &args.runner, &secret, &task)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&reply).expect("JSON prints")
+    );
+    if !(200..300).contains(&status) || !reply["exception"].is_null() {
+        return Err(format!("the runner answered HTTP {status} with an error"));
+    }
+    Ok(())
+}
+
 async fn probe(url: &str) -> Result<(), String> {
     let response = reqwest::Client::new()
         .get(url)
@@ -89,6 +210,7 @@ async fn main() -> ExitCode {
                 serde_json::to_string_pretty(&r.handlers()).expect("handlers serialize")
             );
         }),
+        Command::Invoke(args) => invoke(&cli, args).await,
         Command::Probe { url } => probe(url).await,
     };
     match result {

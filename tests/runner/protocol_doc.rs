@@ -10,7 +10,8 @@ use crate::support::TestRunner;
 
 /// The (request, reply) pairs of the document, in order.
 fn examples() -> Vec<(Value, Value)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md")).unwrap();
     let mut blocks: Vec<(String, Value)> = Vec::new();
     let mut current: Option<(String, String)> = None;
     for line in doc.lines() {
@@ -22,7 +23,8 @@ fn examples() -> Vec<(Value, Value)> {
             }
             Some((kind, text)) => {
                 if line.trim() == "```" {
-                    let value = serde_json::from_str(text).unwrap_or_else(|e| panic!("bad JSON in a `{kind}` block: {e}"));
+                    let value = serde_json::from_str(text)
+                        .unwrap_or_else(|e| panic!("bad JSON in a `{kind}` block: {e}"));
                     blocks.push((kind.clone(), value));
                     current = None;
                 } else {
