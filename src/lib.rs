@@ -1,7 +1,7 @@
 //! coderunner: runs Backendless business logic written in Rust.
 #![warn(missing_docs)]
 
-pub mod emulator;
 pub mod event;
-pub mod sdk;
 pub mod signature;
+pub mod emulator;
+pub mod sdk;
