@@ -1025,7 +1025,8 @@ async fn users_service_routes() {
 #[tokio::test]
 async fn counters_routes() {
     let server = MockServer::start().await;
-    let routes: [(&str, &str, Option<(&str, &str)>, Value); 9] = [
+    type Route<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>, Value);
+    let routes: [Route<'_>; 9] = [
         ("GET", "counters/n", None, json!(5)),
         ("PUT", "counters/n/increment/get", None, json!(6)),
         ("PUT", "counters/n/get/increment", None, json!(6)),
