@@ -1116,3 +1116,169 @@ async fn custom_domain_root_and_backend_errors() {
     ));
     assert!(!bad.to_string().contains(KEY));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_bounds_the_wait_for_login_but_not_the_shared_login() {
+    let server = MockServer::start().await;
+    let sessions = Arc::new(Sessions::default());
+    sessions.mount(&server, Duration::from_millis(500)).await;
+    mount_counter_for_valid_token(&server, &sessions).await;
+    let backendless = Backendless::new(config(&server)).unwrap();
+
+    let hurried = backendless
+        .superuser()
+        .with_deadline(Instant::now() + Duration::from_millis(50));
+    let err = hurried.counters().get("c").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdkError::Timeout {
+                limit: TimeoutLimit::Deadline,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The login the hurried call started goes on; the next call uses it.
+    assert_eq!(
+        backendless.superuser().counters().get("c").await.unwrap(),
+        7
+    );
+    assert_eq!(sessions.logins(), 1);
+}
+
+/// A recorder that sums counters and counts histogram records, keyed by
+/// `name{label=value,…}`.
+#[derive(Default)]
+struct TestRecorder {
+    values: Arc<parking_lot::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+struct Sum {
+    values: Arc<parking_lot::Mutex<std::collections::BTreeMap<String, u64>>>,
+    key: String,
+}
+
+impl metrics::CounterFn for Sum {
+    fn increment(&self, value: u64) {
+        *self.values.lock().entry(self.key.clone()).or_default() += value;
+    }
+    fn absolute(&self, value: u64) {
+        self.values.lock().insert(self.key.clone(), value);
+    }
+}
+
+impl metrics::HistogramFn for Sum {
+    fn record(&self, _value: f64) {
+        *self.values.lock().entry(self.key.clone()).or_default() += 1;
+    }
+}
+
+impl TestRecorder {
+    fn sum(&self, key: &metrics::Key) -> Arc<Sum> {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        Arc::new(Sum {
+            values: Arc::clone(&self.values),
+            key: format!("{}{{{}}}", key.name(), labels.join(",")),
+        })
+    }
+
+    fn get(&self, key: &str) -> u64 {
+        self.values.lock().get(key).copied().unwrap_or(0)
+    }
+}
+
+impl metrics::Recorder for TestRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.sum(key))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.sum(key))
+    }
+}
+
+#[test]
+fn metrics_count_logins_and_requests_with_bounded_labels() {
+    let recorder = TestRecorder::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let server = MockServer::start().await;
+            let sessions = Arc::new(Sessions::default());
+            sessions.mount(&server, Duration::ZERO).await;
+            mount_counter_for_valid_token(&server, &sessions).await;
+            let backendless = Backendless::new(config(&server)).unwrap();
+            backendless.superuser().counters().get("c").await.unwrap();
+            backendless.superuser().counters().get("c").await.unwrap();
+            let err = backendless
+                .server_key()
+                .counters()
+                .get("c")
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Some(3064));
+        })
+    });
+    assert_eq!(
+        recorder.get("coderunner_superuser_logins_total{outcome=ok}"),
+        1
+    );
+    assert_eq!(
+        recorder.get(
+            "coderunner_backend_requests_total{service=counters,identity=superuser,outcome=ok}"
+        ),
+        2
+    );
+    assert_eq!(
+        recorder
+            .get("coderunner_backend_requests_total{service=users,identity=superuser,outcome=ok}"),
+        1,
+        "the login request"
+    );
+    assert_eq!(
+        recorder.get(
+            "coderunner_backend_requests_total{service=counters,identity=server_key,outcome=backend_error}"
+        ),
+        1
+    );
+    assert_eq!(
+        recorder.get(
+            "coderunner_backend_request_duration_seconds{service=counters,identity=superuser}"
+        ),
+        2
+    );
+}
