@@ -1282,3 +1282,72 @@ fn metrics_count_logins_and_requests_with_bounded_labels() {
         2
     );
 }
+
+/// A log sink for the tracing subscriber of one test.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn logs_name_identity_service_and_path_but_no_secret() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let server = MockServer::start().await;
+            let sessions = Arc::new(Sessions::default());
+            sessions.mount(&server, Duration::ZERO).await;
+            mount_counter_for_valid_token(&server, &sessions).await;
+            Mock::given(method("GET"))
+                .and(path(p("users/isvalidusertoken/path-secret-token")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!(false)))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let backendless = Backendless::new(config(&server)).unwrap();
+            let caller = backendless.caller(Some(UserToken::new("header-secret-token")));
+            let probe = UserToken::new("path-secret-token");
+            assert!(!caller.users().is_valid_token(&probe).await.unwrap());
+            backendless.superuser().counters().get("c").await.unwrap();
+            backendless.superuser().counters().get("c").await.unwrap();
+        })
+    });
+    let text = String::from_utf8(logs.0.lock().clone()).unwrap();
+    for expected in [
+        "identity=caller service=\"users\" method=GET path=/users/isvalidusertoken/[redacted]",
+        "identity=superuser service=\"counters\" method=GET path=/counters/c",
+        "superuser logged in",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    for secret in [
+        "path-secret-token",
+        "header-secret-token",
+        "su-1",
+        PASSWORD,
+        KEY,
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} leaked into the logs:\n{text}"
+        );
+    }
+}
