@@ -362,7 +362,7 @@ impl Client {
     }
 
     /// Sends `call` with no `user-token`, whatever this client's identity
-    /// (login and registration).
+    /// (login).
     pub(crate) async fn send_without_token(&self, call: Call) -> Result<Value, SdkError> {
         self.backendless
             .inner

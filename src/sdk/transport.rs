@@ -144,6 +144,11 @@ impl Transport {
         }
     }
 
+    /// Whether calls are time-limited (always, outside paused-time tests).
+    pub(crate) fn has_timers(&self) -> bool {
+        self.timers
+    }
+
     fn url(&self, call: &Call) -> Url {
         let mut url = self.root.clone();
         {
@@ -322,11 +327,4 @@ pub(crate) fn decode<T: DeserializeOwned>(service: Service, value: Value) -> Res
         service: service.as_str(),
         message: e.to_string(),
     })
-}
-
-impl Transport {
-    /// Whether calls are time-limited (always, outside paused-time tests).
-    pub(crate) fn has_timers(&self) -> bool {
-        self.timers
-    }
 }
