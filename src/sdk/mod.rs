@@ -1,1 +1,34 @@
 //! The handler SDK: a Backendless REST client with explicit identities.
+//!
+//! A [`Backendless`] holds the process-wide connection pool and the shared
+//! superuser session; [`Backendless::caller`], [`Backendless::superuser`] and
+//! [`Backendless::server_key`] make a [`Client`] bound to one identity, and
+//! every call through that client carries that identity's token and no
+//! other. See `docs/identities.md` for when to use which.
+//!
+//! This module knows nothing of serving HTTP or dispatching events.
+
+mod cache;
+mod client;
+mod config;
+mod counters;
+mod data;
+mod error;
+mod session;
+mod transport;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+pub use cache::{Cache, MAX_CACHE_TTL, MIN_CACHE_TTL};
+pub use client::{Backendless, Client, IdentityKind};
+pub use config::{LoginBackoffConfig, SdkConfig, SuperuserCredentials};
+pub use counters::Counters;
+pub use data::{Data, Query, Saved, Table};
+pub use error::{
+    LoginError, LoginErrorKind, SdkError, TimeoutLimit, BAD_CREDENTIALS_CODE,
+    INVALID_SESSION_CODES, LOGIN_LIMIT_CODES,
+};
+pub use session::{MemorySessionStore, SessionStore};
+pub use users::{LoggedIn, Users};

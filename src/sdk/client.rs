@@ -1,0 +1,400 @@
+//! [`Backendless`], the process-wide handle, and [`Client`], a handle bound
+//! to one identity. The identity is fixed when the client is made and the
+//! token sent with each request is read from the client itself, so there is
+//! no shared "current user" for concurrent invocations to overwrite.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use reqwest::Url;
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::cache::Cache;
+use super::config::SdkConfig;
+use super::counters::Counters;
+use super::data::{Data, Table};
+use super::error::{SdkError, TimeoutLimit};
+use super::session::{MemorySessionStore, SessionStore, SuperuserSession};
+use super::transport::{decode, Call, Transport};
+use super::users::Users;
+use crate::event::UserToken;
+
+/// The SDK's process-wide handle: one HTTP connection pool, the root URL and
+/// the shared superuser session. Cheap to clone (an `Arc` inside).
+///
+/// # Example
+/// ```no_run
+/// # async fn run() -> Result<(), coderunner::sdk::SdkError> {
+/// use coderunner::sdk::{Backendless, SdkConfig};
+/// let backendless = Backendless::new(SdkConfig::new(
+///     "http://127.0.0.1:8100", "APP-ID", "API-KEY".into(),
+/// ))?;
+/// let n: i64 = backendless.server_key().counters().increment_and_get("visits").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Backendless {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Arc<Transport>,
+    session: Arc<SuperuserSession>,
+    logout_on_shutdown: bool,
+}
+
+impl fmt::Debug for Backendless {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backendless").finish_non_exhaustive()
+    }
+}
+
+impl Backendless {
+    /// Builds the handle; the superuser token is kept in process memory.
+    /// Fails with [`SdkError::InvalidArgument`] when the URL or keys are unusable.
+    pub fn new(config: SdkConfig) -> Result<Self, SdkError> {
+        Self::with_store(config, Arc::new(MemorySessionStore::default()))
+    }
+
+    /// Like [`Backendless::new`], with the superuser token kept in `store`.
+    pub fn with_store(config: SdkConfig, store: Arc<dyn SessionStore>) -> Result<Self, SdkError> {
+        Self::build(config, store, true)
+    }
+
+    /// For tests on paused tokio time: no timers around requests and no pool
+    /// idle timer, so the paused clock only moves when the test moves it.
+    #[cfg(test)]
+    pub(crate) fn new_untimed(config: SdkConfig) -> Result<Self, SdkError> {
+        Self::build(config, Arc::new(MemorySessionStore::default()), false)
+    }
+
+    fn build(
+        config: SdkConfig,
+        store: Arc<dyn SessionStore>,
+        timers: bool,
+    ) -> Result<Self, SdkError> {
+        let root = root_url(&config)?;
+        let mut builder = reqwest::Client::builder();
+        if !timers {
+            builder = builder.pool_idle_timeout(None);
+        }
+        let http = builder.build().map_err(|e| {
+            SdkError::invalid(
+                "server_url",
+                format!("could not build the HTTP client: {e}"),
+            )
+        })?;
+        let transport = Arc::new(Transport::new(
+            http,
+            root,
+            config.api_key,
+            config.request_timeout,
+            timers,
+        ));
+        let session = Arc::new(SuperuserSession::new(
+            Arc::clone(&transport),
+            config.superuser,
+            store,
+            config.login_backoff,
+            config.session_timeout,
+        ));
+        Ok(Backendless {
+            inner: Arc::new(Inner {
+                transport,
+                session,
+                logout_on_shutdown: config.logout_on_shutdown,
+            }),
+        })
+    }
+
+    /// A client acting as the caller of the event: `token` is the context's
+    /// `userToken` (no password needed). `None` is an anonymous caller: no
+    /// `user-token` is sent.
+    pub fn caller(&self, token: Option<UserToken>) -> Client {
+        self.client(Identity::Caller(token))
+    }
+
+    /// A client acting as the shared superuser (logged in once per process).
+    pub fn superuser(&self) -> Client {
+        self.client(Identity::Superuser)
+    }
+
+    /// A client with the API key alone and no `user-token`: with the
+    /// CloudCode key, the ServerCodeUser role's permissions.
+    pub fn server_key(&self) -> Client {
+        self.client(Identity::ServerKey)
+    }
+
+    fn client(&self, identity: Identity) -> Client {
+        Client {
+            backendless: self.clone(),
+            identity,
+            deadline: None,
+        }
+    }
+
+    /// Logs the superuser out when `logout_on_shutdown` is set and a session
+    /// exists. Errors are logged, not returned.
+    pub async fn shutdown(&self) {
+        if self.inner.logout_on_shutdown {
+            self.inner.session.logout().await;
+        }
+    }
+}
+
+fn root_url(config: &SdkConfig) -> Result<Url, SdkError> {
+    let (argument, text) = match &config.custom_domain {
+        Some(domain) => (
+            "custom_domain",
+            format!("{}/api", domain.trim_end_matches('/')),
+        ),
+        None => {
+            let key = config.api_key.expose_secret();
+            if config.app_id.is_empty() || key.is_empty() {
+                return Err(SdkError::invalid(
+                    "app_id",
+                    "app_id and api_key must not be empty",
+                ));
+            }
+            if config.app_id.contains('/') || key.contains('/') {
+                return Err(SdkError::invalid(
+                    "app_id",
+                    "app_id and api_key must not contain '/'",
+                ));
+            }
+            (
+                "server_url",
+                format!(
+                    "{}/{}/{}",
+                    config.server_url.trim_end_matches('/'),
+                    config.app_id,
+                    key
+                ),
+            )
+        }
+    };
+    // The error of `Url::parse` does not echo the input, so the key stays out.
+    let url = Url::parse(&text)
+        .map_err(|e| SdkError::invalid(argument, format!("not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(SdkError::invalid(argument, "must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+/// Which identity a [`Client`] acts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    /// The caller of the event, with their token (or anonymous without one).
+    Caller,
+    /// The shared superuser.
+    Superuser,
+    /// The API key alone.
+    ServerKey,
+}
+
+impl IdentityKind {
+    /// A bounded label for logs and metrics: `caller`, `superuser` or `server_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Caller => "caller",
+            IdentityKind::Superuser => "superuser",
+            IdentityKind::ServerKey => "server_key",
+        }
+    }
+}
+
+impl fmt::Display for IdentityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone)]
+enum Identity {
+    Caller(Option<UserToken>),
+    Superuser,
+    ServerKey,
+}
+
+/// A handle that acts as one identity for every call made through it.
+/// Cheap to clone; made by [`Backendless::caller`], [`Backendless::superuser`]
+/// or [`Backendless::server_key`].
+#[derive(Clone)]
+pub struct Client {
+    backendless: Backendless,
+    /// Fixed at construction; each request reads its token from here.
+    identity: Identity,
+    /// Calls end with [`SdkError::Timeout`] once this passes.
+    deadline: Option<Instant>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let has_token = matches!(self.identity, Identity::Caller(Some(_)));
+        f.debug_struct("Client")
+            .field("identity", &self.identity())
+            .field("has_token", &has_token)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Client {
+    /// The same identity, with every call limited to what is left until
+    /// `deadline` (and, as always, to `request_timeout`).
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Which identity this client acts as.
+    pub fn identity(&self) -> IdentityKind {
+        match self.identity {
+            Identity::Caller(_) => IdentityKind::Caller,
+            Identity::Superuser => IdentityKind::Superuser,
+            Identity::ServerKey => IdentityKind::ServerKey,
+        }
+    }
+
+    /// Whether this is a caller client without a token.
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.identity, Identity::Caller(None))
+    }
+
+    /// The Users service.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    /// The Data service.
+    pub fn data(&self) -> Data<'_> {
+        Data::new(self)
+    }
+
+    /// A table of rows of type `T` (a serde type or `serde_json::Value`);
+    /// shorthand for `self.data().table(name)`.
+    pub fn table<T>(&self, name: &str) -> Table<'_, T> {
+        self.data().table(name)
+    }
+
+    /// The Cache service.
+    pub fn cache(&self) -> Cache<'_> {
+        Cache::new(self)
+    }
+
+    /// The atomic counters service.
+    pub fn counters(&self) -> Counters<'_> {
+        Counters::new(self)
+    }
+
+    /// Sends `call` and decodes the reply into `T`.
+    pub(crate) async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, SdkError> {
+        let service = call.service;
+        decode(service, self.send_raw(call).await?)
+    }
+
+    /// Sends `call` as this client's identity.
+    pub(crate) async fn send_raw(&self, call: Call) -> Result<Value, SdkError> {
+        let inner = &self.backendless.inner;
+        let kind = self.identity();
+        match &self.identity {
+            Identity::Caller(token) => {
+                inner
+                    .transport
+                    .execute(
+                        &call,
+                        token.as_ref().map(UserToken::expose),
+                        kind,
+                        self.deadline,
+                    )
+                    .await
+            }
+            Identity::ServerKey => {
+                inner
+                    .transport
+                    .execute(&call, None, kind, self.deadline)
+                    .await
+            }
+            Identity::Superuser => {
+                let session = &inner.session;
+                let token = self.within_deadline(&call, session.token()).await??;
+                match self.as_superuser(&call, &token).await {
+                    Err(e) if e.is_invalid_session() => {
+                        tracing::debug!(
+                            service = call.service.as_str(),
+                            "the superuser token was rejected; logging in again"
+                        );
+                        let fresh = self
+                            .within_deadline(&call, session.refresh(&token))
+                            .await??;
+                        self.as_superuser(&call, &fresh).await
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// Sends `call` with the superuser's `token`; a reply that does not
+    /// reject the token counts as a use of the session.
+    async fn as_superuser(&self, call: &Call, token: &UserToken) -> Result<Value, SdkError> {
+        let inner = &self.backendless.inner;
+        let result = inner
+            .transport
+            .execute(
+                call,
+                Some(token.expose()),
+                IdentityKind::Superuser,
+                self.deadline,
+            )
+            .await;
+        match &result {
+            Ok(_) => inner.session.touch(),
+            Err(e @ SdkError::Backend { .. }) if !e.is_invalid_session() => inner.session.touch(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Sends `call` with no `user-token`, whatever this client's identity
+    /// (login).
+    pub(crate) async fn send_without_token(&self, call: Call) -> Result<Value, SdkError> {
+        self.backendless
+            .inner
+            .transport
+            .execute(&call, None, self.identity(), self.deadline)
+            .await
+    }
+
+    /// The caller's token, when this is a caller client with one.
+    pub(crate) fn caller_token(&self) -> Option<&UserToken> {
+        match &self.identity {
+            Identity::Caller(token) => token.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Waits for `future` (e.g. the superuser login) no longer than the deadline.
+    async fn within_deadline<F: Future>(
+        &self,
+        call: &Call,
+        future: F,
+    ) -> Result<F::Output, SdkError> {
+        match self.deadline {
+            Some(deadline) if self.backendless.inner.transport.has_timers() => {
+                tokio::time::timeout_at(deadline, future)
+                    .await
+                    .map_err(|_| SdkError::Timeout {
+                        service: call.service.as_str(),
+                        limit: TimeoutLimit::Deadline,
+                    })
+            }
+            _ => Ok(future.await),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Configuration of the SDK: where the backend is, which key to use, the
+//! superuser's credentials and the limits on each call.
+//!
+//! Secrets are [`SecretString`]s from the moment they are read; the `Debug`
+//! impls here print `[redacted]` in their place.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Everything [`crate::sdk::Backendless::new`] needs.
+pub struct SdkConfig {
+    /// Base URL of the Backendless API, e.g. `"http://127.0.0.1:8100"` or
+    /// `"https://api.backendless.com"`. Ignored when `custom_domain` is set.
+    pub server_url: String,
+    /// The application id (the first segment of the root URL).
+    pub app_id: String,
+    /// The API key (the app's CloudCode key in production). Part of the URL,
+    /// hence a secret: it never reaches a log line or an error.
+    pub api_key: SecretString,
+    /// A custom domain such as `"https://xxxx.backendless.app"`; the root URL
+    /// becomes `{custom_domain}/api` (spec §4).
+    pub custom_domain: Option<String>,
+    /// The shared superuser's credentials; `None` makes every
+    /// [`crate::sdk::Backendless::superuser`] call fail with
+    /// [`crate::sdk::LoginErrorKind::NotConfigured`].
+    pub superuser: Option<SuperuserCredentials>,
+    /// The cap on each backend call (connect, send and read the whole reply).
+    pub request_timeout: Duration,
+    /// The backend's session inactivity timeout, if known (Backendless default
+    /// 3600 s). The superuser session is renewed once its last use is older
+    /// than 90 % of it, instead of waiting for a failed call.
+    pub session_timeout: Option<Duration>,
+    /// Log the superuser out in [`crate::sdk::Backendless::shutdown`], so that
+    /// the session does not count against a login limit after the process ends.
+    pub logout_on_shutdown: bool,
+    /// How failed superuser logins back off.
+    pub login_backoff: LoginBackoffConfig,
+}
+
+impl SdkConfig {
+    /// A configuration with the given backend, no superuser, no custom domain,
+    /// a 10 s request timeout, the Backendless default session timeout
+    /// (3600 s), logout on shutdown and the default login backoff.
+    pub fn new(
+        server_url: impl Into<String>,
+        app_id: impl Into<String>,
+        api_key: SecretString,
+    ) -> Self {
+        Self {
+            server_url: server_url.into(),
+            app_id: app_id.into(),
+            api_key,
+            custom_domain: None,
+            superuser: None,
+            request_timeout: Duration::from_secs(10),
+            session_timeout: Some(Duration::from_secs(3600)),
+            logout_on_shutdown: true,
+            login_backoff: LoginBackoffConfig::default(),
+        }
+    }
+}
+
+impl fmt::Debug for SdkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SdkConfig")
+            .field("server_url", &self.server_url)
+            .field("app_id", &self.app_id)
+            .field("api_key", &"[redacted]")
+            .field("custom_domain", &self.custom_domain)
+            .field("superuser", &self.superuser)
+            .field("request_timeout", &self.request_timeout)
+            .field("session_timeout", &self.session_timeout)
+            .field("logout_on_shutdown", &self.logout_on_shutdown)
+            .field("login_backoff", &self.login_backoff)
+            .finish()
+    }
+}
+
+/// The shared superuser's login and password (from secrets, never source code).
+pub struct SuperuserCredentials {
+    /// The login (the Users table's identity column, `email` by default).
+    pub login: String,
+    /// The password.
+    pub password: SecretString,
+}
+
+impl fmt::Debug for SuperuserCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SuperuserCredentials")
+            .field("login", &self.login)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Exponential backoff after failed superuser logins: the n-th consecutive
+/// failure blocks logins for `min(initial * 2^(n-1), max)`. While blocked,
+/// superuser calls fail at once with the last login error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginBackoffConfig {
+    /// The wait after the first failure.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for LoginBackoffConfig {
+    /// 1 s, doubling up to 60 s.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        }
+    }
+}

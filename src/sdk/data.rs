@@ -1,0 +1,328 @@
+//! The Data service: rows of the app's tables as the user's serde types (or
+//! `serde_json::Value`), with the system fields in [`Saved`].
+
+use std::marker::PhantomData;
+
+use reqwest::Method;
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::client::Client;
+use super::error::SdkError;
+use super::transport::{Call, Service};
+
+/// A row as stored by the backend: the system fields plus the user's fields
+/// (`T`, flattened).
+///
+/// `T` should not use `#[serde(deny_unknown_fields)]` (the system fields sit
+/// beside its own), and should not declare the system fields itself.
+///
+/// # Example
+/// ```
+/// use coderunner::sdk::Saved;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Order { item: String, qty: u32 }
+/// let row: Saved<Order> = serde_json::from_str(
+///     r#"{"objectId":"A1","ownerId":null,"created":1,"updated":null,"___class":"Order","item":"tea","qty":2}"#,
+/// ).unwrap();
+/// assert_eq!(row.object_id, "A1");
+/// assert_eq!(row.data.qty, 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saved<T> {
+    /// The row's id (an uppercase GUID).
+    #[serde(rename = "objectId")]
+    pub object_id: String,
+    /// The user whose token created the row; `None` when created without one.
+    #[serde(rename = "ownerId", default)]
+    pub owner_id: Option<String>,
+    /// Creation time, ms since the epoch.
+    #[serde(default, deserialize_with = "lenient_ms")]
+    pub created: Option<i64>,
+    /// Last update time, ms since the epoch; `None` until the first update.
+    #[serde(default, deserialize_with = "lenient_ms")]
+    pub updated: Option<i64>,
+    /// The table name.
+    #[serde(rename = "___class", default)]
+    pub class: Option<String>,
+    /// The user's fields.
+    #[serde(flatten)]
+    pub data: T,
+}
+
+/// Accepts ms as an integer, a float or a numeric string.
+fn lenient_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+/// A query for [`Table::find`]: `where`, paging, sorting and properties.
+///
+/// # Example
+/// ```
+/// use coderunner::sdk::Query;
+/// let q = Query::new().where_clause("qty > 1").sort_by("created desc").page_size(50);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    where_clause: Option<String>,
+    page_size: Option<u32>,
+    offset: Option<u32>,
+    sort_by: Vec<String>,
+    props: Vec<String>,
+}
+
+impl Query {
+    /// A query for the first page (backend default: 10 rows) of all rows.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `where` clause (Backendless SQL-92 subset), e.g. `"qty > 1"`.
+    pub fn where_clause(mut self, clause: impl Into<String>) -> Self {
+        self.where_clause = Some(clause.into());
+        self
+    }
+
+    /// Rows per page, 1..=100 (checked when the query is sent).
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.page_size = Some(size);
+        self
+    }
+
+    /// Rows to skip.
+    pub fn offset(mut self, offset: u32) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// Adds a sort key, e.g. `"name"` or `"created desc"`.
+    pub fn sort_by(mut self, key: impl Into<String>) -> Self {
+        self.sort_by.push(key.into());
+        self
+    }
+
+    /// Adds properties to return (all when none are given).
+    pub fn props<I, S>(mut self, props: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.props.extend(props.into_iter().map(Into::into));
+        self
+    }
+
+    fn apply(&self, mut call: Call) -> Result<Call, SdkError> {
+        if let Some(clause) = &self.where_clause {
+            call = call.query("where", clause);
+        }
+        if let Some(size) = self.page_size {
+            if !(1..=100).contains(&size) {
+                return Err(SdkError::invalid(
+                    "page_size",
+                    format!("{size} is outside the allowed 1..=100"),
+                ));
+            }
+            call = call.query("pageSize", size);
+        }
+        if let Some(offset) = self.offset {
+            call = call.query("offset", offset);
+        }
+        if !self.sort_by.is_empty() {
+            call = call.query("sortBy", self.sort_by.join(","));
+        }
+        if !self.props.is_empty() {
+            call = call.query("props", self.props.join(","));
+        }
+        Ok(call)
+    }
+}
+
+/// The Data service of a [`Client`].
+#[derive(Debug, Clone, Copy)]
+pub struct Data<'a> {
+    client: &'a Client,
+}
+
+impl<'a> Data<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Data { client }
+    }
+
+    /// The table `name`, with rows of type `T`.
+    pub fn table<T>(&self, name: &str) -> Table<'a, T> {
+        Table {
+            client: self.client,
+            name: name.to_owned(),
+            rows: PhantomData,
+        }
+    }
+}
+
+/// One table, with rows of type `T` (a serde type or `serde_json::Value`).
+#[derive(Debug)]
+pub struct Table<'a, T> {
+    client: &'a Client,
+    name: String,
+    rows: PhantomData<fn() -> T>,
+}
+
+impl<T> Table<'_, T> {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn call<I: IntoIterator<Item = String>>(
+        &self,
+        method: Method,
+        rest: I,
+    ) -> Result<Call, SdkError> {
+        if self.name.is_empty() {
+            return Err(SdkError::invalid("table", "the table name is empty"));
+        }
+        let segments = ["data".to_owned(), self.name.clone()]
+            .into_iter()
+            .chain(rest);
+        Ok(Call::new(Service::Data, method, segments))
+    }
+
+    fn bulk_call(&self, method: Method) -> Result<Call, SdkError> {
+        if self.name.is_empty() {
+            return Err(SdkError::invalid("table", "the table name is empty"));
+        }
+        Ok(Call::new(
+            Service::Data,
+            method,
+            ["data".to_owned(), "bulk".to_owned(), self.name.clone()],
+        ))
+    }
+
+    /// How many rows match `where_clause` (all rows when `None`).
+    pub async fn count(&self, where_clause: Option<&str>) -> Result<u64, SdkError> {
+        let mut call = self.call(Method::GET, ["count".to_owned()])?;
+        if let Some(clause) = where_clause {
+            call = call.query("where", clause);
+        }
+        self.client.send(call).await
+    }
+
+    /// Deletes the row `id`; returns the deletion time (ms since the epoch).
+    pub async fn delete(&self, id: &str) -> Result<i64, SdkError> {
+        check_id(id)?;
+        #[derive(Deserialize)]
+        struct Deleted {
+            #[serde(rename = "deletionTime")]
+            deletion_time: i64,
+        }
+        let reply: Deleted = self
+            .client
+            .send(self.call(Method::DELETE, [id.to_owned()])?)
+            .await?;
+        Ok(reply.deletion_time)
+    }
+
+    /// Applies `changes` to every row matching `where_clause`; returns how
+    /// many rows were updated.
+    pub async fn bulk_update<C: Serialize + ?Sized>(
+        &self,
+        where_clause: &str,
+        changes: &C,
+    ) -> Result<u64, SdkError> {
+        let call = self
+            .bulk_call(Method::PUT)?
+            .query("where", where_clause)
+            .body(to_json(changes)?);
+        self.client.send(call).await
+    }
+
+    /// Deletes every row matching `where_clause`; returns how many.
+    pub async fn bulk_delete(&self, where_clause: &str) -> Result<u64, SdkError> {
+        let call = self.bulk_call(Method::DELETE)?.query("where", where_clause);
+        self.client.send(call).await
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Table<'_, T> {
+    /// Creates a row (`POST /data/{table}`, `___class` set to the table);
+    /// returns it with its system fields.
+    pub async fn create(&self, item: &T) -> Result<Saved<T>, SdkError> {
+        let body = self.with_class(to_json(item)?)?;
+        self.client
+            .send(self.call(Method::POST, [])?.body(body))
+            .await
+    }
+
+    /// Updates the row `id` with `changes` (a partial object is allowed);
+    /// returns the whole row.
+    pub async fn update<C: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        changes: &C,
+    ) -> Result<Saved<T>, SdkError> {
+        check_id(id)?;
+        let body = self.with_class(to_json(changes)?)?;
+        self.client
+            .send(self.call(Method::PUT, [id.to_owned()])?.body(body))
+            .await
+    }
+
+    /// The row `id`, or `None` when the backend says it does not exist (1000).
+    pub async fn find_by_id(&self, id: &str) -> Result<Option<Saved<T>>, SdkError> {
+        check_id(id)?;
+        match self
+            .client
+            .send(self.call(Method::GET, [id.to_owned()])?)
+            .await
+        {
+            Ok(row) => Ok(Some(row)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of rows matching `query`.
+    pub async fn find(&self, query: &Query) -> Result<Vec<Saved<T>>, SdkError> {
+        let call = query.apply(self.call(Method::GET, [])?)?;
+        self.client.send(call).await
+    }
+
+    /// Creates several rows in one request; returns their ids in order.
+    pub async fn bulk_create(&self, items: &[T]) -> Result<Vec<String>, SdkError> {
+        let rows = items
+            .iter()
+            .map(|item| to_json(item).and_then(|v| self.with_class(v)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let call = self.bulk_call(Method::POST)?.body(Value::Array(rows));
+        self.client.send(call).await
+    }
+
+    fn with_class(&self, mut value: Value) -> Result<Value, SdkError> {
+        match &mut value {
+            Value::Object(map) => {
+                map.insert("___class".to_owned(), Value::String(self.name.clone()));
+                Ok(value)
+            }
+            _ => Err(SdkError::invalid(
+                "item",
+                "a row must serialize to a JSON object",
+            )),
+        }
+    }
+}
+
+fn check_id(id: &str) -> Result<(), SdkError> {
+    if id.is_empty() {
+        return Err(SdkError::invalid("id", "the object id is empty"));
+    }
+    Ok(())
+}
+
+fn to_json<V: Serialize + ?Sized>(value: &V) -> Result<Value, SdkError> {
+    serde_json::to_value(value)
+        .map_err(|e| SdkError::invalid("item", format!("cannot be serialized: {e}")))
+}

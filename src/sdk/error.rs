@@ -1,0 +1,219 @@
+//! The SDK's one error type.
+//!
+//! No variant carries a token, a password or the API key: URLs are stripped
+//! from transport errors and secrets are masked in backend messages.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Codes with which the backend says a user token is no longer valid
+/// (spec §5): 3064 "Not existing user token", 3048 and 3091 "Session timeout".
+pub const INVALID_SESSION_CODES: &[i64] = &[3064, 3048, 3091];
+
+/// Login refused because of a multiple-login limit (3044) or because the
+/// account is logged in elsewhere and multiple logins are off (3002).
+pub const LOGIN_LIMIT_CODES: &[i64] = &[3044, 3002];
+
+/// "Invalid login or password".
+pub const BAD_CREDENTIALS_CODE: i64 = 3003;
+
+/// Why a call through the SDK failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SdkError {
+    /// The backend answered with a non-2xx status (body `{"code","message"}`).
+    #[error("backend error {code} (HTTP {status}) from {service}: {message}", code = display_code(*.code))]
+    Backend {
+        /// Which service was called (`users`, `data`, `cache`, `counters`).
+        service: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The Backendless error code, when the body had one.
+        code: Option<i64>,
+        /// The backend's message, with any secret of this call masked.
+        message: String,
+    },
+    /// The request could not be sent or the reply not read.
+    #[error("could not reach the backend ({service})")]
+    Transport {
+        /// Which service was called.
+        service: &'static str,
+        /// The cause, without the URL (it holds the API key).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The call did not finish before the client's deadline or the
+    /// configured `request_timeout`, whichever came first.
+    #[error("backend call to {service} timed out ({limit})")]
+    Timeout {
+        /// Which service was called.
+        service: &'static str,
+        /// Which limit expired.
+        limit: TimeoutLimit,
+    },
+    /// An argument was rejected before any request was sent.
+    #[error("invalid argument `{argument}`: {message}")]
+    InvalidArgument {
+        /// The argument's name, e.g. `expire_in`.
+        argument: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The shared superuser session could not be established.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// The backend's reply did not have the expected shape.
+    #[error("could not decode the reply of {service}: {message}")]
+    Decode {
+        /// Which service was called.
+        service: &'static str,
+        /// What did not match.
+        message: String,
+    },
+}
+
+fn display_code(code: Option<i64>) -> String {
+    code.map_or_else(|| "without code".to_owned(), |c| c.to_string())
+}
+
+impl SdkError {
+    /// The Backendless error code, for [`SdkError::Backend`] and for login
+    /// failures that the backend explained.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            SdkError::Backend { code, .. } => *code,
+            SdkError::Login(e) => e.code,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a [`SdkError::Backend`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SdkError::Backend { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the backend said the user token used is no longer valid
+    /// (3064, 3048, 3091 or HTTP 401).
+    pub fn is_invalid_session(&self) -> bool {
+        match self {
+            SdkError::Backend { status, code, .. } => {
+                *status == 401 || code.is_some_and(|c| INVALID_SESSION_CODES.contains(&c))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the backend said the object does not exist (1000).
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(1000)
+    }
+
+    pub(crate) fn invalid(argument: &'static str, message: impl Into<String>) -> Self {
+        SdkError::InvalidArgument {
+            argument,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which limit ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutLimit {
+    /// The deadline given with [`crate::sdk::Client::with_deadline`] (the
+    /// invocation's deadline).
+    Deadline,
+    /// The configured `request_timeout`.
+    RequestTimeout,
+}
+
+impl fmt::Display for TimeoutLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutLimit::Deadline => "the invocation deadline passed",
+            TimeoutLimit::RequestTimeout => "request_timeout elapsed",
+        })
+    }
+}
+
+/// Why the superuser could not log in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("superuser login failed ({kind}): {message}{}", retry_note(*.retry_in))]
+pub struct LoginError {
+    /// The class of failure.
+    pub kind: LoginErrorKind,
+    /// The Backendless error code, when the backend gave one.
+    pub code: Option<i64>,
+    /// The backend's message or a description of the failure.
+    pub message: String,
+    /// When this error is returned while backing off: how long until the next
+    /// login attempt is allowed.
+    pub retry_in: Option<Duration>,
+}
+
+fn retry_note(retry_in: Option<Duration>) -> String {
+    retry_in.map_or_else(String::new, |d| {
+        format!(" (backing off: next attempt in {:.1} s)", d.as_secs_f64())
+    })
+}
+
+/// The class of a [`LoginError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginErrorKind {
+    /// 3044 or 3002: the account's multiple-login limit was reached.
+    LoginLimit,
+    /// 3003: invalid login or password.
+    BadCredentials,
+    /// The backend refused the login for another reason.
+    Rejected,
+    /// The backend could not be reached, or did not answer in time, or its
+    /// reply had no token.
+    Unreachable,
+    /// No superuser credentials are configured.
+    NotConfigured,
+}
+
+impl LoginErrorKind {
+    /// A bounded label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginErrorKind::LoginLimit => "login_limit",
+            LoginErrorKind::BadCredentials => "bad_credentials",
+            LoginErrorKind::Rejected => "rejected",
+            LoginErrorKind::Unreachable => "unreachable",
+            LoginErrorKind::NotConfigured => "not_configured",
+        }
+    }
+}
+
+impl fmt::Display for LoginErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl LoginError {
+    /// Classifies the error of a login request.
+    pub(crate) fn from_sdk(err: &SdkError) -> Self {
+        let (kind, code, message) = match err {
+            SdkError::Backend { code, message, .. } => {
+                let kind = match code {
+                    Some(c) if LOGIN_LIMIT_CODES.contains(c) => LoginErrorKind::LoginLimit,
+                    Some(BAD_CREDENTIALS_CODE) => LoginErrorKind::BadCredentials,
+                    _ => LoginErrorKind::Rejected,
+                };
+                (kind, *code, message.clone())
+            }
+            other => (LoginErrorKind::Unreachable, None, other.to_string()),
+        };
+        LoginError {
+            kind,
+            code,
+            message,
+            retry_in: None,
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! One HTTP exchange with the backend: URL building, the identity header,
+//! the per-call time limit, error decoding, the debug log line and metrics.
+//!
+//! This module knows nothing of identities beyond the token it is handed;
+//! choosing the token is [`super::client`]'s job.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::error::{SdkError, TimeoutLimit};
+use super::IdentityKind;
+
+/// The backend service a call belongs to; a bounded metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Users,
+    Data,
+    Cache,
+    Counters,
+}
+
+impl Service {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Service::Users => "users",
+            Service::Data => "data",
+            Service::Cache => "cache",
+            Service::Counters => "counters",
+        }
+    }
+}
+
+/// A path segment; secret segments (a token in the path) are masked in logs.
+#[derive(Clone)]
+pub(crate) enum Segment {
+    Plain(String),
+    Secret(String),
+}
+
+/// One backend request, before the identity is applied.
+#[derive(Clone)]
+pub(crate) struct Call {
+    pub(crate) service: Service,
+    pub(crate) method: Method,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) body: Option<Value>,
+}
+
+impl Call {
+    /// A call to `segments` (each percent-encoded on its own) of `service`.
+    pub(crate) fn new<I, S>(service: Service, method: Method, segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Call {
+            service,
+            method,
+            segments: segments
+                .into_iter()
+                .map(|s| Segment::Plain(s.into()))
+                .collect(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Appends a segment that must never be logged (a token).
+    pub(crate) fn secret_segment(mut self, value: &str) -> Self {
+        self.segments.push(Segment::Secret(value.to_owned()));
+        self
+    }
+
+    /// Adds a query parameter.
+    pub(crate) fn query(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.query.push((key, value.to_string()));
+        self
+    }
+
+    /// Sets the JSON body.
+    pub(crate) fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The path relative to the root, with secret segments masked: what logs show.
+    pub(crate) fn log_path(&self) -> String {
+        let mut path = String::new();
+        for segment in &self.segments {
+            path.push('/');
+            match segment {
+                Segment::Plain(s) => path.push_str(s),
+                Segment::Secret(_) => path.push_str("[redacted]"),
+            }
+        }
+        path
+    }
+}
+
+/// The body of a non-2xx reply.
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+/// The process-wide HTTP pool and the root URL.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    /// `{server_url}/{app_id}/{api_key}` or `{custom_domain}/api`. Holds the
+    /// API key: never logged.
+    root: Url,
+    /// Kept to mask it should the backend echo it in a message.
+    api_key: SecretString,
+    request_timeout: Duration,
+    /// Whether calls are wrapped in `timeout_at`. Only tests that run on
+    /// paused tokio time turn this off: a pending timer would make the paused
+    /// clock jump while a real socket is being read.
+    timers: bool,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        root: Url,
+        api_key: SecretString,
+        request_timeout: Duration,
+        timers: bool,
+    ) -> Self {
+        Transport {
+            http,
+            root,
+            api_key,
+            request_timeout,
+            timers,
+        }
+    }
+
+    /// Whether calls are time-limited (always, outside paused-time tests).
+    pub(crate) fn has_timers(&self) -> bool {
+        self.timers
+    }
+
+    fn url(&self, call: &Call) -> Url {
+        let mut url = self.root.clone();
+        {
+            // The root was checked to be a base URL in `Backendless::new`.
+            let mut segments = url.path_segments_mut().expect("the root URL can be a base");
+            segments.pop_if_empty();
+            for segment in &call.segments {
+                match segment {
+                    Segment::Plain(s) | Segment::Secret(s) => segments.push(s),
+                };
+            }
+        }
+        if !call.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &call.query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Sends `call` with `token` in the `user-token` header (none when
+    /// `None`), within `min(deadline, now + request_timeout)`; logs and
+    /// counts it. Returns the reply's JSON (`Null` for an empty body).
+    pub(crate) async fn execute(
+        &self,
+        call: &Call,
+        token: Option<&str>,
+        identity: IdentityKind,
+        deadline: Option<Instant>,
+    ) -> Result<Value, SdkError> {
+        let service = call.service.as_str();
+        let path = call.log_path();
+        tracing::debug!(
+            identity = %identity,
+            service,
+            method = %call.method,
+            path = %path,
+            "backend call"
+        );
+        let started = Instant::now();
+        let result = self.exchange(call, token, deadline).await;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(SdkError::Backend { .. }) => "backend_error",
+            Err(SdkError::Timeout { .. }) => "timeout",
+            Err(SdkError::Decode { .. }) => "decode_error",
+            Err(SdkError::InvalidArgument { .. }) => "invalid_argument",
+            Err(_) => "transport_error",
+        };
+        let identity_label = identity.as_str();
+        metrics::counter!(
+            "coderunner_backend_requests_total",
+            "service" => service,
+            "identity" => identity_label,
+            "outcome" => outcome
+        )
+        .increment(1);
+        metrics::histogram!(
+            "coderunner_backend_request_duration_seconds",
+            "service" => service,
+            "identity" => identity_label
+        )
+        .record(elapsed.as_secs_f64());
+        tracing::debug!(
+            identity = %identity,
+            service,
+            method = %call.method,
+            path = %path,
+            outcome,
+            code = result.as_ref().err().and_then(SdkError::code),
+            duration_ms = elapsed.as_millis() as u64,
+            "backend call finished"
+        );
+        result
+    }
+
+    async fn exchange(
+        &self,
+        call: &Call,
+        token: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Value, SdkError> {
+        let service = call.service.as_str();
+        let now = Instant::now();
+        let cap = now + self.request_timeout;
+        let (until, limit) = match deadline {
+            Some(d) if d < cap => (d, TimeoutLimit::Deadline),
+            _ => (cap, TimeoutLimit::RequestTimeout),
+        };
+        if until <= now {
+            return Err(SdkError::Timeout { service, limit });
+        }
+
+        let mut request = self.http.request(call.method.clone(), self.url(call));
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(token).map_err(|_| {
+                SdkError::invalid("user_token", "the token is not a valid header value")
+            })?;
+            value.set_sensitive(true);
+            request = request.header("user-token", value);
+        }
+        if let Some(body) = &call.body {
+            let bytes = serde_json::to_vec(body).map_err(|e| SdkError::Decode {
+                service,
+                message: format!("could not encode the request body: {e}"),
+            })?;
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(bytes);
+        }
+
+        let transport_err = |e: reqwest::Error| SdkError::Transport {
+            service,
+            source: e.without_url(),
+        };
+        let send = async {
+            let response = request.send().await.map_err(transport_err)?;
+            let status = response.status();
+            let bytes = response.bytes().await.map_err(transport_err)?;
+            Ok::<_, SdkError>((status, bytes))
+        };
+        let (status, bytes) = if self.timers {
+            tokio::time::timeout_at(until, send)
+                .await
+                .map_err(|_| SdkError::Timeout { service, limit })??
+        } else {
+            send.await?
+        };
+
+        if status.is_success() {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| SdkError::Decode {
+                service,
+                message: format!("the reply is not JSON: {e}"),
+            });
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => (
+                body.code,
+                body.message.unwrap_or_else(|| "no message".to_owned()),
+            ),
+            Err(_) => (
+                None,
+                format!("a non-JSON error body of {} bytes", bytes.len()),
+            ),
+        };
+        Err(SdkError::Backend {
+            service,
+            status: status.as_u16(),
+            code,
+            message: self.mask(message, token),
+        })
+    }
+
+    /// Masks the API key and the token of this call in a backend message.
+    fn mask(&self, mut message: String, token: Option<&str>) -> String {
+        for secret in [Some(self.api_key.expose_secret()), token]
+            .into_iter()
+            .flatten()
+        {
+            if !secret.is_empty() && message.contains(secret) {
+                message = message.replace(secret, "[redacted]");
+            }
+        }
+        message
+    }
+}
+
+/// Decodes a reply into `T`; the error names the service.
+pub(crate) fn decode<T: DeserializeOwned>(service: Service, value: Value) -> Result<T, SdkError> {
+    serde_json::from_value(value).map_err(|e| SdkError::Decode {
+        service: service.as_str(),
+        message: e.to_string(),
+    })
+}
