@@ -28,7 +28,9 @@ async fn keep(_ctx: Context, post: Value) -> Result<Before<Value>, HandlerError>
 
 async fn start_runner() -> String {
     let mut registry = Registry::new();
-    registry.before(persistence::BEFORE_CREATE, "Post", keep).unwrap();
+    registry
+        .before(persistence::BEFORE_CREATE, "Post", keep)
+        .unwrap();
     let config = Config::from_toml(&format!(
         "[security]\nwebhook_secrets = [\"{SECRET}\"]\nseen_ids_capacity = 2000000\n[log]\nlevel = \"warn\""
     ))
@@ -41,7 +43,10 @@ async fn start_runner() -> String {
 }
 
 async fn start_bare() -> String {
-    let verifier = Arc::new(Verifier::new(vec![WebhookSecret::parse(SECRET).unwrap()], signature::DEFAULT_TOLERANCE));
+    let verifier = Arc::new(Verifier::new(
+        vec![WebhookSecret::parse(SECRET).unwrap()],
+        signature::DEFAULT_TOLERANCE,
+    ));
     let app = Router::new().route(
         "/invoke",
         post(move |headers: HeaderMap, body: Bytes| {
@@ -96,7 +101,10 @@ struct Figures {
 }
 
 async fn load(url: &str, tasks: usize, concurrency: usize) -> Figures {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     let reqs = Arc::new(parking_lot::Mutex::new(requests(tasks)));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -105,7 +113,9 @@ async fn load(url: &str, tasks: usize, concurrency: usize) -> Figures {
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
-                let Some((headers, body)) = reqs.lock().pop() else { break };
+                let Some((headers, body)) = reqs.lock().pop() else {
+                    break;
+                };
                 let mut req = client.post(&url).header("content-type", "application/json");
                 for (k, v) in headers {
                     req = req.header(k, v);
@@ -144,9 +154,20 @@ async fn main() {
     load(&runner, 2_000, concurrency).await;
     let b = load(&bare, tasks, concurrency).await;
     let r = load(&runner, tasks, concurrency).await;
-    println!("dispatch benchmark: {tasks} signed tasks, {concurrency} concurrent connections, loopback");
-    println!("{:<28} {:>12} {:>10} {:>10}", "server", "tasks/s", "p50", "p99");
-    println!("{:<28} {:>12.0} {:>10.2?} {:>10.2?}", "bare axum (verify + parse)", b.per_second, b.p50, b.p99);
-    println!("{:<28} {:>12.0} {:>10.2?} {:>10.2?}", "coderunner /invoke", r.per_second, r.p50, r.p99);
+    println!(
+        "dispatch benchmark: {tasks} signed tasks, {concurrency} concurrent connections, loopback"
+    );
+    println!(
+        "{:<28} {:>12} {:>10} {:>10}",
+        "server", "tasks/s", "p50", "p99"
+    );
+    println!(
+        "{:<28} {:>12.0} {:>10.2?} {:>10.2?}",
+        "bare axum (verify + parse)", b.per_second, b.p50, b.p99
+    );
+    println!(
+        "{:<28} {:>12.0} {:>10.2?} {:>10.2?}",
+        "coderunner /invoke", r.per_second, r.p50, r.p99
+    );
     println!("coderunner / bare: {:.2}", r.per_second / b.per_second);
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::event::wire::ExceptionWrapper;
 use crate::event::{EventDef, RunnerContext};
+use crate::sdk::{Backendless, Client, SdkError};
 
 /// Everything a handler knows about one invocation: the caller (the
 /// RunnerContext), the event and target, and the task's deadline.
@@ -24,6 +25,8 @@ struct ContextInner {
     /// When the task's timeout expires; SDK calls made through this context
     /// give up at that point.
     deadline: Option<tokio::time::Instant>,
+    /// The process-wide SDK the identity clients are made from.
+    sdk: Option<Backendless>,
 }
 
 impl Context {
@@ -42,8 +45,61 @@ impl Context {
                 event,
                 target: target.into(),
                 deadline,
+                sdk: None,
             }),
         }
+    }
+
+    /// The same context with the SDK its identity clients are made from.
+    pub fn with_sdk(self, sdk: Backendless) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| ContextInner {
+            runner: shared.runner.clone(),
+            task_id: shared.task_id.clone(),
+            event: shared.event,
+            target: shared.target.clone(),
+            deadline: shared.deadline,
+            sdk: None,
+        });
+        Self {
+            inner: Arc::new(ContextInner {
+                sdk: Some(sdk),
+                ..inner
+            }),
+        }
+    }
+
+    fn sdk(&self) -> &Backendless {
+        self.inner.sdk.as_ref().expect(
+            "this runner has no Backendless SDK configured ([backendless] in the configuration)",
+        )
+    }
+
+    fn bounded(&self, client: Client) -> Client {
+        match self.inner.deadline {
+            Some(deadline) => client.with_deadline(deadline),
+            None => client,
+        }
+    }
+
+    /// A client acting **as the caller**: it sends the caller's user-token
+    /// from the RunnerContext (none for an anonymous caller), so the
+    /// caller's roles and ACLs apply and rows it creates are owned by the
+    /// caller. No password is needed. The usual choice.
+    pub fn caller(&self) -> Client {
+        self.bounded(self.sdk().caller(self.inner.runner.user_token.clone()))
+    }
+
+    /// A client acting **as the shared superuser** configured in
+    /// `[backendless.superuser]`: one login for the whole process, reused
+    /// and refreshed when it expires.
+    pub fn superuser(&self) -> Client {
+        self.bounded(self.sdk().superuser())
+    }
+
+    /// A client with **the server key alone** (no user-token): the API
+    /// key's own role, ServerCodeUser with the CloudCode key.
+    pub fn server_key(&self) -> Client {
+        self.bounded(self.sdk().server_key())
     }
 
     /// The RunnerContext the backend sent: app id, caller, roles, headers.
@@ -192,7 +248,18 @@ impl fmt::Display for HandlerError {
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    /// Code 0 and the error's message; an SDK error from the backend keeps
+    /// its Backendless code and message, so the client sees e.g. 1011.
     fn from(error: E) -> Self {
+        let any: &dyn std::any::Any = &error;
+        if let Some(SdkError::Backend {
+            code: Some(code),
+            message,
+            ..
+        }) = any.downcast_ref::<SdkError>()
+        {
+            return HandlerError::new(*code, message.clone());
+        }
         HandlerError::msg(error.to_string())
     }
 }

@@ -6,14 +6,37 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use secrecy::ExposeSecret;
+
 use crate::config::{Config, ConfigError};
 use crate::dispatch::Dispatcher;
 use crate::registry::Registry;
+use crate::sdk::{Backendless, SdkConfig, SuperuserCredentials};
 use crate::server::{Server, ServerOptions};
 
 /// A runner ready to serve: the server over a registry, configured.
 pub struct Runner {
     server: Server,
+    /// `None` when `[backendless]` names no app: handlers then get no SDK.
+    sdk: Option<Backendless>,
+}
+
+/// The SDK configuration of `[backendless]`.
+pub fn sdk_config(config: &Config) -> SdkConfig {
+    let b = &config.backendless;
+    let mut sdk = SdkConfig::new(b.server_url.clone(), b.app_id.clone(), b.api_key.clone());
+    sdk.custom_domain = Some(b.custom_domain.clone()).filter(|d| !d.is_empty());
+    sdk.request_timeout = Duration::from_millis(b.request_timeout_ms);
+    sdk.session_timeout =
+        Some(Duration::from_secs(b.session_timeout_secs)).filter(|d| !d.is_zero());
+    sdk.logout_on_shutdown = b.superuser.logout_on_shutdown;
+    if !b.superuser.login.is_empty() && !b.superuser.password.expose_secret().is_empty() {
+        sdk.superuser = Some(SuperuserCredentials {
+            login: b.superuser.login.clone(),
+            password: b.superuser.password.clone(),
+        });
+    }
+    sdk
 }
 
 impl Runner {
@@ -24,7 +47,18 @@ impl Runner {
         if verifier.is_none() {
             tracing::warn!("UNSIGNED MODE: tasks are accepted without a webhook signature; never use this in production");
         }
-        let dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits());
+        let mut dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits());
+        let sdk = if config.backendless.app_id.is_empty() {
+            tracing::info!("no `backendless.app_id` configured: handlers get no SDK client");
+            None
+        } else {
+            let sdk = Backendless::new(sdk_config(config))
+                .map_err(|e| ConfigError::new(format!("section `backendless`: {e}")))?;
+            let for_handlers = sdk.clone();
+            dispatcher = dispatcher
+                .with_context_hook(Arc::new(move |ctx| ctx.with_sdk(for_handlers.clone())));
+            Some(sdk)
+        };
         let options = ServerOptions {
             body_limit_bytes: config.server.body_limit_bytes,
             seen_ids_capacity: config.security.seen_ids_capacity,
@@ -33,6 +67,7 @@ impl Runner {
         };
         Ok(Runner {
             server: Server::new(dispatcher, verifier, options),
+            sdk,
         })
     }
 
@@ -41,13 +76,18 @@ impl Runner {
         &self.server
     }
 
-    /// Serves on `listener` until `shutdown` is cancelled, then drains.
+    /// Serves on `listener` until `shutdown` is cancelled, then drains and
+    /// logs the superuser out (when configured).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        self.server.serve(listener, shutdown).await
+        let served = self.server.serve(listener, shutdown).await;
+        if let Some(sdk) = &self.sdk {
+            sdk.shutdown().await;
+        }
+        served
     }
 }
 
