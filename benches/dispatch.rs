@@ -76,7 +76,10 @@ async fn start_bare() -> String {
     format!("http://{addr}/invoke")
 }
 
-fn requests(n: usize) -> Vec<(Vec<(&'static str, String)>, Vec<u8>)> {
+/// Signature headers and body of one pre-signed request.
+type Signed = (Vec<(&'static str, String)>, Vec<u8>);
+
+fn requests(n: usize) -> Vec<Signed> {
     let secret = WebhookSecret::parse(SECRET).unwrap();
     (0..n)
         .map(|i| {

@@ -29,7 +29,7 @@ enum Command {
     /// Print the registered handlers as JSON.
     Handlers,
     /// Send a signed task to a running runner and print the reply.
-    Invoke(InvokeArgs),
+    Invoke(Box<InvokeArgs>),
     /// Exit 0 if a URL answers 2xx (the container's health check).
     Probe {
         /// The URL to probe, e.g. http://127.0.0.1:8200/healthz.
