@@ -3,13 +3,17 @@
 //! This folder (with `config/`) is all a user edits to build their own
 //! runner: `register` is called once at startup with the registry.
 
-mod posts;
+pub mod posts;
+pub mod users;
 
-use coderunner::event::persistence;
+use coderunner::event::{persistence, user};
 use coderunner::{Registry, RegistryError};
 
 /// Registers every handler of the app.
 pub fn register(registry: &mut Registry) -> Result<(), RegistryError> {
-    registry.before(persistence::BEFORE_CREATE, "Post", posts::before_create)?;
+    registry
+        .before(persistence::BEFORE_CREATE, "Post", posts::before_create)?
+        .after(persistence::AFTER_CREATE, "Post", posts::after_create)?
+        .after(user::AFTER_LOGIN, "*", users::after_login)?;
     Ok(())
 }

@@ -1,6 +1,13 @@
-//! Handlers of the `Post` table.
+//! Handlers of the `Post` table: the support thread's story.
+//!
+//! `beforeCreate` validates the title. `afterCreate` writes two rows: one to
+//! `Latest_post` **as the caller** (so the caller owns it and their
+//! permissions apply: no password needed, the context carries their token),
+//! and one to `Audit_log` **as the superuser** (only `Admin` may write there;
+//! the superuser is logged in once for the whole process).
 
-use coderunner::{Before, Context, HandlerError};
+use coderunner::sdk::Saved;
+use coderunner::{After, Before, Context, HandlerError, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -16,9 +23,32 @@ pub struct Post {
     /// The title; required.
     #[serde(default)]
     pub title: Option<String>,
-    /// Every other column, system fields included.
+    /// Every other column.
     #[serde(flatten)]
     pub rest: Map<String, Value>,
+}
+
+/// A row of `Latest_post`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatestPost {
+    /// The objectId of the post.
+    #[serde(rename = "postId")]
+    pub post_id: String,
+    /// Its title.
+    pub title: String,
+}
+
+/// A row of `Audit_log`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// What happened: `post.created`, `user.login`.
+    pub action: String,
+    /// The post concerned, if any.
+    #[serde(rename = "postId", default, skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
+    /// The user who did it.
+    #[serde(rename = "userId", default)]
+    pub user_id: Option<String>,
 }
 
 /// `beforeCreate` on `Post`: a title is required, trimmed, at most 200
@@ -34,4 +64,30 @@ pub async fn before_create(_ctx: Context, mut post: Post) -> Result<Before<Post>
     }
     post.title = Some(title.to_owned());
     Ok(Before::Continue(post))
+}
+
+/// `afterCreate` on `Post`: record the post in `Latest_post` as the caller
+/// and in `Audit_log` as the superuser.
+pub async fn after_create(
+    ctx: Context,
+    _post: Post,
+    created: Outcome<Saved<Post>>,
+) -> Result<After<Saved<Post>>, HandlerError> {
+    let Some(saved) = created.result else {
+        // The create failed; there is nothing to record.
+        return Ok(After::Keep);
+    };
+    let latest = LatestPost {
+        post_id: saved.object_id.clone(),
+        title: saved.data.title.clone().unwrap_or_default(),
+    };
+    ctx.caller().table("Latest_post").create(&latest).await?;
+
+    let audit = AuditEntry {
+        action: "post.created".to_owned(),
+        post_id: Some(saved.object_id.clone()),
+        user_id: ctx.user_id().map(str::to_owned),
+    };
+    ctx.superuser().table("Audit_log").create(&audit).await?;
+    Ok(After::Keep)
 }

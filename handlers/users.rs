@@ -1,0 +1,30 @@
+//! Handlers of user events.
+
+use coderunner::{After, Context, HandlerError, Outcome};
+use serde_json::Value;
+
+use super::posts::AuditEntry;
+
+/// `afterLogin`: record the login in `Audit_log` as the superuser.
+///
+/// The arguments are `(login, password)`; this handler needs neither.
+pub async fn after_login(
+    ctx: Context,
+    _credentials: (String, String),
+    logged_in: Outcome<Value>,
+) -> Result<After<Value>, HandlerError> {
+    let Some(user) = logged_in.result else {
+        return Ok(After::Keep);
+    };
+    let user_id = user["objectId"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| ctx.user_id().map(str::to_owned));
+    let audit = AuditEntry {
+        action: "user.login".to_owned(),
+        post_id: None,
+        user_id,
+    };
+    ctx.superuser().table("Audit_log").create(&audit).await?;
+    Ok(After::Keep)
+}
