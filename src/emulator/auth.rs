@@ -2,14 +2,14 @@
 //! header, the resulting roles (spec §6); and the request-log middleware that
 //! records what was resolved.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use parking_lot::Mutex;
-use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
 use super::config::KeyKind;
@@ -80,19 +80,17 @@ struct Resolved {
 #[derive(Clone, Default)]
 pub(crate) struct Slot(Arc<Mutex<Resolved>>);
 
-fn segment(s: Option<&str>) -> String {
-    percent_decode_str(s.unwrap_or_default())
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let mut segments = parts.uri.path().trim_start_matches('/').split('/');
-        let app = segment(segments.next());
-        let key = segment(segments.next());
+        // Inside the nested router the URI has lost its prefix: read the
+        // prefix's path parameters instead.
+        let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::unknown_app())?;
+        let app = params.get("app_id").map_or("", String::as_str);
+        let key = params.get("api_key").map_or("", String::as_str).to_owned();
         if app != state.config.app_id {
             return Err(ApiError::unknown_app());
         }
