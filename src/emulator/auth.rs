@@ -127,7 +127,11 @@ impl FromRequestParts<Shared> for Caller {
 }
 
 /// Records every Backendless request (not `/__emulator/`) in the request log.
-pub(crate) async fn log_requests(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn log_requests(
+    State(state): State<Shared>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_owned();
     if path.starts_with("/__emulator") {
         return next.run(req).await;

@@ -56,9 +56,14 @@ impl Cache {
             return Err(too_long());
         }
         if ttl <= 0 {
-            return Err(ApiError::new(1029, "Cache TimeToLive must be a positive number of seconds"));
+            return Err(ApiError::new(
+                1029,
+                "Cache TimeToLive must be a positive number of seconds",
+            ));
         }
-        let size = serde_json::to_vec(&value).map_err(ApiError::internal)?.len();
+        let size = serde_json::to_vec(&value)
+            .map_err(ApiError::internal)?
+            .len();
         if size > MAX_VALUE_BYTES {
             return Err(ApiError::new(
                 1026,
@@ -103,7 +108,11 @@ impl Cache {
     pub fn contains(&self, key: &str) -> Result<bool, ApiError> {
         Self::key(key)?;
         let now = Instant::now();
-        Ok(self.entries.lock().get(key).is_some_and(|e| e.expires > now))
+        Ok(self
+            .entries
+            .lock()
+            .get(key)
+            .is_some_and(|e| e.expires > now))
     }
 
     fn extend(&self, key: &str, expires: Instant) -> Result<(), ApiError> {
@@ -113,7 +122,10 @@ impl Cache {
                 e.expires = expires;
                 Ok(())
             }
-            _ => Err(ApiError::new(16001, format!("Cache key {key} does not exist or has expired"))),
+            _ => Err(ApiError::new(
+                16001,
+                format!("Cache key {key} does not exist or has expired"),
+            )),
         }
     }
 
@@ -137,7 +149,10 @@ impl Cache {
         Self::key(key)?;
         let delta = timestamp_ms.saturating_sub(now_ms());
         if delta <= 0 {
-            return Err(ApiError::new(1031, "Expiration timestamp must be in the future"));
+            return Err(ApiError::new(
+                1031,
+                "Expiration timestamp must be in the future",
+            ));
         }
         if delta > MAX_TTL_SECS * 1000 {
             return Err(ApiError::new(

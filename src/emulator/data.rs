@@ -53,27 +53,46 @@ async fn before(
     target: &str,
     args: Vec<Value>,
 ) -> Result<Result<Vec<Value>, Value>, ApiError> {
-    Ok(match st.dispatcher.before(caller, event, target, args).await? {
-        Before::Continue(a) => Ok(a),
-        Before::Premature(v) => Err(v),
-    })
+    Ok(
+        match st.dispatcher.before(caller, event, target, args).await? {
+            Before::Continue(a) => Ok(a),
+            Before::Premature(v) => Err(v),
+        },
+    )
 }
 
 /// POST /data/{table}
-pub(crate) async fn create(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn create(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     let item = json_object(&body)?;
     create_object(&st, &caller, &table, item).await.map(Json)
 }
 
 /// PUT /data/{table}: the SDK's save, an update when the body's objectId exists.
-pub(crate) async fn save(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn save(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     let item = json_object(&body)?;
     if let Some(Value::String(id)) = item.get("objectId") {
         let (t, i) = (table.clone(), id.clone());
-        if st.store.call(move |c| store::get(c, &t, &i)).await?.is_some() {
-            return update_object(&st, &caller, &table, id.clone(), item).await.map(Json);
+        if st
+            .store
+            .call(move |c| store::get(c, &t, &i))
+            .await?
+            .is_some()
+        {
+            return update_object(&st, &caller, &table, id.clone(), item)
+                .await
+                .map(Json);
         }
     }
     create_object(&st, &caller, &table, item).await.map(Json)
@@ -88,9 +107,22 @@ pub(crate) async fn create_object(
     if table == "Users" {
         return super::users::register_user(st, caller, item).await;
     }
-    st.permissions
-        .check(table, Operation::Create, &caller.roles, caller.user_id(), None)?;
-    let args = match before(st, caller, persistence::BEFORE_CREATE, table, vec![Value::Object(item)]).await? {
+    st.permissions.check(
+        table,
+        Operation::Create,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )?;
+    let args = match before(
+        st,
+        caller,
+        persistence::BEFORE_CREATE,
+        table,
+        vec![Value::Object(item)],
+    )
+    .await?
+    {
         Ok(a) => a,
         Err(premature) => return Ok(premature),
     };
@@ -102,7 +134,13 @@ pub(crate) async fn create_object(
         .call(move |c| store::insert(c, &t, item, owner.as_deref()))
         .await?;
     st.dispatcher
-        .after(caller, persistence::AFTER_CREATE, table, args, Value::Object(saved))
+        .after(
+            caller,
+            persistence::AFTER_CREATE,
+            table,
+            args,
+            Value::Object(saved),
+        )
         .await
 }
 
@@ -127,10 +165,17 @@ async fn load_checked(
 }
 
 /// PUT /data/{table}/{id}
-pub(crate) async fn update(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn update(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     let changes = json_object(&body)?;
-    update_object(&st, &caller, &table, id_of(&p), changes).await.map(Json)
+    update_object(&st, &caller, &table, id_of(&p), changes)
+        .await
+        .map(Json)
 }
 
 pub(crate) async fn update_object(
@@ -181,7 +226,11 @@ pub(crate) async fn find_by_id(State(st): State<Shared>, caller: Caller, Path(p)
     let (b, a, target) = if table == "Users" {
         (user::BEFORE_FIND_BY_ID, user::AFTER_FIND_BY_ID, "*")
     } else {
-        (persistence::BEFORE_FIND_BY_ID, persistence::AFTER_FIND_BY_ID, table.as_str())
+        (
+            persistence::BEFORE_FIND_BY_ID,
+            persistence::AFTER_FIND_BY_ID,
+            table.as_str(),
+        )
     };
     let row = load_checked(&st, &caller, &table, &id, Operation::Find).await?;
     let args = vec![Value::String(id.clone()), json!([])];
@@ -190,7 +239,9 @@ pub(crate) async fn find_by_id(State(st): State<Shared>, caller: Caller, Path(p)
         Err(premature) => return Ok(Json(premature)),
     };
     let row = match args[0].as_str() {
-        Some(new_id) if new_id != id => load_checked(&st, &caller, &table, new_id, Operation::Find).await?,
+        Some(new_id) if new_id != id => {
+            load_checked(&st, &caller, &table, new_id, Operation::Find).await?
+        }
         _ => row,
     };
     st.dispatcher
@@ -204,7 +255,15 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
     let table = table_of(&p)?;
     let id = id_of(&p);
     load_checked(&st, &caller, &table, &id, Operation::Remove).await?;
-    let args = match before(&st, &caller, persistence::BEFORE_REMOVE, &table, vec![Value::String(id)]).await? {
+    let args = match before(
+        &st,
+        &caller,
+        persistence::BEFORE_REMOVE,
+        &table,
+        vec![Value::String(id)],
+    )
+    .await?
+    {
         Ok(a) => a,
         Err(premature) => return Ok(Json(premature)),
     };
@@ -264,7 +323,12 @@ fn parse_query(q: &Value) -> Result<(FindQuery, Vec<String>), ApiError> {
     let clause = match &q["whereClause"] {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        other => return Err(ApiError::invalid_where(format!("expected a string, got {}", kind_of(other)))),
+        other => {
+            return Err(ApiError::invalid_where(format!(
+                "expected a string, got {}",
+                kind_of(other)
+            )))
+        }
     };
     let page_size = number(&q["pageSize"], "pageSize", 10)?;
     if !(1..=100).contains(&page_size) {
@@ -329,20 +393,35 @@ fn query_from_uri(uri: &Uri) -> Map<String, Value> {
 }
 
 /// GET /data/{table}?where=&pageSize=&offset=&sortBy=&props=
-pub(crate) async fn find_get(State(st): State<Shared>, caller: Caller, Path(p): Params, uri: Uri) -> Reply {
+pub(crate) async fn find_get(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
     let table = table_of(&p)?;
     find(&st, &caller, &table, query_json(&query_from_uri(&uri))).await
 }
 
 /// POST /data/{table}/find
-pub(crate) async fn find_post(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn find_post(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     find(&st, &caller, &table, query_json(&json_object(&body)?)).await
 }
 
 async fn find(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply {
-    st.permissions
-        .check(table, Operation::Find, &caller.roles, caller.user_id(), None)?;
+    st.permissions.check(
+        table,
+        Operation::Find,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )?;
     parse_query(&query)?;
     let args = match before(st, caller, persistence::BEFORE_FIND, table, vec![query]).await? {
         Ok(a) => a,
@@ -352,26 +431,47 @@ async fn find(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply 
     let t = table.to_owned();
     let rows = st.store.call(move |c| store::find(c, &t, &q)).await?;
     st.dispatcher
-        .after(caller, persistence::AFTER_FIND, table, args, project(rows, &props))
+        .after(
+            caller,
+            persistence::AFTER_FIND,
+            table,
+            args,
+            project(rows, &props),
+        )
         .await
         .map(Json)
 }
 
 /// GET /data/{table}/count?where=
-pub(crate) async fn count_get(State(st): State<Shared>, caller: Caller, Path(p): Params, uri: Uri) -> Reply {
+pub(crate) async fn count_get(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
     let table = table_of(&p)?;
     count(&st, &caller, &table, query_json(&query_from_uri(&uri))).await
 }
 
 /// POST /data/{table}/count {where}
-pub(crate) async fn count_post(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn count_post(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     count(&st, &caller, &table, query_json(&json_object(&body)?)).await
 }
 
 async fn count(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply {
-    st.permissions
-        .check(table, Operation::Find, &caller.roles, caller.user_id(), None)?;
+    st.permissions.check(
+        table,
+        Operation::Find,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )?;
     parse_query(&query)?;
     let args = match before(st, caller, persistence::BEFORE_COUNT, table, vec![query]).await? {
         Ok(a) => a,
@@ -384,24 +484,56 @@ async fn count(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply
         .call(move |c| store::count(c, &t, q.condition.as_ref()))
         .await?;
     st.dispatcher
-        .after(caller, persistence::AFTER_COUNT, table, args, Value::from(n))
+        .after(
+            caller,
+            persistence::AFTER_COUNT,
+            table,
+            args,
+            Value::from(n),
+        )
         .await
         .map(Json)
 }
 
 /// POST /data/bulk/{table} (array of objects) -> array of ids.
-pub(crate) async fn bulk_create(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn bulk_create(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     let items = match json_body(&body)? {
         Value::Array(items) => items,
-        other => return Err(ApiError::parse(format!("expected an array, got {}", kind_of(&other)))),
+        other => {
+            return Err(ApiError::parse(format!(
+                "expected an array, got {}",
+                kind_of(&other)
+            )))
+        }
     };
     if table == "Users" {
-        return Err(ApiError::new(0, "bulk creation of users is not supported; use users/register"));
+        return Err(ApiError::new(
+            0,
+            "bulk creation of users is not supported; use users/register",
+        ));
     }
-    st.permissions
-        .check(&table, Operation::Create, &caller.roles, caller.user_id(), None)?;
-    let args = match before(&st, &caller, persistence::BEFORE_CREATE_BULK, &table, vec![Value::Array(items)]).await? {
+    st.permissions.check(
+        &table,
+        Operation::Create,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )?;
+    let args = match before(
+        &st,
+        &caller,
+        persistence::BEFORE_CREATE_BULK,
+        &table,
+        vec![Value::Array(items)],
+    )
+    .await?
+    {
         Ok(a) => a,
         Err(premature) => return Ok(Json(premature)),
     };
@@ -410,7 +542,12 @@ pub(crate) async fn bulk_create(State(st): State<Shared>, caller: Caller, Path(p
             .iter()
             .map(|i| as_object(i.clone(), "items"))
             .collect::<Result<_, _>>()?,
-        other => return Err(ApiError::parse(format!("expected an array, got {}", kind_of(other)))),
+        other => {
+            return Err(ApiError::parse(format!(
+                "expected an array, got {}",
+                kind_of(other)
+            )))
+        }
     };
     let owner = caller.user_id().map(str::to_owned);
     let t = table.clone();
@@ -428,7 +565,13 @@ pub(crate) async fn bulk_create(State(st): State<Shared>, caller: Caller, Path(p
         })
         .await?;
     st.dispatcher
-        .after(&caller, persistence::AFTER_CREATE_BULK, &table, args, Value::Array(ids))
+        .after(
+            &caller,
+            persistence::AFTER_CREATE_BULK,
+            &table,
+            args,
+            Value::Array(ids),
+        )
         .await
         .map(Json)
 }
@@ -443,8 +586,13 @@ pub(crate) async fn bulk_update(
 ) -> Reply {
     let table = table_of(&p)?;
     let changes = json_object(&body)?;
-    st.permissions
-        .check(&table, Operation::Update, &caller.roles, caller.user_id(), None)?;
+    st.permissions.check(
+        &table,
+        Operation::Update,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )?;
     let condition = compile(query_map(&uri).get("where").map_or("", String::as_str))?;
     let n = st
         .store
@@ -464,8 +612,13 @@ pub(crate) async fn bulk_update(
 }
 
 async fn bulk_delete(st: &Shared, caller: &Caller, table: String, clause: &str) -> Reply {
-    st.permissions
-        .check(&table, Operation::Remove, &caller.roles, caller.user_id(), None)?;
+    st.permissions.check(
+        &table,
+        Operation::Remove,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )?;
     let condition = compile(clause)?;
     let n = st
         .store
@@ -483,20 +636,35 @@ async fn bulk_delete(st: &Shared, caller: &Caller, table: String, clause: &str) 
 }
 
 /// DELETE /data/bulk/{table}?where= -> count.
-pub(crate) async fn bulk_delete_query(State(st): State<Shared>, caller: Caller, Path(p): Params, uri: Uri) -> Reply {
+pub(crate) async fn bulk_delete_query(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
     let table = table_of(&p)?;
     let clause = query_map(&uri).remove("where").unwrap_or_default();
     bulk_delete(&st, &caller, table, &clause).await
 }
 
 /// POST /data/bulk/{table}/delete {where} -> count.
-pub(crate) async fn bulk_delete_body(State(st): State<Shared>, caller: Caller, Path(p): Params, body: Bytes) -> Reply {
+pub(crate) async fn bulk_delete_body(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
     let table = table_of(&p)?;
     let body = json_object(&body)?;
     let clause = match body.get("where") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(ApiError::invalid_where(format!("expected a string, got {}", kind_of(other)))),
+        Some(other) => {
+            return Err(ApiError::invalid_where(format!(
+                "expected a string, got {}",
+                kind_of(other)
+            )))
+        }
     };
     bulk_delete(&st, &caller, table, &clause).await
 }

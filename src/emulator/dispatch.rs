@@ -212,7 +212,10 @@ impl Dispatcher {
         };
         let mut values = vec![self.context(caller, target)];
         values.extend(args);
-        values.push(serde_json::to_value(ExecutionResult::ok(result.clone())).map_err(ApiError::internal)?);
+        values.push(
+            serde_json::to_value(ExecutionResult::ok(result.clone()))
+                .map_err(ApiError::internal)?,
+        );
         let Some(reply) = self.invoke(link, event, target, is_async, values).await? else {
             return Ok(result);
         };
@@ -221,7 +224,11 @@ impl Dispatcher {
         match last.map(serde_json::from_value::<ExecutionResult>) {
             Some(Ok(r)) => {
                 if let Some(e) = r.exception {
-                    return Err(exception_error(e.code, e.exception_message, e.http_status_code));
+                    return Err(exception_error(
+                        e.code,
+                        e.exception_message,
+                        e.http_status_code,
+                    ));
                 }
                 Ok(r.result)
             }
@@ -291,8 +298,11 @@ impl Dispatcher {
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| {
-            ApiError::new(0, format!("business logic runner reply for {event_name} was cut: {e}"))
-                .with_status(StatusCode::BAD_GATEWAY)
+            ApiError::new(
+                0,
+                format!("business logic runner reply for {event_name} was cut: {e}"),
+            )
+            .with_status(StatusCode::BAD_GATEWAY)
         })?;
         serde_json::from_slice::<InvocationResult>(&bytes)
             .map(Some)
@@ -318,7 +328,8 @@ impl Dispatcher {
         if let Some(dir) = &link.record_dir {
             let path = dir.join(format!("{}-{}-{}.json", now_ms(), def.name, task.id));
             let text = serde_json::to_vec_pretty(&body).unwrap_or_default();
-            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
+            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text))
+            {
                 tracing::warn!(error = %e, path = %path.display(), "emulator.record_failed");
             }
         }

@@ -45,19 +45,28 @@ impl ApiError {
 
     /// 2002: unknown application id or API key.
     pub fn unknown_app() -> Self {
-        Self::new(2002, "Application not found: invalid application id or API key")
-            .with_status(StatusCode::UNAUTHORIZED)
+        Self::new(
+            2002,
+            "Application not found: invalid application id or API key",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
     }
 
     /// 3064: unknown, expired or logged-out user token (HTTP 401, a guess).
     pub fn bad_token() -> Self {
-        Self::new(3064, "Not existing user token. Relogin user to update your user token")
-            .with_status(StatusCode::UNAUTHORIZED)
+        Self::new(
+            3064,
+            "Not existing user token. Relogin user to update your user token",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
     }
 
     /// 8002: the body could not be parsed.
     pub fn parse(detail: impl std::fmt::Display) -> Self {
-        Self::new(8002, format!("Could not parse request with message: {detail}"))
+        Self::new(
+            8002,
+            format!("Could not parse request with message: {detail}"),
+        )
     }
 
     /// An internal failure; the detail is logged, not sent.

@@ -36,7 +36,10 @@ impl fmt::Debug for RequestRecord {
         f.debug_struct("RequestRecord")
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("user_token", &self.user_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "user_token",
+                &self.user_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("user_id", &self.user_id)
             .field("key_kind", &self.key_kind)
             .field("status", &self.status)

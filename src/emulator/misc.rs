@@ -24,11 +24,11 @@ fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> &'a str {
 fn int_query(uri: &Uri, name: &str) -> Result<Option<i64>, ApiError> {
     match query_map(uri).get(name) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::parse(format!("query parameter `{name}` must be an integer"))),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| {
+                ApiError::parse(format!("query parameter `{name}` must be an integer"))
+            })
+        }
     }
 }
 
@@ -47,9 +47,16 @@ pub(crate) async fn info(State(st): State<Shared>, _caller: Caller) -> Json<Valu
 }
 
 /// PUT /cache/{key}?timeout=sec
-pub(crate) async fn cache_put(State(st): State<Shared>, _c: Caller, Path(p): Params, uri: Uri, body: Bytes) -> Result<StatusCode, ApiError> {
+pub(crate) async fn cache_put(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let value = json_body(&body)?;
-    st.cache.put(param(&p, "key"), value, int_query(&uri, "timeout")?)?;
+    st.cache
+        .put(param(&p, "key"), value, int_query(&uri, "timeout")?)?;
     Ok(StatusCode::OK)
 }
 
@@ -60,44 +67,83 @@ pub(crate) async fn cache_get(State(st): State<Shared>, _c: Caller, Path(p): Par
 
 /// GET /cache/{key}/check
 pub(crate) async fn cache_check(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Reply {
-    st.cache.contains(param(&p, "key")).map(|b| Json(Value::Bool(b)))
+    st.cache
+        .contains(param(&p, "key"))
+        .map(|b| Json(Value::Bool(b)))
 }
 
 /// PUT /cache/{key}/expireIn?timeout=sec
-pub(crate) async fn cache_expire_in(State(st): State<Shared>, _c: Caller, Path(p): Params, uri: Uri) -> Result<StatusCode, ApiError> {
-    st.cache.expire_in(param(&p, "key"), required(&uri, "timeout")?)?;
+pub(crate) async fn cache_expire_in(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    st.cache
+        .expire_in(param(&p, "key"), required(&uri, "timeout")?)?;
     Ok(StatusCode::OK)
 }
 
 /// PUT /cache/{key}/expireAt?timestamp=ms
-pub(crate) async fn cache_expire_at(State(st): State<Shared>, _c: Caller, Path(p): Params, uri: Uri) -> Result<StatusCode, ApiError> {
-    st.cache.expire_at(param(&p, "key"), required(&uri, "timestamp")?)?;
+pub(crate) async fn cache_expire_at(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    st.cache
+        .expire_at(param(&p, "key"), required(&uri, "timestamp")?)?;
     Ok(StatusCode::OK)
 }
 
 /// DELETE /cache/{key}
-pub(crate) async fn cache_delete(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Result<StatusCode, ApiError> {
+pub(crate) async fn cache_delete(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Result<StatusCode, ApiError> {
     st.cache.delete(param(&p, "key"))?;
     Ok(StatusCode::OK)
 }
 
 /// GET /counters/{name}
-pub(crate) async fn counter_get(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Json<Value> {
-    Json(Value::from(st.counters.apply(param(&p, "name"), CounterOp::Get)))
+pub(crate) async fn counter_get(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Json<Value> {
+    Json(Value::from(
+        st.counters.apply(param(&p, "name"), CounterOp::Get),
+    ))
 }
 
 /// PUT /counters/{name}/reset
-pub(crate) async fn counter_reset(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Json<Value> {
-    Json(Value::from(st.counters.apply(param(&p, "name"), CounterOp::Reset)))
+pub(crate) async fn counter_reset(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Json<Value> {
+    Json(Value::from(
+        st.counters.apply(param(&p, "name"), CounterOp::Reset),
+    ))
 }
 
 /// GET /counters/{pattern}/list
-pub(crate) async fn counter_list(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Json<Value> {
+pub(crate) async fn counter_list(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Json<Value> {
     Json(json!(st.counters.list(param(&p, "name"))))
 }
 
 /// PUT /counters/{name}/get/compareandset?expected=&updatedvalue=
-pub(crate) async fn counter_cas(State(st): State<Shared>, _c: Caller, Path(p): Params, uri: Uri) -> Reply {
+pub(crate) async fn counter_cas(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
     let expected = required(&uri, "expected")?;
     let updated = required(&uri, "updatedvalue")?;
     Ok(Json(Value::Bool(st.counters.compare_and_set(
@@ -108,7 +154,12 @@ pub(crate) async fn counter_cas(State(st): State<Shared>, _c: Caller, Path(p): P
 }
 
 /// PUT /counters/{name}/{increment|decrement|incrementby}/get and /get/{...}.
-pub(crate) async fn counter_op(State(st): State<Shared>, _c: Caller, Path(p): Params, uri: Uri) -> Reply {
+pub(crate) async fn counter_op(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
     let (a, b) = (param(&p, "a"), param(&p, "b"));
     let (verb, new_value) = match (a, b) {
         (v, "get") => (v, true),

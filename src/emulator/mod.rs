@@ -131,13 +131,22 @@ impl Emulator {
             .route("/users/register", post(users::register))
             .route("/users/login", post(users::login))
             .route("/users/logout", get(users::logout))
-            .route("/users/isvalidusertoken/{token}", get(users::is_valid_token))
+            .route(
+                "/users/isvalidusertoken/{token}",
+                get(users::is_valid_token),
+            )
             .route("/users/userroles", get(users::user_roles))
             .route("/users/{id}", put(users::update))
             // data
-            .route("/data/{table}", post(data::create).put(data::save).get(data::find_get))
+            .route(
+                "/data/{table}",
+                post(data::create).put(data::save).get(data::find_get),
+            )
             .route("/data/{table}/find", post(data::find_post))
-            .route("/data/{table}/count", get(data::count_get).post(data::count_post))
+            .route(
+                "/data/{table}/count",
+                get(data::count_get).post(data::count_post),
+            )
             .route(
                 "/data/{table}/{id}",
                 get(data::find_by_id).put(data::update).delete(data::remove),
@@ -152,7 +161,9 @@ impl Emulator {
             // cache
             .route(
                 "/cache/{key}",
-                put(misc::cache_put).get(misc::cache_get).delete(misc::cache_delete),
+                put(misc::cache_put)
+                    .get(misc::cache_get)
+                    .delete(misc::cache_delete),
             )
             .route("/cache/{key}/check", get(misc::cache_check))
             .route("/cache/{key}/expireIn", put(misc::cache_expire_in))
@@ -168,7 +179,10 @@ impl Emulator {
             .route("/__emulator/requests", get(misc::inspect_requests))
             .route("/__emulator/logins", get(misc::inspect_logins))
             .route("/__emulator/tasks", get(misc::inspect_tasks))
-            .route("/__emulator/sessions/{user}/expire", post(misc::inspect_expire))
+            .route(
+                "/__emulator/sessions/{user}/expire",
+                post(misc::inspect_expire),
+            )
             .fallback(misc::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),

@@ -149,8 +149,20 @@ mod tests {
     fn owner_policy_applies_to_rows_only() {
         let p = Permissions::new(&EmulatorConfig::dev());
         let alice = roles(&["AuthenticatedUser", "RestUser"]);
-        assert!(p.allows("Post", Operation::Remove, &alice, Some("A"), Some(Some("A"))));
-        assert!(!p.allows("Post", Operation::Remove, &alice, Some("A"), Some(Some("B"))));
+        assert!(p.allows(
+            "Post",
+            Operation::Remove,
+            &alice,
+            Some("A"),
+            Some(Some("A"))
+        ));
+        assert!(!p.allows(
+            "Post",
+            Operation::Remove,
+            &alice,
+            Some("A"),
+            Some(Some("B"))
+        ));
         assert!(!p.allows("Post", Operation::Remove, &alice, Some("A"), None));
     }
 }

@@ -126,7 +126,10 @@ pub fn insert(
     }
     let now = now_ms();
     item.insert("objectId".into(), Value::String(id.clone()));
-    item.insert("ownerId".into(), owner.map_or(Value::Null, |o| Value::String(o.into())));
+    item.insert(
+        "ownerId".into(),
+        owner.map_or(Value::Null, |o| Value::String(o.into())),
+    );
     item.insert("created".into(), Value::from(now));
     item.insert("updated".into(), Value::Null);
     item.insert("___class".into(), Value::String(class.into()));
@@ -299,7 +302,8 @@ pub fn create_user(
     }
     let id = new_id();
     user.insert("objectId".into(), Value::String(id.clone()));
-    user.entry("userStatus").or_insert(Value::String("ENABLED".into()));
+    user.entry("userStatus")
+        .or_insert(Value::String("ENABLED".into()));
     let mut stored = insert(&tx, "Users", user, Some(&id))?;
     stored.insert("ownerId".into(), Value::String(id.clone()));
     let salt = new_id();

@@ -26,10 +26,19 @@ pub(crate) async fn register(State(st): State<Shared>, caller: Caller, body: Byt
     register_user(&st, &caller, user).await.map(Json)
 }
 
-pub(crate) async fn register_user(st: &Shared, caller: &Caller, user: Object) -> Result<Value, ApiError> {
+pub(crate) async fn register_user(
+    st: &Shared,
+    caller: &Caller,
+    user: Object,
+) -> Result<Value, ApiError> {
     let args = match st
         .dispatcher
-        .before(caller, user::BEFORE_REGISTER, "*", vec![Value::Object(user)])
+        .before(
+            caller,
+            user::BEFORE_REGISTER,
+            "*",
+            vec![Value::Object(user)],
+        )
         .await?
     {
         Before::Continue(a) => a,
@@ -37,7 +46,12 @@ pub(crate) async fn register_user(st: &Shared, caller: &Caller, user: Object) ->
     };
     let mut user = match args[0].clone() {
         Value::Object(m) => m,
-        _ => return Err(ApiError::new(0, "business logic changed the user into a non-object")),
+        _ => {
+            return Err(ApiError::new(
+                0,
+                "business logic changed the user into a non-object",
+            ))
+        }
     };
     let password = match user.remove("password") {
         Some(Value::String(p)) => p,
@@ -53,7 +67,13 @@ pub(crate) async fn register_user(st: &Shared, caller: &Caller, user: Object) ->
         u.remove("password");
     }
     st.dispatcher
-        .after(caller, user::AFTER_REGISTER, "*", shown_args, Value::Object(saved))
+        .after(
+            caller,
+            user::AFTER_REGISTER,
+            "*",
+            shown_args,
+            Value::Object(saved),
+        )
         .await
 }
 
@@ -71,8 +91,15 @@ pub(crate) async fn login(State(st): State<Shared>, caller: Caller, body: Bytes)
         Some(Value::String(s)) => s.clone(),
         _ => String::new(),
     };
-    let args = vec![Value::String(text("login")), Value::String(text("password"))];
-    let args = match st.dispatcher.before(&caller, user::BEFORE_LOGIN, "*", args).await? {
+    let args = vec![
+        Value::String(text("login")),
+        Value::String(text("password")),
+    ];
+    let args = match st
+        .dispatcher
+        .before(&caller, user::BEFORE_LOGIN, "*", args)
+        .await?
+    {
         Before::Continue(a) => a,
         Before::Premature(v) => return Ok(Json(v)),
     };
@@ -138,14 +165,21 @@ async fn open_session(
 }
 
 /// GET /users/logout; the `user-token` header is mandatory.
-pub(crate) async fn logout(State(st): State<Shared>, caller: Caller) -> Result<StatusCode, ApiError> {
+pub(crate) async fn logout(
+    State(st): State<Shared>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
     let Some(session) = caller.user.clone() else {
         return Err(ApiError::new(
             3007,
             "Unable to logout: the user-token header is missing",
         ));
     };
-    if let Before::Premature(_) = st.dispatcher.before(&caller, user::BEFORE_LOGOUT, "*", vec![]).await? {
+    if let Before::Premature(_) = st
+        .dispatcher
+        .before(&caller, user::BEFORE_LOGOUT, "*", vec![])
+        .await?
+    {
         return Ok(StatusCode::OK);
     }
     st.sessions.close(&session.token);

@@ -217,7 +217,9 @@ fn tokenize(input: &str) -> Result<Vec<Token>, ApiError> {
     Ok(tokens)
 }
 
-const KEYWORDS: &[&str] = &["and", "or", "not", "in", "like", "is", "null", "true", "false"];
+const KEYWORDS: &[&str] = &[
+    "and", "or", "not", "in", "like", "is", "null", "true", "false",
+];
 
 struct Parser {
     tokens: Vec<Token>,
@@ -254,7 +256,10 @@ impl Parser {
         if self.eat_keyword(kw) {
             Ok(())
         } else {
-            Err(ApiError::invalid_where(format!("expected {}", kw.to_uppercase())))
+            Err(ApiError::invalid_where(format!(
+                "expected {}",
+                kw.to_uppercase()
+            )))
         }
     }
 
@@ -316,11 +321,7 @@ impl Parser {
 
     fn predicate(&mut self) -> Result<(), ApiError> {
         let name = match self.next()? {
-            Token::Ident(name)
-                if !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&name)) =>
-            {
-                name
-            }
+            Token::Ident(name) if !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&name)) => name,
             other => {
                 return Err(ApiError::invalid_where(format!(
                     "expected a property name, found {}",
@@ -329,7 +330,9 @@ impl Parser {
             }
         };
         if !is_identifier(&name) {
-            return Err(ApiError::invalid_where(format!("bad property name `{name}`")));
+            return Err(ApiError::invalid_where(format!(
+                "bad property name `{name}`"
+            )));
         }
         match self.next()? {
             Token::Cmp(op) => {
@@ -405,7 +408,9 @@ impl Parser {
                         }
                     }
                     self.column(&name);
-                    self.out.sql.push_str(if not { " NOT IN (" } else { " IN (" });
+                    self.out
+                        .sql
+                        .push_str(if not { " NOT IN (" } else { " IN (" });
                     for (i, v) in values.into_iter().enumerate() {
                         if i > 0 {
                             self.out.sql.push_str(", ");

@@ -95,7 +95,10 @@ fn respond(task: &Task) -> InvocationResult {
 
 async fn start_runner(secret: &str) -> (String, Arc<Received>) {
     let received = Arc::new(Received::default());
-    let verifier = Verifier::new(vec![WebhookSecret::parse(secret).unwrap()], DEFAULT_TOLERANCE);
+    let verifier = Verifier::new(
+        vec![WebhookSecret::parse(secret).unwrap()],
+        DEFAULT_TOLERANCE,
+    );
     let r = received.clone();
     let invoke = move |headers: HeaderMap, body: Bytes| {
         let r = r.clone();
@@ -149,12 +152,27 @@ async fn before_create_changes_the_stored_item_and_sees_the_caller() {
     let (app, received) = linked(None).await;
     let (token, alice_id) = app.login(REST, "alice@example.com", "alice-pass").await;
     let saved = app
-        .call(Method::POST, REST, "data/Post", Some(&token), Some(json!({"title": "hello"})))
+        .call(
+            Method::POST,
+            REST,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": "hello"})),
+        )
         .await
         .ok();
     assert_eq!(saved["title"], json!("changed by handler"));
     let id = saved["objectId"].as_str().unwrap();
-    let stored = app.call(Method::GET, REST, &format!("data/Post/{id}"), Some(&token), None).await.ok();
+    let stored = app
+        .call(
+            Method::GET,
+            REST,
+            &format!("data/Post/{id}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .ok();
     assert_eq!(stored["title"], json!("changed by handler"));
     assert_eq!(stored["ownerId"], json!(alice_id));
 
@@ -180,36 +198,93 @@ async fn before_create_changes_the_stored_item_and_sees_the_caller() {
 async fn rejection_and_premature_result_skip_the_operation() {
     let (app, _received) = linked(None).await;
     let r = app
-        .call(Method::PUT, REST, "data/Post", None, Some(json!({"title": "reject"})))
+        .call(
+            Method::PUT,
+            REST,
+            "data/Post",
+            None,
+            Some(json!({"title": "reject"})),
+        )
         .await;
     // Anonymous REST may not create Posts: permissions are checked first.
     r.err(1011, 400);
     let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
     let r = app
-        .call(Method::PUT, REST, "data/Post", Some(&token), Some(json!({"title": "reject"})))
+        .call(
+            Method::PUT,
+            REST,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": "reject"})),
+        )
         .await;
     r.err(4001, 403);
     assert_eq!(r.body["message"], json!("titles may not be reject"));
     let r = app
-        .call(Method::POST, REST, "data/Post", Some(&token), Some(json!({"title": "short"})))
+        .call(
+            Method::POST,
+            REST,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": "short"})),
+        )
         .await
         .ok();
     assert_eq!(r, json!({"short": true}));
-    let n = app.call(Method::GET, CLOUD, "data/Post/count", None, None).await.ok();
-    assert_eq!(n, json!(0), "neither rejected nor short-circuited items were stored");
+    let n = app
+        .call(Method::GET, CLOUD, "data/Post/count", None, None)
+        .await
+        .ok();
+    assert_eq!(
+        n,
+        json!(0),
+        "neither rejected nor short-circuited items were stored"
+    );
     // A rejection without a status gets HTTP 400.
-    let row = app.call(Method::POST, CLOUD, "data/Post", None, Some(json!({"title": "t"}))).await.ok();
+    let row = app
+        .call(
+            Method::POST,
+            CLOUD,
+            "data/Post",
+            None,
+            Some(json!({"title": "t"})),
+        )
+        .await
+        .ok();
     let id = row["objectId"].as_str().unwrap();
     let (admin, _) = app.login(REST, "admin@example.com", "admin-pass").await;
     let _ = admin;
     let r = app
-        .call(Method::DELETE, crate::helpers::JS, &format!("data/Post/{id}"), Some(&token), None)
+        .call(
+            Method::DELETE,
+            crate::helpers::JS,
+            &format!("data/Post/{id}"),
+            Some(&token),
+            None,
+        )
         .await;
     // alice does not own it and has no remove grant: permissions first.
     r.err(1014, 400);
-    let mine = app.call(Method::POST, REST, "data/Post", Some(&token), Some(json!({"title": "m"}))).await.ok();
+    let mine = app
+        .call(
+            Method::POST,
+            REST,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": "m"})),
+        )
+        .await
+        .ok();
     let mine = mine["objectId"].as_str().unwrap();
-    let r = app.call(Method::DELETE, REST, &format!("data/Post/{mine}"), Some(&token), None).await;
+    let r = app
+        .call(
+            Method::DELETE,
+            REST,
+            &format!("data/Post/{mine}"),
+            Some(&token),
+            None,
+        )
+        .await;
     r.err(0, 400);
     assert_eq!(r.body["message"], json!("posts are forever"));
 }
@@ -219,19 +294,40 @@ async fn after_handlers_replace_the_result() {
     let (app, received) = linked(None).await;
     let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
     let r = app
-        .call(Method::POST, REST, "data/Latest_post", Some(&token), Some(json!({"title": "x"})))
+        .call(
+            Method::POST,
+            REST,
+            "data/Latest_post",
+            Some(&token),
+            Some(json!({"title": "x"})),
+        )
         .await
         .ok();
     assert_eq!(r["replaced"], json!(true));
     let tasks = received.of(101);
     assert_eq!(tasks.len(), 1);
     let result = tasks[0].arguments.values.last().unwrap();
-    assert_eq!(result["___jsonclass"], json!("com.backendless.servercode.ExecutionResult"));
+    assert_eq!(
+        result["___jsonclass"],
+        json!("com.backendless.servercode.ExecutionResult")
+    );
     assert_eq!(result["result"]["title"], json!("x"));
     assert_eq!(r["was"], result["result"]["objectId"]);
-    let n = app.call(Method::GET, REST, "data/Latest_post/count", Some(&token), None).await.ok();
+    let n = app
+        .call(
+            Method::GET,
+            REST,
+            "data/Latest_post/count",
+            Some(&token),
+            None,
+        )
+        .await
+        .ok();
     assert_eq!(n, json!(1), "the object was stored");
-    let found = app.call(Method::GET, REST, "data/Post", Some(&token), None).await.ok();
+    let found = app
+        .call(Method::GET, REST, "data/Post", Some(&token), None)
+        .await
+        .ok();
     assert_eq!(found, json!({"count": 0}), "afterFind replaced the list");
 }
 
@@ -239,18 +335,36 @@ async fn after_handlers_replace_the_result() {
 async fn cloudcode_key_requests_fire_no_events() {
     let (app, received) = linked(None).await;
     let saved = app
-        .call(Method::POST, CLOUD, "data/Post", None, Some(json!({"title": "from BL"})))
+        .call(
+            Method::POST,
+            CLOUD,
+            "data/Post",
+            None,
+            Some(json!({"title": "from BL"})),
+        )
         .await
         .ok();
     assert_eq!(saved["title"], json!("from BL"));
     let (token, _) = app.login(CLOUD, "alice@example.com", "alice-pass").await;
     let saved = app
-        .call(Method::POST, CLOUD, "data/Post", Some(&token), Some(json!({"title": "as alice from BL"})))
+        .call(
+            Method::POST,
+            CLOUD,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": "as alice from BL"})),
+        )
         .await
         .ok();
     assert_eq!(saved["title"], json!("as alice from BL"));
-    app.call(Method::GET, CLOUD, "data/Post", None, None).await.ok();
-    assert!(received.tasks.lock().is_empty(), "{:?}", received.tasks.lock());
+    app.call(Method::GET, CLOUD, "data/Post", None, None)
+        .await
+        .ok();
+    assert!(
+        received.tasks.lock().is_empty(),
+        "{:?}",
+        received.tasks.lock()
+    );
     assert!(app.inspect.tasks().is_empty());
 }
 
@@ -262,7 +376,10 @@ async fn login_events_carry_the_logged_in_user_and_passwords_are_redacted() {
     let before = received.of(200);
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].arguments.values[0]["userId"], json!(null));
-    assert_eq!(before[0].arguments.values[0]["userRoles"], json!(["NotAuthenticatedUser", "RestUser"]));
+    assert_eq!(
+        before[0].arguments.values[0]["userRoles"],
+        json!(["NotAuthenticatedUser", "RestUser"])
+    );
     assert_eq!(before[0].arguments.values[1], json!("alice@example.com"));
     let after = received.of(201);
     assert_eq!(after.len(), 1);
@@ -291,13 +408,21 @@ async fn login_events_carry_the_logged_in_user_and_passwords_are_redacted() {
     assert_eq!(logged.len(), 2);
     assert!(!logged[0].body.to_string().contains("alice-pass"));
 
-    app.call(Method::GET, REST, "users/logout", Some(&token), None).await.ok();
+    app.call(Method::GET, REST, "users/logout", Some(&token), None)
+        .await
+        .ok();
     let out = received.of(213);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].arguments.values[0]["userId"], json!(alice_id));
 
     let user = app
-        .call(Method::POST, REST, "users/register", None, Some(json!({"email": "eve@example.com", "password": "e"})))
+        .call(
+            Method::POST,
+            REST,
+            "users/register",
+            None,
+            Some(json!({"email": "eve@example.com", "password": "e"})),
+        )
         .await
         .ok();
     assert_eq!(user["registeredBy"], json!("handler"));
@@ -308,13 +433,32 @@ async fn login_events_carry_the_logged_in_user_and_passwords_are_redacted() {
 async fn async_handlers_are_not_awaited_but_are_sent() {
     let (app, received) = linked(None).await;
     let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
-    let row = app.call(Method::POST, REST, "data/Post", Some(&token), Some(json!({"title": "a"}))).await.ok();
-    let id = row["objectId"].as_str().unwrap();
-    let updated = app
-        .call(Method::PUT, REST, &format!("data/Post/{id}"), Some(&token), Some(json!({"body": "b"})))
+    let row = app
+        .call(
+            Method::POST,
+            REST,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": "a"})),
+        )
         .await
         .ok();
-    assert_eq!(updated["body"], json!("b"), "the async handler's reply is ignored");
+    let id = row["objectId"].as_str().unwrap();
+    let updated = app
+        .call(
+            Method::PUT,
+            REST,
+            &format!("data/Post/{id}"),
+            Some(&token),
+            Some(json!({"body": "b"})),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        updated["body"],
+        json!("b"),
+        "the async handler's reply is ignored"
+    );
     let mut tries = 0;
     while received.of(109).is_empty() {
         tries += 1;
@@ -338,7 +482,13 @@ async fn a_runner_with_another_secret_refuses_and_the_client_sees_an_error() {
     };
     let app = TestApp::start(config).await;
     let r = app
-        .call(Method::POST, REST, "users/login", None, Some(json!({"login": "bob@example.com", "password": "bob-pass"})))
+        .call(
+            Method::POST,
+            REST,
+            "users/login",
+            None,
+            Some(json!({"login": "bob@example.com", "password": "bob-pass"})),
+        )
         .await;
     assert_eq!(r.status, 502, "{}", r.body);
     assert_eq!(*received.bad_signatures.lock(), 1);

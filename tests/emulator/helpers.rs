@@ -93,7 +93,8 @@ impl TestApp {
         body: Option<Value>,
     ) -> Resp {
         let url = format!("{}/{APP}/{key}/{path}", self.base);
-        self.raw(method, &url, token, body.map(|b| b.to_string())).await
+        self.raw(method, &url, token, body.map(|b| b.to_string()))
+            .await
     }
 
     pub async fn raw(
@@ -116,9 +117,8 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Resp { status, body }
     }

@@ -12,7 +12,13 @@ use tower::ServiceExt;
 struct InProcess(axum::Router);
 
 impl InProcess {
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("/dev-app/dev-rest-key/{path}"));
@@ -28,14 +34,25 @@ impl InProcess {
         .unwrap();
         let res = self.0.clone().oneshot(req).await.unwrap();
         let status = res.status().as_u16();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         (status, body)
     }
 
     async fn login(&self, email: &str, password: &str) -> Result<String, (u16, Value)> {
         let (status, body) = self
-            .call("POST", "users/login", None, Some(json!({"login": email, "password": password})))
+            .call(
+                "POST",
+                "users/login",
+                None,
+                Some(json!({"login": email, "password": password})),
+            )
             .await;
         if status == 200 {
             Ok(body["user-token"].as_str().unwrap().to_owned())
@@ -62,7 +79,9 @@ async fn sessions_expire_after_inactivity_and_each_use_resets_the_clock() {
     let (status, body) = app.call("GET", "data/Post", Some(&idle), None).await;
     assert_eq!((status, body["code"].clone()), (401, json!(3064)), "{body}");
     // Expired is expired: no fallback to anonymous, even on public routes.
-    let (_, valid) = app.call("GET", &format!("users/isvalidusertoken/{idle}"), None, None).await;
+    let (_, valid) = app
+        .call("GET", &format!("users/isvalidusertoken/{idle}"), None, None)
+        .await;
     assert_eq!(valid, json!(false));
     tokio::time::advance(Duration::from_secs(61)).await;
     let (status, body) = app.call("GET", "users/userroles", Some(&used), None).await;
@@ -102,5 +121,9 @@ async fn login_limit_refuses_extra_sessions_until_one_ends() {
     app.login("bob@example.com", "bob-pass").await.unwrap();
     let (status, _) = app.call("GET", "data/Post", Some(&third), None).await;
     assert_eq!(status, 401);
-    assert_eq!(inspect.login_count("bob@example.com"), 4, "refused logins are not counted");
+    assert_eq!(
+        inspect.login_count("bob@example.com"),
+        4,
+        "refused logins are not counted"
+    );
 }
