@@ -318,10 +318,24 @@ impl Dispatcher {
 
     fn record(&self, link: &Link, def: &EventDef, task: &Task) {
         let mut shown = task.clone();
-        // The login password is the second value after the context.
-        if def.provider == crate::event::Provider::User && def.args.first() == Some(&"login") {
-            if let Some(p) = shown.arguments.values.get_mut(2) {
-                *p = Value::String("[redacted]".to_owned());
+        if def.provider == crate::event::Provider::User {
+            let redacted = || Value::String("[redacted]".to_owned());
+            match def.args.first() {
+                // Login: the password is the second value after the context.
+                Some(&"login") => {
+                    if let Some(p) = shown.arguments.values.get_mut(2) {
+                        *p = redacted();
+                    }
+                }
+                // Register and update: a `password` property of the user.
+                Some(&"user") => {
+                    if let Some(Value::Object(u)) = shown.arguments.values.get_mut(1) {
+                        if let Some(p) = u.get_mut("password") {
+                            *p = redacted();
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         let body = serde_json::to_value(&shown).unwrap_or(Value::Null);

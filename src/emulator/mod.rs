@@ -188,6 +188,8 @@ impl Emulator {
                 self.state.clone(),
                 auth::log_requests,
             ))
+            .layer(axum::middleware::from_fn(cors))
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
             .with_state(self.state.clone())
     }
 
@@ -216,6 +218,37 @@ impl Emulator {
     pub fn config(&self) -> &EmulatorConfig {
         &self.state.config
     }
+}
+
+/// Lets browser apps call the emulator: answers preflights and allows any
+/// origin (the JS SDK in Node needs none of it).
+async fn cors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let mut response = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "content-type, user-token, application-id, secret-key, application-type",
+        ),
+    );
+    response
 }
 
 /// Parses a JSON body; 8002 when it is not JSON. An empty body is `null`.

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestApp, CLOUD, REST};
 
-#[derive(Default)]
 struct Received {
+    handlers: Mutex<Value>,
     tasks: Mutex<Vec<Task>>,
     bad_signatures: Mutex<u32>,
 }
@@ -94,12 +94,17 @@ fn respond(task: &Task) -> InvocationResult {
 }
 
 async fn start_runner(secret: &str) -> (String, Arc<Received>) {
-    let received = Arc::new(Received::default());
+    let received = Arc::new(Received {
+        handlers: Mutex::new(handlers()),
+        tasks: Mutex::default(),
+        bad_signatures: Mutex::default(),
+    });
     let verifier = Verifier::new(
         vec![WebhookSecret::parse(secret).unwrap()],
         DEFAULT_TOLERANCE,
     );
     let r = received.clone();
+    let listed = received.clone();
     let invoke = move |headers: HeaderMap, body: Bytes| {
         let r = r.clone();
         let verifier = verifier.clone();
@@ -124,7 +129,10 @@ async fn start_runner(secret: &str) -> (String, Arc<Received>) {
         }
     };
     let app = Router::new()
-        .route("/handlers", get(|| async { Json(handlers()) }))
+        .route(
+            "/handlers",
+            get(move || async move { Json(listed.handlers.lock().clone()) }),
+        )
         .route("/invoke", post(invoke));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -421,12 +429,63 @@ async fn login_events_carry_the_logged_in_user_and_passwords_are_redacted() {
             REST,
             "users/register",
             None,
-            Some(json!({"email": "eve@example.com", "password": "e"})),
+            Some(json!({"email": "eve@example.com", "password": "eve-secret-pass"})),
         )
         .await
         .ok();
     assert_eq!(user["registeredBy"], json!("handler"));
     assert!(user.get("password").is_none());
+    // The runner gets the user as sent; records and the inspector do not show the password.
+    assert_eq!(
+        received.of(202)[0].arguments.values[1]["password"],
+        json!("eve-secret-pass")
+    );
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains("eve-secret-pass"), "{text}");
+    }
+    assert!(app
+        .inspect
+        .tasks()
+        .iter()
+        .all(|t| !t.body.to_string().contains("eve-secret-pass")));
+    app.login(REST, "eve@example.com", "eve-secret-pass").await;
+}
+
+#[tokio::test]
+async fn a_handler_registered_after_start_is_found() {
+    let secret = WebhookSecret::generate();
+    let (url, received) = start_runner(&secret).await;
+    *received.handlers.lock() = json!([]);
+    let config = EmulatorConfig {
+        runner: Some(RunnerLinkConfig {
+            url,
+            secret: Secret::new(secret),
+            record_dir: None,
+            task_timeout_ms: 5000,
+        }),
+        ..EmulatorConfig::dev()
+    };
+    let app = TestApp::start(config).await;
+    let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
+    let post = |title: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.call(
+                Method::POST,
+                REST,
+                "data/Post",
+                Some(&token),
+                Some(json!({"title": title})),
+            )
+            .await
+            .ok()
+        }
+    };
+    assert_eq!(post("plain").await["title"], json!("plain"));
+    *received.handlers.lock() = handlers();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(post("plain").await["title"], json!("changed by handler"));
 }
 
 #[tokio::test]

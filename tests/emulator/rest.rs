@@ -188,6 +188,17 @@ async fn unknown_app_or_key_and_malformed_json() {
         )
         .await;
     r.err(8002, 400);
+    let preflight = app
+        .client
+        .request(
+            Method::OPTIONS,
+            format!("{}/{APP}/{JS}/data/Post", app.base),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
     let info = app.call(Method::GET, JS, "info", None, None).await.ok();
     assert_eq!(info["appId"], json!(APP));
 }
