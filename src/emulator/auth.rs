@@ -80,10 +80,30 @@ struct Resolved {
 #[derive(Clone, Default)]
 pub(crate) struct Slot(Arc<Mutex<Resolved>>);
 
+/// A caller whose `user-token` header, if any, is ignored: for login,
+/// register and token validation, which a client may call with a stale
+/// token still in its headers.
+#[derive(Debug, Clone)]
+pub struct Anonymous(pub Caller);
+
+impl FromRequestParts<Shared> for Anonymous {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        resolve(parts, state, false).await.map(Anonymous)
+    }
+}
+
 impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        resolve(parts, state, true).await
+    }
+}
+
+async fn resolve(parts: &mut Parts, state: &Shared, use_token: bool) -> Result<Caller, ApiError> {
+    {
         // Inside the nested router the URI has lost its prefix: read the
         // prefix's path parameters instead.
         let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
@@ -101,7 +121,7 @@ impl FromRequestParts<Shared> for Caller {
             .headers
             .get("user-token")
             .map(|v| v.to_str().unwrap_or_default().trim().to_owned())
-            .filter(|t| !t.is_empty());
+            .filter(|t| use_token && !t.is_empty());
         let user = match token {
             Some(t) => Some(state.sessions.resolve(&t)?),
             None => None,
@@ -119,7 +139,7 @@ impl FromRequestParts<Shared> for Caller {
             .collect();
         Ok(Caller {
             key_kind,
-            roles: Self::roles_for(key_kind, user.as_ref()),
+            roles: Caller::roles_for(key_kind, user.as_ref()),
             user,
             headers,
         })

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::event::user;
 
-use super::auth::Caller;
+use super::auth::{Anonymous, Caller};
 use super::config::KeyKind;
 use super::dispatch::Before;
 use super::error::ApiError;
@@ -21,7 +21,11 @@ use super::{json_object, Shared};
 type Reply = Result<Json<Value>, ApiError>;
 
 /// POST /users/register: creates the user; does not log in.
-pub(crate) async fn register(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+pub(crate) async fn register(
+    State(st): State<Shared>,
+    Anonymous(caller): Anonymous,
+    body: Bytes,
+) -> Reply {
     let user = json_object(&body)?;
     register_user(&st, &caller, user).await.map(Json)
 }
@@ -82,7 +86,11 @@ fn invalid_login() -> ApiError {
 }
 
 /// POST /users/login {login, password}; with the CloudCode key also {objectId}.
-pub(crate) async fn login(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+pub(crate) async fn login(
+    State(st): State<Shared>,
+    Anonymous(caller): Anonymous,
+    body: Bytes,
+) -> Reply {
     let body = json_object(&body)?;
     if let Some(Value::String(id)) = body.get("objectId") {
         return passwordless(&st, &caller, id.clone()).await;
@@ -192,6 +200,7 @@ pub(crate) async fn logout(
 /// GET /users/isvalidusertoken/{token} -> true/false.
 pub(crate) async fn is_valid_token(
     State(st): State<Shared>,
+    _caller: Anonymous,
     Path(p): Path<HashMap<String, String>>,
 ) -> Json<Value> {
     let token = p.get("token").map_or("", String::as_str);

@@ -98,6 +98,38 @@ async fn register_login_logout_and_token_checks() {
     app.call(Method::GET, JS, "data/Post", Some("NOT-A-TOKEN"), None)
         .await
         .err(3064, 401);
+    // Login, register and token validation ignore a stale token header.
+    let valid = app
+        .call(
+            Method::GET,
+            JS,
+            &format!("users/isvalidusertoken/{token}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(valid, json!(false));
+    let relogin = app
+        .call(
+            Method::POST,
+            JS,
+            "users/login",
+            Some(&token),
+            Some(json!({"login": "carol@example.com", "password": "c-pass"})),
+        )
+        .await
+        .ok();
+    assert_ne!(relogin["user-token"], json!(token));
+    app.call(
+        Method::GET,
+        "bad-key",
+        &format!("users/isvalidusertoken/{token}"),
+        None,
+        None,
+    )
+    .await
+    .err(2002, 401);
 
     // A password change through PUT /users/{id}.
     let (token, _) = app.login(JS, "carol@example.com", "c-pass").await;
