@@ -18,8 +18,8 @@ use super::inspect::RequestRecord;
 use super::sessions::SessionUser;
 use super::Shared;
 
-/// The resolved caller of a request.
-#[derive(Debug, Clone)]
+/// The resolved caller of a request. `Debug` hides the token and credential headers.
+#[derive(Clone)]
 pub struct Caller {
     /// The kind of the API key in the path.
     pub key_kind: KeyKind,
@@ -29,6 +29,18 @@ pub struct Caller {
     pub roles: Vec<String>,
     /// The request headers (for the RunnerContext).
     pub headers: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.keys().map(String::as_str).collect();
+        f.debug_struct("Caller")
+            .field("key_kind", &self.key_kind)
+            .field("user", &self.user)
+            .field("roles", &self.roles)
+            .field("header_names", &headers)
+            .finish()
+    }
 }
 
 impl Caller {

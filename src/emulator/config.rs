@@ -341,7 +341,18 @@ mod tests {
 
     #[test]
     fn debug_hides_passwords() {
-        let shown = format!("{:?}", EmulatorConfig::dev());
+        let config = EmulatorConfig {
+            runner: Some(RunnerLinkConfig {
+                url: "http://127.0.0.1:1".into(),
+                secret: Secret::new("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="),
+                record_dir: None,
+                task_timeout_ms: 5000,
+            }),
+            ..EmulatorConfig::dev()
+        };
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(!shown.contains("alice-pass"), "{shown}");
         assert!(shown.contains("alice@example.com"));
     }

@@ -47,8 +47,9 @@ impl fmt::Debug for RequestRecord {
     }
 }
 
-/// A task sent to the runner (the login password is redacted).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A task sent to the runner (passwords are redacted; the caller's token is
+/// not, so `Debug` leaves the body out).
+#[derive(Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SentTask {
     /// The event id.
@@ -61,6 +62,17 @@ pub struct SentTask {
     pub is_async: bool,
     /// The task body as JSON.
     pub body: Value,
+}
+
+impl fmt::Debug for SentTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentTask")
+            .field("event_id", &self.event_id)
+            .field("event_name", &self.event_name)
+            .field("target", &self.target)
+            .field("is_async", &self.is_async)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The recorded history, shared by the emulator and its [`Inspector`]s.
@@ -154,5 +166,32 @@ impl Inspector {
     /// The tasks sent to the runner, oldest first.
     pub fn tasks(&self) -> Vec<SentTask> {
         self.log.tasks.lock().iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str) -> RequestRecord {
+        RequestRecord {
+            method: "GET".into(),
+            path: path.into(),
+            user_token: Some("SECRET-TOKEN".into()),
+            user_id: None,
+            key_kind: None,
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn request_log_is_a_bounded_ring() {
+        let log = Log::new(2);
+        for p in ["/a", "/b", "/c"] {
+            log.request(record(p));
+        }
+        let paths: Vec<String> = log.requests.lock().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(paths, ["/b", "/c"]);
+        assert!(!format!("{:?}", record("/x")).contains("SECRET-TOKEN"));
     }
 }
