@@ -72,7 +72,9 @@ pub struct Dispatcher {
     link: Option<Link>,
     app_id: String,
     /// `initAppData` of every task: where and with which key handlers call back.
-    init_app_data: Value,
+    init_app_data: parking_lot::RwLock<Value>,
+    /// Whether `public_url` was configured (else `serve` sets the bound address).
+    fixed_url: bool,
     log: Arc<Log>,
 }
 
@@ -104,9 +106,18 @@ impl Dispatcher {
         Ok(Self {
             link,
             app_id: config.app_id.clone(),
-            init_app_data: json!({"url": url, "apiKey": api_key}),
+            init_app_data: parking_lot::RwLock::new(json!({"url": url, "apiKey": api_key})),
+            fixed_url: config.public_url.is_some(),
             log,
         })
+    }
+
+    /// Tells handlers to call back at `url` (the address actually bound),
+    /// unless `public_url` was configured.
+    pub(crate) fn set_callback_url(&self, url: String) {
+        if !self.fixed_url {
+            self.init_app_data.write()["url"] = Value::String(url);
+        }
     }
 
     async fn handlers(&self, link: &Link) -> Arc<Vec<HandlerInfo>> {
@@ -258,7 +269,7 @@ impl Dispatcher {
             timestamp: Some(now_ms()),
             arguments: Arguments::new(Encoding::Json, values),
             invocation_context_dto: None,
-            init_app_data: Some(self.init_app_data.clone()),
+            init_app_data: Some(self.init_app_data.read().clone()),
             provider: Some(def.provider.as_str().to_owned()),
         };
         let body = serde_json::to_vec(&task).map_err(ApiError::internal)?;

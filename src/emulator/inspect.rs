@@ -35,7 +35,7 @@ impl fmt::Debug for RequestRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestRecord")
             .field("method", &self.method)
-            .field("path", &self.path)
+            .field("path", &redact_path(&self.path))
             .field(
                 "user_token",
                 &self.user_token.as_ref().map(|_| "[redacted]"),
@@ -44,6 +44,15 @@ impl fmt::Debug for RequestRecord {
             .field("key_kind", &self.key_kind)
             .field("status", &self.status)
             .finish()
+    }
+}
+
+/// The path with the token of `users/isvalidusertoken/{token}` hidden.
+fn redact_path(path: &str) -> String {
+    const MARK: &str = "/users/isvalidusertoken/";
+    match path.find(MARK) {
+        Some(i) => format!("{}[redacted]", &path[..i + MARK.len()]),
+        None => path.to_owned(),
     }
 }
 
@@ -193,5 +202,7 @@ mod tests {
         let paths: Vec<String> = log.requests.lock().iter().map(|r| r.path.clone()).collect();
         assert_eq!(paths, ["/b", "/c"]);
         assert!(!format!("{:?}", record("/x")).contains("SECRET-TOKEN"));
+        let shown = format!("{:?}", record("/a/k/users/isvalidusertoken/SECRET-TOKEN"));
+        assert!(!shown.contains("SECRET-TOKEN"), "{shown}");
     }
 }

@@ -199,6 +199,11 @@ impl Emulator {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            self.state
+                .dispatcher
+                .set_callback_url(format!("http://{addr}"));
+        }
         let router = self.router();
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)

@@ -190,6 +190,13 @@ async fn before_create_changes_the_stored_item_and_sees_the_caller() {
     assert_eq!((task.target.as_str(), task.is_async), ("Post", false));
     assert_eq!(task.timeout, Some(5000));
     assert_eq!(task.application_id.as_deref(), Some("dev-app"));
+    let init = task.init_app_data.as_ref().unwrap();
+    assert_eq!(
+        init["url"],
+        json!(app.base),
+        "handlers call back the bound address"
+    );
+    assert_eq!(init["apiKey"], json!(CLOUD));
     let ctx = &task.arguments.values[0];
     assert_eq!(ctx["appId"], json!("dev-app"));
     assert_eq!(ctx["userId"], json!(alice_id));

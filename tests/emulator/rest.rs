@@ -606,3 +606,20 @@ async fn file_database_survives_a_restart() {
         .ok();
     assert_eq!(n, json!(1));
 }
+
+#[tokio::test]
+async fn serve_stops_on_shutdown() {
+    let emulator = coderunner::emulator::Emulator::new(EmulatorConfig::dev()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(emulator.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    let url = format!("http://{addr}/{APP}/{REST}/info");
+    assert!(reqwest::get(&url).await.unwrap().status().is_success());
+    tx.send(()).unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+    assert!(reqwest::get(&url).await.is_err(), "no longer listening");
+}
