@@ -423,7 +423,12 @@ async fn find(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply 
         None,
     )?;
     parse_query(&query)?;
-    let args = match before(st, caller, persistence::BEFORE_FIND, table, vec![query]).await? {
+    let (before_id, after_id, target) = if table == "Users" {
+        (user::BEFORE_FIND, user::AFTER_FIND, "*")
+    } else {
+        (persistence::BEFORE_FIND, persistence::AFTER_FIND, table)
+    };
+    let args = match before(st, caller, before_id, target, vec![query]).await? {
         Ok(a) => a,
         Err(premature) => return Ok(Json(premature)),
     };
@@ -431,13 +436,7 @@ async fn find(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply 
     let t = table.to_owned();
     let rows = st.store.call(move |c| store::find(c, &t, &q)).await?;
     st.dispatcher
-        .after(
-            caller,
-            persistence::AFTER_FIND,
-            table,
-            args,
-            project(rows, &props),
-        )
+        .after(caller, after_id, target, args, project(rows, &props))
         .await
         .map(Json)
 }
@@ -593,22 +592,44 @@ pub(crate) async fn bulk_update(
         caller.user_id(),
         None,
     )?;
-    let condition = compile(query_map(&uri).get("where").map_or("", String::as_str))?;
+    let clause = query_map(&uri).remove("where").unwrap_or_default();
+    compile(&clause)?;
+    let args = vec![
+        Value::String(table.clone()),
+        Value::String(clause),
+        Value::Object(changes),
+    ];
+    let args = match before(&st, &caller, persistence::BEFORE_UPDATE_BULK, &table, args).await? {
+        Ok(a) => a,
+        Err(premature) => return Ok(Json(premature)),
+    };
+    let condition = compile(args[1].as_str().unwrap_or_default())?;
+    let changes = as_object(args[2].clone(), "changes")?;
+    let t = table.clone();
     let n = st
         .store
         .call(move |c| {
             let tx = c.transaction()?;
-            let ids = store::matching_ids(&tx, &table, condition.as_ref())?;
+            let ids = store::matching_ids(&tx, &t, condition.as_ref())?;
             for id in &ids {
-                if let Some(row) = store::get(&tx, &table, id)? {
-                    store::update(&tx, &table, row, changes.clone())?;
+                if let Some(row) = store::get(&tx, &t, id)? {
+                    store::update(&tx, &t, row, changes.clone())?;
                 }
             }
             tx.commit()?;
             Ok(ids.len())
         })
         .await?;
-    Ok(Json(Value::from(n)))
+    st.dispatcher
+        .after(
+            &caller,
+            persistence::AFTER_UPDATE_BULK,
+            &table,
+            args,
+            Value::from(n),
+        )
+        .await
+        .map(Json)
 }
 
 async fn bulk_delete(st: &Shared, caller: &Caller, table: String, clause: &str) -> Reply {
@@ -619,20 +640,39 @@ async fn bulk_delete(st: &Shared, caller: &Caller, table: String, clause: &str) 
         caller.user_id(),
         None,
     )?;
-    let condition = compile(clause)?;
+    compile(clause)?;
+    let args = vec![
+        Value::String(table.clone()),
+        Value::String(clause.to_owned()),
+    ];
+    let args = match before(st, caller, persistence::BEFORE_REMOVE_BULK, &table, args).await? {
+        Ok(a) => a,
+        Err(premature) => return Ok(Json(premature)),
+    };
+    let condition = compile(args[1].as_str().unwrap_or_default())?;
+    let t = table.clone();
     let n = st
         .store
         .call(move |c| {
             let tx = c.transaction()?;
-            let ids = store::matching_ids(&tx, &table, condition.as_ref())?;
+            let ids = store::matching_ids(&tx, &t, condition.as_ref())?;
             for id in &ids {
-                store::delete(&tx, &table, id)?;
+                store::delete(&tx, &t, id)?;
             }
             tx.commit()?;
             Ok(ids.len())
         })
         .await?;
-    Ok(Json(Value::from(n)))
+    st.dispatcher
+        .after(
+            caller,
+            persistence::AFTER_REMOVE_BULK,
+            &table,
+            args,
+            Value::from(n),
+        )
+        .await
+        .map(Json)
 }
 
 /// DELETE /data/bulk/{table}?where= -> count.

@@ -41,6 +41,8 @@ fn handlers() -> Value {
         {"provider": "persistence", "event": "beforeRemove", "eventId": 106, "target": "Post", "async": false},
         {"provider": "persistence", "event": "afterUpdate", "eventId": 109, "target": "Post", "async": true},
         {"provider": "persistence", "event": "afterFind", "eventId": 113, "target": "Post", "async": false},
+        {"provider": "persistence", "event": "beforeUpdateBulk", "eventId": 118, "target": "Thing", "async": false},
+        {"provider": "persistence", "event": "afterRemoveBulk", "eventId": 121, "target": "Thing", "async": false},
         {"provider": "user", "event": "beforeLogin", "eventId": 200, "target": "*", "async": false},
         {"provider": "user", "event": "afterLogin", "eventId": 201, "target": "*", "async": false},
         {"provider": "user", "event": "beforeRegister", "eventId": 202, "target": "*", "async": false},
@@ -83,6 +85,16 @@ fn respond(task: &Task) -> InvocationResult {
             let last = values.len() - 1;
             let n = values[last]["result"].as_array().map_or(0, Vec::len);
             values[last]["result"] = json!({"count": n});
+            reply(values)
+        }
+        118 => {
+            values[3]["bulk"] = json!("handler");
+            reply(values)
+        }
+        121 => {
+            let last = values.len() - 1;
+            let n = values[last]["result"].clone();
+            values[last]["result"] = json!({"removed": n});
             reply(values)
         }
         202 => {
@@ -559,4 +571,59 @@ async fn a_runner_with_another_secret_refuses_and_the_client_sees_an_error() {
     assert_eq!(r.status, 502, "{}", r.body);
     assert_eq!(*received.bad_signatures.lock(), 1);
     assert!(received.tasks.lock().is_empty());
+}
+
+#[tokio::test]
+async fn bulk_update_and_delete_fire_their_events() {
+    let (app, received) = linked(None).await;
+    let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
+    let items = json!([{"n": 0}, {"n": 1}, {"n": 2}]);
+    app.call(
+        Method::POST,
+        REST,
+        "data/bulk/Thing",
+        Some(&token),
+        Some(items),
+    )
+    .await
+    .ok();
+    let n = app
+        .call(
+            Method::PUT,
+            REST,
+            "data/bulk/Thing?where=n%3C2",
+            Some(&token),
+            Some(json!({"x": 1})),
+        )
+        .await
+        .ok();
+    assert_eq!(n, json!(2));
+    let task = &received.of(118)[0];
+    assert_eq!(
+        task.arguments.values[1..],
+        [json!("Thing"), json!("n<2"), json!({"x": 1})]
+    );
+    let changed = app
+        .call(
+            Method::GET,
+            REST,
+            "data/Thing/count?where=bulk%3D'handler'%20and%20x%3D1",
+            Some(&token),
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(changed, json!(2), "the handler's changes were applied");
+    let removed = app
+        .call(
+            Method::POST,
+            REST,
+            "data/bulk/Thing/delete",
+            Some(&token),
+            Some(json!({"where": "n >= 0"})),
+        )
+        .await
+        .ok();
+    assert_eq!(removed, json!({"removed": 3}));
+    assert_eq!(received.of(121)[0].arguments.values[2], json!("n >= 0"));
 }
