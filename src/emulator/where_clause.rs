@@ -484,6 +484,26 @@ mod tests {
         assert_eq!(ok("x = -1.5e2").params[1], SqlValue::Real(-150.0));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_never_pastes_input(s in "\\PC{0,120}") {
+            if let Ok(Some(c)) = compile(&s) {
+                proptest::prop_assert!(!c.sql.contains('\''));
+                proptest::prop_assert_eq!(c.sql.matches('?').count(), c.params.len());
+            }
+        }
+
+        #[test]
+        fn compiled_clauses_run(s in "(a|b|n|not|and|or|in|like|is|null|true| |=|<|>|!|\\(|\\)|,|'x'|'%'|1|2\\.5)*") {
+            let store = crate::emulator::store::Store::open(":memory:").unwrap();
+            if let Ok(condition) = compile(&s) {
+                let q = crate::emulator::store::FindQuery { condition, page_size: 10, ..Default::default() };
+                let ran = store.call_sync(|c| crate::emulator::store::find(c, "T", &q));
+                proptest::prop_assert!(ran.is_ok(), "{s}: {ran:?}");
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_1017() {
         for bad in [
