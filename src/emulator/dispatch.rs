@@ -284,6 +284,13 @@ impl Dispatcher {
             request = request.header(name, value);
         }
         let event_name = def.name;
+        tracing::debug!(
+            task_id = %task.id,
+            event = event_name,
+            target = %task.target,
+            is_async,
+            "emulator.task_sent"
+        );
         if is_async {
             tokio::spawn(async move {
                 if let Err(e) = request.send().await {
