@@ -136,6 +136,7 @@ impl Emulator {
                 get(users::is_valid_token),
             )
             .route("/users/userroles", get(users::user_roles))
+            .route("/users/userroles/{id}", get(users::roles_of))
             .route("/users/{id}", put(users::update))
             // data
             .route(

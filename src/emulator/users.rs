@@ -214,6 +214,24 @@ pub(crate) async fn user_roles(caller: Caller) -> Json<Value> {
     ))
 }
 
+/// GET /users/userroles/{id} -> that user's custom roles and `AuthenticatedUser`.
+pub(crate) async fn roles_of(
+    State(st): State<Shared>,
+    _caller: Caller,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let id = p.get("id").cloned().unwrap_or_default();
+    let mut roles = st
+        .store
+        .call(move |c| store::user_roles(c, &id))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    roles.push("AuthenticatedUser".to_owned());
+    Ok(Json(Value::Array(
+        roles.into_iter().map(Value::String).collect(),
+    )))
+}
+
 /// PUT /users/{id}: update a user (a password in the body changes it).
 pub(crate) async fn update(
     State(st): State<Shared>,

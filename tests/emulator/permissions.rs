@@ -261,4 +261,19 @@ async fn anonymous_rows_have_no_owner_and_roles_are_reported() {
         .await
         .ok();
     assert_eq!(roles, json!(["Admin", "AuthenticatedUser", "JSUser"]));
+    let (_, admin_id) = app.login(REST, "admin@example.com", "admin-pass").await;
+    let roles = app
+        .call(
+            Method::GET,
+            CLOUD,
+            &format!("users/userroles/{admin_id}"),
+            None,
+            None,
+        )
+        .await
+        .ok();
+    assert_eq!(roles, json!(["Admin", "AuthenticatedUser"]));
+    app.call(Method::GET, CLOUD, "users/userroles/NOPE", None, None)
+        .await
+        .err(1000, 404);
 }
