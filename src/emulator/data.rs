@@ -161,6 +161,14 @@ async fn load_checked(
     let owner = row.get("ownerId").and_then(Value::as_str);
     st.permissions
         .check(table, op, &caller.roles, caller.user_id(), Some(owner))?;
+    // A user may be changed or removed only by that user or by business logic.
+    if table == "Users"
+        && matches!(op, Operation::Update | Operation::Remove)
+        && caller.key_kind != super::config::KeyKind::CloudCode
+        && caller.user_id() != Some(id)
+    {
+        return Err(op.denied());
+    }
     Ok(row)
 }
 
@@ -268,9 +276,16 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
         Err(premature) => return Ok(Json(premature)),
     };
     let id = args[0].as_str().unwrap_or_default().to_owned();
-    let t = table.clone();
-    if !st.store.call(move |c| store::delete(c, &t, &id)).await? {
+    let (t, i) = (table.clone(), id.clone());
+    if !st.store.call(move |c| store::delete(c, &t, &i)).await? {
         return Err(ApiError::not_found());
+    }
+    if table == "Users" {
+        let i = id.clone();
+        st.store
+            .call(move |c| store::delete_credentials(c, &i))
+            .await?;
+        st.sessions.close_user(&id);
     }
     let result = json!({"deletionTime": store::now_ms()});
     st.dispatcher

@@ -366,6 +366,15 @@ pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<
     Ok(())
 }
 
+/// Forgets a user's credentials (the user was removed).
+pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "DELETE FROM credentials WHERE user_id = ?1",
+        params![user_id],
+    )?;
+    Ok(())
+}
+
 /// Whether a login is taken.
 pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, ApiError> {
     Ok(conn.query_row(

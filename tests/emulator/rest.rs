@@ -131,6 +131,35 @@ async fn register_login_logout_and_token_checks() {
     .await
     .err(2002, 401);
 
+    // Only the user (or business logic) may change a user.
+    let (bob, _) = app.login(JS, "bob@example.com", "bob-pass").await;
+    app.call(
+        Method::PUT,
+        JS,
+        &format!("users/{id}"),
+        Some(&bob),
+        Some(json!({"password": "x"})),
+    )
+    .await
+    .err(1012, 400);
+    app.call(
+        Method::PUT,
+        JS,
+        &format!("data/Users/{id}"),
+        None,
+        Some(json!({"name": "x"})),
+    )
+    .await
+    .err(1012, 400);
+    app.call(
+        Method::DELETE,
+        JS,
+        &format!("data/Users/{id}"),
+        Some(&bob),
+        None,
+    )
+    .await
+    .err(1014, 400);
     // A password change through PUT /users/{id}.
     let (token, _) = app.login(JS, "carol@example.com", "c-pass").await;
     app.call(
@@ -151,7 +180,38 @@ async fn register_login_logout_and_token_checks() {
     )
     .await
     .err(3003, 401);
-    app.login(JS, "carol@example.com", "new-pass").await;
+    let (token, _) = app.login(JS, "carol@example.com", "new-pass").await;
+    // Removing a user ends its sessions and its login.
+    app.call(
+        Method::DELETE,
+        JS,
+        &format!("data/Users/{id}"),
+        Some(&token),
+        None,
+    )
+    .await
+    .ok();
+    app.call(Method::GET, JS, "data/Post", Some(&token), None)
+        .await
+        .err(3064, 401);
+    app.call(
+        Method::POST,
+        JS,
+        "users/login",
+        None,
+        Some(json!({"login": "carol@example.com", "password": "new-pass"})),
+    )
+    .await
+    .err(3003, 401);
+    app.call(
+        Method::POST,
+        JS,
+        "users/register",
+        None,
+        Some(json!({"email": "carol@example.com", "password": "again"})),
+    )
+    .await
+    .ok();
 }
 
 #[tokio::test]
