@@ -45,7 +45,7 @@ fn as_object(v: Value, what: &str) -> Result<Object, ApiError> {
     }
 }
 
-/// Runs a before-handler; `Err(Ok(v))` short-circuits with `v`.
+/// Runs a before-handler: `Ok(Ok(args))` to go on, `Ok(Err(v))` to return `v` at once.
 async fn before(
     st: &Shared,
     caller: &Caller,
@@ -263,15 +263,16 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
     let table = table_of(&p)?;
     let id = id_of(&p);
     load_checked(&st, &caller, &table, &id, Operation::Remove).await?;
-    let args = match before(
-        &st,
-        &caller,
-        persistence::BEFORE_REMOVE,
-        &table,
-        vec![Value::String(id)],
-    )
-    .await?
-    {
+    let (before_id, after_id, target) = if table == "Users" {
+        (user::BEFORE_REMOVE, user::AFTER_REMOVE, "*")
+    } else {
+        (
+            persistence::BEFORE_REMOVE,
+            persistence::AFTER_REMOVE,
+            table.as_str(),
+        )
+    };
+    let args = match before(&st, &caller, before_id, target, vec![Value::String(id)]).await? {
         Ok(a) => a,
         Err(premature) => return Ok(Json(premature)),
     };
@@ -289,7 +290,7 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
     }
     let result = json!({"deletionTime": store::now_ms()});
     st.dispatcher
-        .after(&caller, persistence::AFTER_REMOVE, &table, args, result)
+        .after(&caller, after_id, target, args, result)
         .await
         .map(Json)
 }
@@ -371,6 +372,10 @@ fn parse_query(q: &Value) -> Result<(FindQuery, Vec<String>), ApiError> {
     let mut props = Vec::new();
     for p in q["properties"].as_array().into_iter().flatten() {
         let p = p.as_str().unwrap_or_default().trim();
+        if p == "*" {
+            props.clear();
+            break;
+        }
         if !is_identifier(p) {
             return Err(ApiError::parse(format!("invalid property `{p}` in props")));
         }

@@ -360,6 +360,17 @@ async fn find_count_paging_sorting_props_on_both_routes() {
         .map(|o| o["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["item2", "item1", "item0"]);
+    let all = app
+        .call(
+            Method::POST,
+            JS,
+            "data/Thing/find",
+            None,
+            Some(json!({"props": "*", "pageSize": 1})),
+        )
+        .await
+        .ok();
+    assert!(all[0]["name"].is_string() && all[0]["n"].is_i64(), "{all}");
     let n = app
         .call(
             Method::GET,
