@@ -694,3 +694,37 @@ async fn serve_stops_on_shutdown() {
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
     assert!(reqwest::get(&url).await.is_err(), "no longer listening");
 }
+
+#[tokio::test]
+async fn concurrent_requests_are_all_served() {
+    let app = std::sync::Arc::new(TestApp::dev().await);
+    let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            app.call(
+                Method::POST,
+                REST,
+                "data/Post",
+                Some(&token),
+                Some(json!({"i": i})),
+            )
+            .await
+            .ok()["objectId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap());
+    }
+    assert_eq!(ids.len(), 50);
+    let n = app
+        .call(Method::GET, REST, "data/Post/count", Some(&token), None)
+        .await
+        .ok();
+    assert_eq!(n, json!(50));
+}
