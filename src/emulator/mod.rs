@@ -1,1 +1,307 @@
-//! A local emulator of the Backendless REST API on SQLite that fires business logic.
+//! A local emulator of the Backendless REST API on SQLite that fires business
+//! logic: users and sessions, data with table permissions and where clauses,
+//! cache and counters, and dispatch of data and user events to a runner as
+//! signed tasks. See `docs/emulator.md`.
+//!
+//! This module serves HTTP and calls the runner over HTTP; it must not depend
+//! on the runner's or the SDK's internals.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use coderunner::emulator::{Emulator, EmulatorConfig};
+//! let emulator = Emulator::new(EmulatorConfig::dev())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let inspect = emulator.inspect();
+//! tokio::spawn(emulator.serve(listener, std::future::pending()));
+//! assert_eq!(inspect.login_count("alice@example.com"), 0);
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod cache;
+mod config;
+mod data;
+mod dispatch;
+mod error;
+mod inspect;
+mod misc;
+mod security;
+mod sessions;
+mod store;
+mod users;
+mod where_clause;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde_json::{Map, Value};
+
+pub use auth::Caller;
+pub use config::{
+    Access, ApiKeyConfig, EmulatorConfig, KeyKind, Operation, RolePermissions, RunnerLinkConfig,
+    Secret, TableConfig, UserConfig,
+};
+pub use error::ApiError;
+pub use inspect::{Inspector, RequestRecord, SentTask};
+pub use where_clause::{compile as compile_where, SqlCondition};
+
+/// Everything the routes share.
+pub(crate) struct AppState {
+    config: EmulatorConfig,
+    /// API key -> its kind.
+    keys: HashMap<String, KeyKind>,
+    store: store::Store,
+    permissions: security::Permissions,
+    sessions: Arc<sessions::Sessions>,
+    cache: cache::Cache,
+    counters: cache::Counters,
+    dispatcher: dispatch::Dispatcher,
+    log: Arc<inspect::Log>,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+/// The emulator. Cheap to clone.
+#[derive(Clone)]
+pub struct Emulator {
+    state: Shared,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("app_id", &self.state.config.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Opens or creates the database and seeds the configured users
+    /// (idempotent: existing users are left alone).
+    pub fn new(config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        config.validate()?;
+        let store = store::Store::open(&config.database)?;
+        for user in &config.users {
+            store
+                .call_sync(|c| -> Result<(), ApiError> {
+                    if !store::login_exists(c, &user.email)? {
+                        let mut obj = Map::new();
+                        obj.insert("email".into(), Value::String(user.email.clone()));
+                        store::create_user(c, obj, user.password.expose(), &user.roles)?;
+                    }
+                    Ok(())
+                })
+                .with_context(|| format!("while seeding user {}", user.email))?;
+        }
+        let log = Arc::new(inspect::Log::new(config.request_log_capacity));
+        let state = AppState {
+            keys: config
+                .keys
+                .iter()
+                .map(|k| (k.key.clone(), k.kind))
+                .collect(),
+            permissions: security::Permissions::new(&config),
+            sessions: Arc::new(sessions::Sessions::new(
+                Duration::from_secs(config.session_timeout_secs),
+                config.max_sessions_per_user,
+            )),
+            cache: cache::Cache::new(config.cache_max_entries),
+            counters: cache::Counters::default(),
+            dispatcher: dispatch::Dispatcher::new(&config, log.clone())?,
+            store,
+            log,
+            config,
+        };
+        Ok(Emulator {
+            state: Arc::new(state),
+        })
+    }
+
+    /// The HTTP routes (Backendless API under `/{appId}/{apiKey}/`, inspection
+    /// under `/__emulator/`).
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/info", get(misc::info))
+            // users
+            .route("/users/register", post(users::register))
+            .route("/users/login", post(users::login))
+            .route("/users/logout", get(users::logout))
+            .route(
+                "/users/isvalidusertoken/{token}",
+                get(users::is_valid_token),
+            )
+            .route("/users/userroles", get(users::user_roles))
+            .route("/users/userroles/{id}", get(users::roles_of))
+            .route("/users/{id}", put(users::update))
+            // data
+            .route(
+                "/data/{table}",
+                post(data::create).put(data::save).get(data::find_get),
+            )
+            .route("/data/{table}/find", post(data::find_post))
+            .route(
+                "/data/{table}/count",
+                get(data::count_get).post(data::count_post),
+            )
+            .route(
+                "/data/{table}/{id}",
+                get(data::find_by_id).put(data::update).delete(data::remove),
+            )
+            .route(
+                "/data/bulk/{table}",
+                post(data::bulk_create)
+                    .put(data::bulk_update)
+                    .delete(data::bulk_delete_query),
+            )
+            .route("/data/bulk/{table}/delete", post(data::bulk_delete_body))
+            // cache
+            .route(
+                "/cache/{key}",
+                put(misc::cache_put)
+                    .get(misc::cache_get)
+                    .delete(misc::cache_delete),
+            )
+            .route("/cache/{key}/check", get(misc::cache_check))
+            .route("/cache/{key}/expireIn", put(misc::cache_expire_in))
+            .route("/cache/{key}/expireAt", put(misc::cache_expire_at))
+            // counters
+            .route("/counters/{name}", get(misc::counter_get))
+            .route("/counters/{name}/list", get(misc::counter_list))
+            .route("/counters/{name}/reset", put(misc::counter_reset))
+            .route("/counters/{name}/get/compareandset", put(misc::counter_cas))
+            .route("/counters/{name}/{a}/{b}", put(misc::counter_op));
+        Router::new()
+            .nest("/{app_id}/{api_key}", api)
+            .route("/__emulator/requests", get(misc::inspect_requests))
+            .route("/__emulator/logins", get(misc::inspect_logins))
+            .route("/__emulator/tasks", get(misc::inspect_tasks))
+            .route(
+                "/__emulator/sessions/{user}/expire",
+                post(misc::inspect_expire),
+            )
+            .fallback(misc::not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                auth::log_requests,
+            ))
+            .layer(axum::middleware::from_fn(cors))
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
+            .with_state(self.state.clone())
+    }
+
+    /// Serves the routes on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            self.state
+                .dispatcher
+                .set_callback_url(format!("http://{addr}"));
+        }
+        let router = self.router();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// A handle on what the emulator saw (requests, logins, tasks) that can
+    /// also end sessions.
+    pub fn inspect(&self) -> Inspector {
+        Inspector {
+            log: self.state.log.clone(),
+            sessions: self.state.sessions.clone(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.state.config
+    }
+}
+
+/// Lets browser apps call the emulator: answers preflights and allows any
+/// origin (the JS SDK in Node needs none of it).
+async fn cors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, Method, StatusCode};
+    use axum::response::IntoResponse;
+    let mut response = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "content-type, user-token, application-id, secret-key, application-type",
+        ),
+    );
+    response
+}
+
+/// Parses a JSON body; 8002 when it is not JSON. An empty body is `null`.
+pub(crate) fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(ApiError::parse)
+}
+
+/// Parses a JSON object body; 8002 otherwise.
+pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match json_body(bytes)? {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        other => Err(ApiError::parse(format!(
+            "expected a JSON object, got {}",
+            kind_of(&other)
+        ))),
+    }
+}
+
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The decoded query string.
+pub(crate) fn query_map(uri: &axum::http::Uri) -> HashMap<String, String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}

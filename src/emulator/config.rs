@@ -1,0 +1,359 @@
+//! The emulator's configuration (the `[emulator]` section of the config files)
+//! and the built-in dev seed.
+//!
+//! Secrets (user passwords, the runner's signing secret) are [`Secret`]s: their
+//! `Debug` never shows the value.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+/// A secret string from the configuration. `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl Default for Secret {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// The channel an API key belongs to; it decides the key's role and the
+/// RunnerContext's `deviceType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum KeyKind {
+    /// REST clients: role `RestUser`, device `REST`.
+    #[serde(rename = "REST")]
+    Rest,
+    /// The JS SDK: role `JSUser`, device `JS`.
+    #[serde(rename = "JS")]
+    Js,
+    /// Android: role `AndroidUser`, device `ANDROID`.
+    #[serde(rename = "ANDROID")]
+    Android,
+    /// iOS: role `IOSUser`, device `IOS`.
+    #[serde(rename = "IOS")]
+    Ios,
+    /// .NET: role `DotNetUser`, device `DOTNET`.
+    #[serde(rename = "DOTNET")]
+    DotNet,
+    /// Business logic: role `ServerCodeUser`, device `BL`. Requests made with
+    /// it fire no events (spec §8.5).
+    #[serde(rename = "CloudCode")]
+    CloudCode,
+}
+
+impl KeyKind {
+    /// The system role every request made with this key holds.
+    pub fn role(self) -> &'static str {
+        match self {
+            KeyKind::Rest => "RestUser",
+            KeyKind::Js => "JSUser",
+            KeyKind::Android => "AndroidUser",
+            KeyKind::Ios => "IOSUser",
+            KeyKind::DotNet => "DotNetUser",
+            KeyKind::CloudCode => "ServerCodeUser",
+        }
+    }
+
+    /// The RunnerContext `deviceType` of requests made with this key.
+    pub fn device_type(self) -> &'static str {
+        match self {
+            KeyKind::Rest => "REST",
+            KeyKind::Js => "JS",
+            KeyKind::Android => "ANDROID",
+            KeyKind::Ios => "IOS",
+            KeyKind::DotNet => "DOTNET",
+            KeyKind::CloudCode => "BL",
+        }
+    }
+
+    /// The name used in the configuration and the inspection routes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Rest => "REST",
+            KeyKind::Js => "JS",
+            KeyKind::Android => "ANDROID",
+            KeyKind::Ios => "IOS",
+            KeyKind::DotNet => "DOTNET",
+            KeyKind::CloudCode => "CloudCode",
+        }
+    }
+}
+
+/// One API key of the app.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ApiKeyConfig {
+    /// The key as it appears in the URL (`/{appId}/{key}/...`).
+    pub key: String,
+    /// Its channel.
+    pub kind: KeyKind,
+}
+
+/// A user created at start-up (if no user with that email exists yet).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct UserConfig {
+    /// The login identity.
+    pub email: String,
+    /// The password (stored salted and hashed).
+    pub password: Secret,
+    /// Custom roles (e.g. `Admin`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A table operation that permissions govern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// Create objects (error 1011 when denied).
+    Create,
+    /// Find, find by id, count (error 1013).
+    Find,
+    /// Update (error 1012).
+    Update,
+    /// Remove (error 1014).
+    Remove,
+}
+
+/// GRANT or DENY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Access {
+    /// Allowed.
+    #[default]
+    #[serde(rename = "GRANT")]
+    Grant,
+    /// Refused.
+    #[serde(rename = "DENY")]
+    Deny,
+}
+
+/// The grants and denials of one role on one table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RolePermissions {
+    /// The role (system or custom).
+    pub role: String,
+    /// Operations explicitly granted.
+    #[serde(default)]
+    pub grant: Vec<Operation>,
+    /// Operations explicitly denied.
+    #[serde(default)]
+    pub deny: Vec<Operation>,
+}
+
+/// Permissions of one table. Tables not listed allow everything.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TableConfig {
+    /// The table name (case-sensitive).
+    pub name: String,
+    /// What applies when no level decides.
+    #[serde(default)]
+    pub default: Access,
+    /// Per-role grants and denials.
+    #[serde(default)]
+    pub permissions: Vec<RolePermissions>,
+}
+
+/// The link to a business-logic runner.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RunnerLinkConfig {
+    /// Base URL of the runner: the emulator calls `GET {url}/handlers` and `POST {url}/invoke`.
+    pub url: String,
+    /// The Standard Webhooks secret (`whsec_...`) that signs every task.
+    pub secret: Secret,
+    /// If set, every task sent is also written there as `<unix-ms>-<eventName>-<taskId>.json`.
+    #[serde(default)]
+    pub record_dir: Option<PathBuf>,
+    /// The task `timeout` (ms) given to handlers.
+    #[serde(default = "default_task_timeout_ms")]
+    pub task_timeout_ms: u64,
+}
+
+fn default_task_timeout_ms() -> u64 {
+    5000
+}
+
+/// Configuration of the emulator (`[emulator]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EmulatorConfig {
+    /// Address `coderunner emulator` listens on.
+    pub listen: String,
+    /// SQLite file, or `:memory:`.
+    pub database: String,
+    /// The URL handlers should use to call back (`initAppData.url` of tasks);
+    /// defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// The application id (first path segment).
+    pub app_id: String,
+    /// The app's API keys.
+    pub keys: Vec<ApiKeyConfig>,
+    /// Users created at start-up.
+    pub users: Vec<UserConfig>,
+    /// Table permissions.
+    pub tables: Vec<TableConfig>,
+    /// Session inactivity timeout in seconds; each use resets it.
+    pub session_timeout_secs: u64,
+    /// Maximum simultaneous sessions per user; 0 = unlimited.
+    pub max_sessions_per_user: u32,
+    /// Business-logic runner; none = no events fire.
+    pub runner: Option<RunnerLinkConfig>,
+    /// How many requests the inspection log keeps.
+    pub request_log_capacity: usize,
+    /// How many cache entries may exist at once.
+    pub cache_max_entries: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8100".to_owned(),
+            database: ":memory:".to_owned(),
+            public_url: None,
+            app_id: "dev-app".to_owned(),
+            keys: Vec::new(),
+            users: Vec::new(),
+            tables: Vec::new(),
+            session_timeout_secs: 3600,
+            max_sessions_per_user: 0,
+            runner: None,
+            request_log_capacity: 100_000,
+            cache_max_entries: 10_000,
+        }
+    }
+}
+
+fn perms(role: &str, grant: &[Operation], deny: &[Operation]) -> RolePermissions {
+    RolePermissions {
+        role: role.to_owned(),
+        grant: grant.to_vec(),
+        deny: deny.to_vec(),
+    }
+}
+
+impl EmulatorConfig {
+    /// The dev app seed (the same as `config/dev.toml`).
+    pub fn dev() -> Self {
+        use Operation::*;
+        let key = |key: &str, kind| ApiKeyConfig {
+            key: key.to_owned(),
+            kind,
+        };
+        let user = |email: &str, password: &str, roles: &[&str]| UserConfig {
+            email: email.to_owned(),
+            password: Secret::new(password),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        Self {
+            app_id: "dev-app".to_owned(),
+            keys: vec![
+                key("dev-rest-key", KeyKind::Rest),
+                key("dev-js-key", KeyKind::Js),
+                key("dev-cloudcode-key", KeyKind::CloudCode),
+            ],
+            users: vec![
+                user("alice@example.com", "alice-pass", &[]),
+                user("bob@example.com", "bob-pass", &[]),
+                user("admin@example.com", "admin-pass", &["Admin"]),
+            ],
+            tables: vec![
+                TableConfig {
+                    name: "Post".to_owned(),
+                    default: Access::Deny,
+                    permissions: vec![
+                        perms("AuthenticatedUser", &[Create, Update, Find], &[]),
+                        perms("NotAuthenticatedUser", &[Find], &[Create]),
+                        perms("ServerCodeUser", &[Create, Update, Find, Remove], &[]),
+                    ],
+                },
+                TableConfig {
+                    name: "Latest_post".to_owned(),
+                    default: Access::Deny,
+                    permissions: vec![
+                        perms("AuthenticatedUser", &[Create, Find], &[]),
+                        perms("NotAuthenticatedUser", &[], &[Create]),
+                    ],
+                },
+                TableConfig {
+                    name: "Audit_log".to_owned(),
+                    default: Access::Deny,
+                    permissions: vec![perms("Admin", &[Create, Find], &[])],
+                },
+            ],
+            ..Self::default()
+        }
+    }
+
+    /// Checks the configuration, naming the offending key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.app_id.is_empty() {
+            anyhow::bail!("emulator.app_id must not be empty");
+        }
+        if self.session_timeout_secs == 0 {
+            anyhow::bail!("emulator.session_timeout_secs must be at least 1");
+        }
+        if let Some(runner) = &self.runner {
+            crate::signature::WebhookSecret::parse(runner.secret.expose())
+                .map_err(|e| anyhow::anyhow!("emulator.runner.secret: {e}"))?;
+            if !runner.url.starts_with("http://") && !runner.url.starts_with("https://") {
+                anyhow::bail!("emulator.runner.url must start with http:// or https://");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_passwords() {
+        let config = EmulatorConfig {
+            runner: Some(RunnerLinkConfig {
+                url: "http://127.0.0.1:1".into(),
+                secret: Secret::new("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="),
+                record_dir: None,
+                task_timeout_ms: 5000,
+            }),
+            ..EmulatorConfig::dev()
+        };
+        assert!(config.validate().is_ok());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(!shown.contains("alice-pass"), "{shown}");
+        assert!(shown.contains("alice@example.com"));
+    }
+}

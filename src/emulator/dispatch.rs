@@ -1,0 +1,396 @@
+//! Business-logic dispatch: learns the runner's handlers, sends signed tasks
+//! (`POST {runner}/invoke`) for the events of data and user operations, and
+//! turns replies into a changed argument list, a premature result, a
+//! replacement result or an error for the client (spec §1.3).
+//!
+//! Requests made with the CloudCode key fire nothing (spec §8.5).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::event::wire::{
+    Arguments, Encoding, ExecutionResult, InvocationResult, Task, TASK_CLASS,
+};
+use crate::event::{EventDef, EventId, RunnerContext, UserToken};
+use crate::signature::WebhookSecret;
+
+use super::auth::Caller;
+use super::config::{EmulatorConfig, KeyKind};
+use super::error::ApiError;
+use super::inspect::{Log, SentTask};
+use super::store::now_ms;
+
+/// How long the handler list is trusted before it is fetched again.
+const HANDLERS_TTL: Duration = Duration::from_secs(1);
+
+/// One handler the runner registered (`GET {runner}/handlers`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HandlerInfo {
+    /// The event id.
+    pub event_id: u32,
+    /// Table name, or `*`.
+    #[serde(default = "star")]
+    pub target: String,
+    /// Fire and forget.
+    #[serde(default, rename = "async")]
+    pub is_async: bool,
+}
+
+fn star() -> String {
+    "*".to_owned()
+}
+
+struct Link {
+    url: String,
+    secret: WebhookSecret,
+    record_dir: Option<PathBuf>,
+    timeout_ms: u64,
+    client: reqwest::Client,
+    /// The last handler list and when it was fetched.
+    handlers: Mutex<Option<(Instant, Arc<Vec<HandlerInfo>>)>>,
+}
+
+/// What a before-handler decided.
+#[derive(Debug)]
+pub enum Before {
+    /// Run the operation with these (possibly changed) arguments.
+    Continue(Vec<Value>),
+    /// Skip the operation and return this.
+    Premature(Value),
+}
+
+/// Sends tasks to the runner, if one is configured.
+pub struct Dispatcher {
+    link: Option<Link>,
+    app_id: String,
+    /// `initAppData` of every task: where and with which key handlers call back.
+    init_app_data: parking_lot::RwLock<Value>,
+    /// Whether `public_url` was configured (else `serve` sets the bound address).
+    fixed_url: bool,
+    log: Arc<Log>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(config: &EmulatorConfig, log: Arc<Log>) -> anyhow::Result<Self> {
+        let link = match &config.runner {
+            None => None,
+            Some(r) => Some(Link {
+                url: r.url.trim_end_matches('/').to_owned(),
+                secret: WebhookSecret::parse(r.secret.expose())
+                    .map_err(|e| anyhow::anyhow!("emulator.runner.secret: {e}"))?,
+                record_dir: r.record_dir.clone(),
+                timeout_ms: r.task_timeout_ms,
+                client: reqwest::Client::builder()
+                    .timeout(Duration::from_millis(r.task_timeout_ms + 2000))
+                    .build()?,
+                handlers: Mutex::new(None),
+            }),
+        };
+        let api_key = config
+            .keys
+            .iter()
+            .find(|k| k.kind == KeyKind::CloudCode)
+            .map(|k| k.key.clone());
+        let url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen));
+        Ok(Self {
+            link,
+            app_id: config.app_id.clone(),
+            init_app_data: parking_lot::RwLock::new(json!({"url": url, "apiKey": api_key})),
+            fixed_url: config.public_url.is_some(),
+            log,
+        })
+    }
+
+    /// Tells handlers to call back at `url` (the address actually bound),
+    /// unless `public_url` was configured.
+    pub(crate) fn set_callback_url(&self, url: String) {
+        if !self.fixed_url {
+            self.init_app_data.write()["url"] = Value::String(url);
+        }
+    }
+
+    async fn handlers(&self, link: &Link) -> Arc<Vec<HandlerInfo>> {
+        if let Some((at, list)) = link.handlers.lock().as_ref() {
+            if at.elapsed() < HANDLERS_TTL {
+                return list.clone();
+            }
+        }
+        let fetched = async {
+            link.client
+                .get(format!("{}/handlers", link.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<Vec<HandlerInfo>>()
+                .await
+        }
+        .await;
+        let list = match fetched {
+            Ok(list) => Arc::new(list),
+            Err(e) => {
+                tracing::warn!(error = %e, "emulator.runner_handlers_unavailable");
+                Arc::new(Vec::new())
+            }
+        };
+        *link.handlers.lock() = Some((Instant::now(), list.clone()));
+        list
+    }
+
+    async fn find(&self, caller: &Caller, event: EventId, target: &str) -> Option<(&Link, bool)> {
+        if caller.key_kind == KeyKind::CloudCode {
+            return None;
+        }
+        let link = self.link.as_ref()?;
+        let handlers = self.handlers(link).await;
+        let h = handlers
+            .iter()
+            .find(|h| h.event_id == event.0 && h.target == target)?;
+        Some((link, h.is_async))
+    }
+
+    fn context(&self, caller: &Caller, target: &str) -> Value {
+        let user = caller.user.as_ref();
+        let ctx = RunnerContext {
+            app_id: self.app_id.clone(),
+            user_id: user.map(|u| u.user_id.clone()),
+            user_token: user.map(|u| UserToken::new(u.token.clone())),
+            user_roles: caller.roles.clone(),
+            device_type: Some(caller.key_kind.device_type().to_owned()),
+            http_headers: caller.headers.clone(),
+            event_context: (target != "*").then(|| target.to_owned()),
+            ..RunnerContext::default()
+        };
+        serde_json::to_value(ctx).unwrap_or(Value::Null)
+    }
+
+    /// Runs the before-handler of `event` on `target`, if any.
+    pub async fn before(
+        &self,
+        caller: &Caller,
+        event: EventId,
+        target: &str,
+        args: Vec<Value>,
+    ) -> Result<Before, ApiError> {
+        let Some((link, is_async)) = self.find(caller, event, target).await else {
+            return Ok(Before::Continue(args));
+        };
+        let mut values = vec![self.context(caller, target)];
+        values.extend(args.iter().cloned());
+        let Some(reply) = self.invoke(link, event, target, is_async, values).await? else {
+            return Ok(Before::Continue(args));
+        };
+        raise(&reply)?;
+        let Some(mut returned) = reply.arguments.map(|a| a.values) else {
+            return Ok(Before::Continue(args));
+        };
+        if returned.is_empty() {
+            return Ok(Before::Continue(args));
+        }
+        let ctx = returned.remove(0);
+        match ctx.get("prematureResult") {
+            Some(v) if !v.is_null() => Ok(Before::Premature(v.clone())),
+            _ => {
+                returned.resize(args.len(), Value::Null);
+                Ok(Before::Continue(returned))
+            }
+        }
+    }
+
+    /// Runs the after-handler of `event` on `target`, if any; the result the
+    /// client gets.
+    pub async fn after(
+        &self,
+        caller: &Caller,
+        event: EventId,
+        target: &str,
+        args: Vec<Value>,
+        result: Value,
+    ) -> Result<Value, ApiError> {
+        let Some((link, is_async)) = self.find(caller, event, target).await else {
+            return Ok(result);
+        };
+        let mut values = vec![self.context(caller, target)];
+        values.extend(args);
+        values.push(
+            serde_json::to_value(ExecutionResult::ok(result.clone()))
+                .map_err(ApiError::internal)?,
+        );
+        let Some(reply) = self.invoke(link, event, target, is_async, values).await? else {
+            return Ok(result);
+        };
+        raise(&reply)?;
+        let last = reply.arguments.and_then(|a| a.values.last().cloned());
+        match last.map(serde_json::from_value::<ExecutionResult>) {
+            Some(Ok(r)) => {
+                if let Some(e) = r.exception {
+                    return Err(exception_error(
+                        e.code,
+                        e.exception_message,
+                        e.http_status_code,
+                    ));
+                }
+                Ok(r.result)
+            }
+            _ => Ok(result),
+        }
+    }
+
+    /// Sends one task; `None` when it was sent without waiting (async).
+    async fn invoke(
+        &self,
+        link: &Link,
+        event: EventId,
+        target: &str,
+        is_async: bool,
+        values: Vec<Value>,
+    ) -> Result<Option<InvocationResult>, ApiError> {
+        let def = EventDef::by_id(event.0)
+            .ok_or_else(|| ApiError::internal(format!("unknown event {event}")))?;
+        let task = Task {
+            json_class: TASK_CLASS.to_owned(),
+            id: uuid::Uuid::new_v4().to_string(),
+            application_id: Some(self.app_id.clone()),
+            event_id: event.0,
+            target: target.to_owned(),
+            is_async,
+            timeout: Some(link.timeout_ms as i64),
+            timestamp: Some(now_ms()),
+            arguments: Arguments::new(Encoding::Json, values),
+            invocation_context_dto: None,
+            init_app_data: Some(self.init_app_data.read().clone()),
+            provider: Some(def.provider.as_str().to_owned()),
+        };
+        let body = serde_json::to_vec(&task).map_err(ApiError::internal)?;
+        self.record(link, def, &task);
+        let headers = link.secret.sign_headers(&body);
+        let mut request = link
+            .client
+            .post(format!("{}/invoke", link.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let event_name = def.name;
+        tracing::debug!(
+            task_id = %task.id,
+            event = event_name,
+            target = %task.target,
+            is_async,
+            "emulator.task_sent"
+        );
+        if is_async {
+            tokio::spawn(async move {
+                if let Err(e) = request.send().await {
+                    tracing::warn!(error = %e, event = event_name, "emulator.async_task_failed");
+                }
+            });
+            return Ok(None);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ApiError::new(
+                    15000,
+                    format!(
+                        "Custom business logic execution has been terminated because it did not complete in permitted time - {} seconds",
+                        link.timeout_ms / 1000
+                    ),
+                )
+            } else {
+                tracing::warn!(error = %e, event = event_name, "emulator.runner_unreachable");
+                ApiError::new(0, format!("business logic runner unreachable for {event_name}"))
+                    .with_status(StatusCode::BAD_GATEWAY)
+            }
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| {
+            ApiError::new(
+                0,
+                format!("business logic runner reply for {event_name} was cut: {e}"),
+            )
+            .with_status(StatusCode::BAD_GATEWAY)
+        })?;
+        serde_json::from_slice::<InvocationResult>(&bytes)
+            .map(Some)
+            .map_err(|e| {
+                tracing::warn!(error = %e, %status, event = event_name, "emulator.runner_bad_reply");
+                ApiError::new(
+                    0,
+                    format!("business logic runner gave an invalid reply for {event_name} (HTTP {status})"),
+                )
+                .with_status(StatusCode::BAD_GATEWAY)
+            })
+    }
+
+    fn record(&self, link: &Link, def: &EventDef, task: &Task) {
+        let mut shown = task.clone();
+        if def.provider == crate::event::Provider::User {
+            let redacted = || Value::String("[redacted]".to_owned());
+            match def.args.first() {
+                // Login: the password is the second value after the context.
+                Some(&"login") => {
+                    if let Some(p) = shown.arguments.values.get_mut(2) {
+                        *p = redacted();
+                    }
+                }
+                // Register and update: a `password` property of the user.
+                Some(&"user") => {
+                    if let Some(Value::Object(u)) = shown.arguments.values.get_mut(1) {
+                        if let Some(p) = u.get_mut("password") {
+                            *p = redacted();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let body = serde_json::to_value(&shown).unwrap_or(Value::Null);
+        if let Some(dir) = &link.record_dir {
+            let path = dir.join(format!("{}-{}-{}.json", now_ms(), def.name, task.id));
+            let text = serde_json::to_vec_pretty(&body).unwrap_or_default();
+            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text))
+            {
+                tracing::warn!(error = %e, path = %path.display(), "emulator.record_failed");
+            }
+        }
+        self.log.task(SentTask {
+            event_id: task.event_id,
+            event_name: def.name.to_owned(),
+            target: task.target.clone(),
+            is_async: task.is_async,
+            body,
+        });
+    }
+}
+
+fn exception_error(code: i64, message: String, http_status: i32) -> ApiError {
+    let status = u16::try_from(http_status)
+        .ok()
+        .filter(|s| *s > 0)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_REQUEST);
+    ApiError::new(code, message).with_status(status)
+}
+
+fn raise(reply: &InvocationResult) -> Result<(), ApiError> {
+    match &reply.exception {
+        Some(e) => Err(exception_error(
+            e.code,
+            e.exception_message.clone(),
+            e.http_status_code,
+        )),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,93 @@
+//! Backendless-style errors: `{"code", "message", "errorData"}` with an HTTP status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error as the client sees it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    /// The Backendless error code.
+    pub code: i64,
+    /// The message.
+    pub message: String,
+    /// The HTTP status.
+    pub status: StatusCode,
+}
+
+impl ApiError {
+    /// An error with HTTP 400.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            status: StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The same error with another HTTP status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// 1000: no object with that id (HTTP 404, a guess).
+    pub fn not_found() -> Self {
+        Self::new(1000, "Entity with the specified ID cannot be found")
+            .with_status(StatusCode::NOT_FOUND)
+    }
+
+    /// 1017: the where clause is not understood.
+    pub fn invalid_where(detail: impl std::fmt::Display) -> Self {
+        Self::new(1017, format!("Invalid where clause: {detail}"))
+    }
+
+    /// 2002: unknown application id or API key.
+    pub fn unknown_app() -> Self {
+        Self::new(
+            2002,
+            "Application not found: invalid application id or API key",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
+    }
+
+    /// 3064: unknown, expired or logged-out user token (HTTP 401, a guess).
+    pub fn bad_token() -> Self {
+        Self::new(
+            3064,
+            "Not existing user token. Relogin user to update your user token",
+        )
+        .with_status(StatusCode::UNAUTHORIZED)
+    }
+
+    /// 8002: the body could not be parsed.
+    pub fn parse(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            8002,
+            format!("Could not parse request with message: {detail}"),
+        )
+    }
+
+    /// An internal failure; the detail is logged, not sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "emulator.internal_error");
+        Self::new(0, "Internal emulator error").with_status(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::internal(format!("sqlite: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"code": self.code, "message": self.message, "errorData": {}})),
+        )
+            .into_response()
+    }
+}

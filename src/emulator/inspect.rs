@@ -1,0 +1,208 @@
+//! What the emulator saw, for tests and for curious users: the request log,
+//! login counts and the tasks sent to the runner. Also reachable over HTTP
+//! under `/__emulator/`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::config::KeyKind;
+use super::sessions::Sessions;
+
+/// One request as the emulator saw it.
+#[derive(Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path (no query string).
+    pub path: String,
+    /// The `user-token` header as sent, if any. Not shown by `Debug`.
+    pub user_token: Option<String>,
+    /// The user the token resolved to, if it did.
+    pub user_id: Option<String>,
+    /// The kind of API key used, if the app id and key were valid.
+    pub key_kind: Option<KeyKind>,
+    /// The response status.
+    pub status: u16,
+}
+
+impl fmt::Debug for RequestRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestRecord")
+            .field("method", &self.method)
+            .field("path", &redact_path(&self.path))
+            .field(
+                "user_token",
+                &self.user_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("user_id", &self.user_id)
+            .field("key_kind", &self.key_kind)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// The path with the token of `users/isvalidusertoken/{token}` hidden.
+fn redact_path(path: &str) -> String {
+    const MARK: &str = "/users/isvalidusertoken/";
+    match path.find(MARK) {
+        Some(i) => format!("{}[redacted]", &path[..i + MARK.len()]),
+        None => path.to_owned(),
+    }
+}
+
+/// A task sent to the runner (passwords are redacted; the caller's token is
+/// not, so `Debug` leaves the body out).
+#[derive(Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SentTask {
+    /// The event id.
+    pub event_id: u32,
+    /// The event name (`beforeCreate`).
+    pub event_name: String,
+    /// The target (`Post`, `*`).
+    pub target: String,
+    /// Whether it was fired without waiting.
+    pub is_async: bool,
+    /// The task body as JSON.
+    pub body: Value,
+}
+
+impl fmt::Debug for SentTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentTask")
+            .field("event_id", &self.event_id)
+            .field("event_name", &self.event_name)
+            .field("target", &self.target)
+            .field("is_async", &self.is_async)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The recorded history, shared by the emulator and its [`Inspector`]s.
+pub(crate) struct Log {
+    requests: Mutex<VecDeque<RequestRecord>>,
+    capacity: usize,
+    logins: Mutex<BTreeMap<String, u64>>,
+    tasks: Mutex<VecDeque<SentTask>>,
+}
+
+impl Log {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            requests: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            logins: Mutex::new(BTreeMap::new()),
+            tasks: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(crate) fn request(&self, r: RequestRecord) {
+        let mut q = self.requests.lock();
+        if q.len() >= self.capacity {
+            q.pop_front();
+        }
+        q.push_back(r);
+    }
+
+    pub(crate) fn login(&self, login: &str) {
+        *self
+            .logins
+            .lock()
+            .entry(login.to_ascii_lowercase())
+            .or_insert(0) += 1;
+    }
+
+    pub(crate) fn task(&self, t: SentTask) {
+        let mut q = self.tasks.lock();
+        if q.len() >= self.capacity {
+            q.pop_front();
+        }
+        q.push_back(t);
+    }
+}
+
+/// A handle on what the emulator saw. Cheap to clone.
+#[derive(Clone)]
+pub struct Inspector {
+    pub(crate) log: Arc<Log>,
+    pub(crate) sessions: Arc<Sessions>,
+}
+
+impl fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Inspector")
+    }
+}
+
+impl Inspector {
+    /// The logged requests, oldest first (bounded ring buffer).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.log.requests.lock().iter().cloned().collect()
+    }
+
+    /// Forgets the logged requests.
+    pub fn clear_requests(&self) {
+        self.log.requests.lock().clear();
+    }
+
+    /// Successful logins per login (lower-cased email).
+    pub fn logins(&self) -> BTreeMap<String, u64> {
+        self.log.logins.lock().clone()
+    }
+
+    /// Successful logins of one login (email, any case).
+    pub fn login_count(&self, login: &str) -> u64 {
+        self.log
+            .logins
+            .lock()
+            .get(&login.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Ends every session of a user (by objectId or email), as if they had
+    /// expired: their tokens now get 3064. Returns how many ended.
+    pub fn expire_sessions(&self, user: &str) -> usize {
+        self.sessions.close_user(user)
+    }
+
+    /// The tasks sent to the runner, oldest first.
+    pub fn tasks(&self) -> Vec<SentTask> {
+        self.log.tasks.lock().iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str) -> RequestRecord {
+        RequestRecord {
+            method: "GET".into(),
+            path: path.into(),
+            user_token: Some("SECRET-TOKEN".into()),
+            user_id: None,
+            key_kind: None,
+            status: 200,
+        }
+    }
+
+    #[test]
+    fn request_log_is_a_bounded_ring() {
+        let log = Log::new(2);
+        for p in ["/a", "/b", "/c"] {
+            log.request(record(p));
+        }
+        let paths: Vec<String> = log.requests.lock().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(paths, ["/b", "/c"]);
+        assert!(!format!("{:?}", record("/x")).contains("SECRET-TOKEN"));
+        let shown = format!("{:?}", record("/a/k/users/isvalidusertoken/SECRET-TOKEN"));
+        assert!(!shown.contains("SECRET-TOKEN"), "{shown}");
+    }
+}

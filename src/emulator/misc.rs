@@ -1,0 +1,214 @@
+//! `/info`, cache (spec §4.3), counters (§4.4), the inspection routes and the
+//! fallback.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::cache::CounterOp;
+use super::error::ApiError;
+use super::{json_body, query_map, Shared};
+
+type Params = Path<HashMap<String, String>>;
+type Reply = Result<Json<Value>, ApiError>;
+
+fn param<'a>(p: &'a HashMap<String, String>, name: &str) -> &'a str {
+    p.get(name).map_or("", String::as_str)
+}
+
+fn int_query(uri: &Uri, name: &str) -> Result<Option<i64>, ApiError> {
+    match query_map(uri).get(name) {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| {
+                ApiError::parse(format!("query parameter `{name}` must be an integer"))
+            })
+        }
+    }
+}
+
+fn required(uri: &Uri, name: &str) -> Result<i64, ApiError> {
+    int_query(uri, name)?
+        .ok_or_else(|| ApiError::parse(format!("query parameter `{name}` is required")))
+}
+
+/// GET /info: what the JS SDK asks at init.
+pub(crate) async fn info(State(st): State<Shared>, _caller: Caller) -> Json<Value> {
+    Json(json!({
+        "appId": st.config.app_id,
+        "emulator": "coderunner",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// PUT /cache/{key}?timeout=sec
+pub(crate) async fn cache_put(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let value = json_body(&body)?;
+    st.cache
+        .put(param(&p, "key"), value, int_query(&uri, "timeout")?)?;
+    Ok(StatusCode::OK)
+}
+
+/// GET /cache/{key}
+pub(crate) async fn cache_get(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Reply {
+    st.cache.get(param(&p, "key")).map(Json)
+}
+
+/// GET /cache/{key}/check
+pub(crate) async fn cache_check(State(st): State<Shared>, _c: Caller, Path(p): Params) -> Reply {
+    st.cache
+        .contains(param(&p, "key"))
+        .map(|b| Json(Value::Bool(b)))
+}
+
+/// PUT /cache/{key}/expireIn?timeout=sec
+pub(crate) async fn cache_expire_in(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    st.cache
+        .expire_in(param(&p, "key"), required(&uri, "timeout")?)?;
+    Ok(StatusCode::OK)
+}
+
+/// PUT /cache/{key}/expireAt?timestamp=ms
+pub(crate) async fn cache_expire_at(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    st.cache
+        .expire_at(param(&p, "key"), required(&uri, "timestamp")?)?;
+    Ok(StatusCode::OK)
+}
+
+/// DELETE /cache/{key}
+pub(crate) async fn cache_delete(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Result<StatusCode, ApiError> {
+    st.cache.delete(param(&p, "key"))?;
+    Ok(StatusCode::OK)
+}
+
+/// GET /counters/{name}
+pub(crate) async fn counter_get(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Json<Value> {
+    Json(Value::from(
+        st.counters.apply(param(&p, "name"), CounterOp::Get),
+    ))
+}
+
+/// PUT /counters/{name}/reset
+pub(crate) async fn counter_reset(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Json<Value> {
+    Json(Value::from(
+        st.counters.apply(param(&p, "name"), CounterOp::Reset),
+    ))
+}
+
+/// GET /counters/{pattern}/list
+pub(crate) async fn counter_list(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+) -> Json<Value> {
+    Json(json!(st.counters.list(param(&p, "name"))))
+}
+
+/// PUT /counters/{name}/get/compareandset?expected=&updatedvalue=
+pub(crate) async fn counter_cas(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
+    let expected = required(&uri, "expected")?;
+    let updated = required(&uri, "updatedvalue")?;
+    Ok(Json(Value::Bool(st.counters.compare_and_set(
+        param(&p, "name"),
+        expected,
+        updated,
+    ))))
+}
+
+/// PUT /counters/{name}/{increment|decrement|incrementby}/get and /get/{...}.
+pub(crate) async fn counter_op(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): Params,
+    uri: Uri,
+) -> Reply {
+    let (a, b) = (param(&p, "a"), param(&p, "b"));
+    let (verb, new_value) = match (a, b) {
+        (v, "get") => (v, true),
+        ("get", v) => (v, false),
+        _ => return Err(not_found_error()),
+    };
+    let delta = match verb {
+        "increment" => 1,
+        "decrement" => -1,
+        "incrementby" => required(&uri, "value")?,
+        _ => return Err(not_found_error()),
+    };
+    let op = if new_value {
+        CounterOp::AddGet(delta)
+    } else {
+        CounterOp::GetAdd(delta)
+    };
+    Ok(Json(Value::from(st.counters.apply(param(&p, "name"), op))))
+}
+
+/// GET /__emulator/requests
+pub(crate) async fn inspect_requests(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.requests()))
+}
+
+/// GET /__emulator/logins
+pub(crate) async fn inspect_logins(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.logins()))
+}
+
+/// GET /__emulator/tasks
+pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.tasks()))
+}
+
+/// POST /__emulator/sessions/{user}/expire -> {"expired": n}
+pub(crate) async fn inspect_expire(State(st): State<Shared>, Path(p): Params) -> Json<Value> {
+    let n = st.sessions.close_user(param(&p, "user"));
+    Json(json!({"expired": n}))
+}
+
+fn not_found_error() -> ApiError {
+    ApiError::new(0, "No such route in the emulator").with_status(StatusCode::NOT_FOUND)
+}
+
+/// Any other route.
+pub(crate) async fn not_found() -> ApiError {
+    not_found_error()
+}

@@ -1,0 +1,425 @@
+//! SQLite storage of objects and credentials. Every call runs on a blocking
+//! thread (`spawn_blocking`), never on the async workers.
+//!
+//! Objects are stored as JSON text, one row each, with the system fields
+//! (`objectId`, `ownerId`, `created`, `updated`, `___class`) both inside the
+//! JSON (so that where clauses see them) and in columns.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::where_clause::{json_path, SqlCondition};
+
+/// A JSON object.
+pub type Object = Map<String, Value>;
+
+/// The system fields a client cannot set directly.
+pub const SYSTEM_FIELDS: &[&str] = &["objectId", "ownerId", "created", "updated", "___class"];
+
+/// The shared SQLite connection.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// A find query, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct FindQuery {
+    /// The compiled where clause.
+    pub condition: Option<SqlCondition>,
+    /// `(property, descending)`.
+    pub sort: Vec<(String, bool)>,
+    /// 1..=100.
+    pub page_size: u32,
+    /// >= 0.
+    pub offset: u64,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A new uppercase GUID, as Backendless makes object ids.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
+fn hash_password(salt: &str, password: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(b"\0");
+    h.update(password.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` (`:memory:` for none) and
+    /// creates the schema.
+    pub fn open(path: &str) -> anyhow::Result<Store> {
+        use anyhow::Context;
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()
+        } else {
+            Connection::open(path)
+        }
+        .with_context(|| format!("while opening the emulator database {path}"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE IF NOT EXISTS objects(
+                 class TEXT NOT NULL, object_id TEXT NOT NULL, owner_id TEXT,
+                 created INTEGER NOT NULL, updated INTEGER, body TEXT NOT NULL,
+                 PRIMARY KEY (class, object_id));
+             CREATE TABLE IF NOT EXISTS credentials(
+                 user_id TEXT PRIMARY KEY, login TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                 salt TEXT NOT NULL, hash TEXT NOT NULL, roles TEXT NOT NULL DEFAULT '[]');",
+        )
+        .context("while creating the emulator schema")?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    pub async fn call<F, R>(&self, f: F) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, ApiError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock()))
+            .await
+            .map_err(ApiError::internal)?
+    }
+
+    /// Runs `f` with the connection on the current thread (start-up, tests).
+    pub fn call_sync<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        f(&mut self.conn.lock())
+    }
+}
+
+fn parse_body(text: &str) -> Result<Object, ApiError> {
+    serde_json::from_str(text).map_err(ApiError::internal)
+}
+
+/// Inserts a new object of `class`; `item`'s system fields are replaced, except
+/// a client-chosen string `objectId` that is not yet taken.
+pub fn insert(
+    conn: &Connection,
+    class: &str,
+    mut item: Object,
+    owner: Option<&str>,
+) -> Result<Object, ApiError> {
+    let id = match item.get("objectId") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => new_id(),
+    };
+    for f in SYSTEM_FIELDS {
+        item.remove(*f);
+    }
+    let now = now_ms();
+    item.insert("objectId".into(), Value::String(id.clone()));
+    item.insert(
+        "ownerId".into(),
+        owner.map_or(Value::Null, |o| Value::String(o.into())),
+    );
+    item.insert("created".into(), Value::from(now));
+    item.insert("updated".into(), Value::Null);
+    item.insert("___class".into(), Value::String(class.into()));
+    let body = Value::Object(item.clone()).to_string();
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO objects(class, object_id, owner_id, created, updated, body)
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+        params![class, id, owner, now, body],
+    )?;
+    if inserted == 0 {
+        return Err(ApiError::new(
+            1155,
+            format!("Duplicate entry: an object with objectId {id} already exists"),
+        ));
+    }
+    Ok(item)
+}
+
+/// The object `id` of `class`.
+pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, ApiError> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM objects WHERE class = ?1 AND object_id = ?2",
+            params![class, id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    body.map(|b| parse_body(&b)).transpose()
+}
+
+/// Merges `changes` into `existing` (system fields are kept) and stores it.
+pub fn update(
+    conn: &Connection,
+    class: &str,
+    mut existing: Object,
+    changes: Object,
+) -> Result<Object, ApiError> {
+    for (k, v) in changes {
+        if !SYSTEM_FIELDS.contains(&k.as_str()) {
+            existing.insert(k, v);
+        }
+    }
+    let now = now_ms();
+    existing.insert("updated".into(), Value::from(now));
+    let id = existing
+        .get("objectId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let body = Value::Object(existing.clone()).to_string();
+    conn.execute(
+        "UPDATE objects SET updated = ?1, body = ?2 WHERE class = ?3 AND object_id = ?4",
+        params![now, body, class, id],
+    )?;
+    Ok(existing)
+}
+
+/// Deletes the object; whether it existed.
+pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, ApiError> {
+    Ok(conn.execute(
+        "DELETE FROM objects WHERE class = ?1 AND object_id = ?2",
+        params![class, id],
+    )? > 0)
+}
+
+fn where_sql(
+    class: &str,
+    condition: Option<&SqlCondition>,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut params = vec![rusqlite::types::Value::Text(class.to_owned())];
+    let mut sql = "class = ?".to_owned();
+    if let Some(c) = condition {
+        sql.push_str(" AND ");
+        sql.push_str(&c.sql);
+        params.extend(c.params.iter().cloned());
+    }
+    (sql, params)
+}
+
+/// Finds objects of `class`.
+pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, ApiError> {
+    let (cond, mut params) = where_sql(class, q.condition.as_ref());
+    let mut sql = format!("SELECT body FROM objects WHERE {cond} ORDER BY ");
+    for (prop, desc) in &q.sort {
+        sql.push_str("json_extract(body, ?)");
+        sql.push_str(if *desc { " DESC, " } else { " ASC, " });
+        params.push(rusqlite::types::Value::Text(json_path(prop)));
+    }
+    sql.push_str("created ASC, rowid ASC LIMIT ? OFFSET ?");
+    params.push(rusqlite::types::Value::Integer(i64::from(q.page_size)));
+    params.push(rusqlite::types::Value::Integer(
+        i64::try_from(q.offset).unwrap_or(i64::MAX),
+    ));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(parse_body(&row?)?);
+    }
+    Ok(out)
+}
+
+/// Counts objects of `class` matching `condition`.
+pub fn count(
+    conn: &Connection,
+    class: &str,
+    condition: Option<&SqlCondition>,
+) -> Result<i64, ApiError> {
+    let (cond, params) = where_sql(class, condition);
+    Ok(conn.query_row(
+        &format!("SELECT COUNT(*) FROM objects WHERE {cond}"),
+        params_from_iter(params),
+        |r| r.get(0),
+    )?)
+}
+
+/// The ids of objects of `class` matching `condition`.
+pub fn matching_ids(
+    conn: &Connection,
+    class: &str,
+    condition: Option<&SqlCondition>,
+) -> Result<Vec<String>, ApiError> {
+    let (cond, params) = where_sql(class, condition);
+    let mut stmt = conn.prepare(&format!("SELECT object_id FROM objects WHERE {cond}"))?;
+    let ids = stmt
+        .query_map(params_from_iter(params), |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// A user's stored credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user's objectId.
+    pub user_id: String,
+    /// The user's custom roles.
+    pub roles: Vec<String>,
+}
+
+/// Creates a user (object in `Users` plus credentials). Fails with 3033 if the
+/// email is taken.
+pub fn create_user(
+    conn: &mut Connection,
+    mut user: Object,
+    password: &str,
+    roles: &[String],
+) -> Result<Object, ApiError> {
+    let email = user
+        .get("email")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::new(3011, "Property 'email' is required"))?
+        .to_owned();
+    if password.is_empty() {
+        return Err(ApiError::new(3011, "Property 'password' is required"));
+    }
+    user.remove("password");
+    user.remove("objectId");
+    let tx = conn.transaction()?;
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM credentials WHERE login = ?1)",
+        params![email],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(ApiError::new(
+            3033,
+            format!("User already exists. Unable to register user with email {email}"),
+        ));
+    }
+    let id = new_id();
+    user.insert("objectId".into(), Value::String(id.clone()));
+    user.entry("userStatus")
+        .or_insert(Value::String("ENABLED".into()));
+    let mut stored = insert(&tx, "Users", user, Some(&id))?;
+    stored.insert("ownerId".into(), Value::String(id.clone()));
+    let salt = new_id();
+    tx.execute(
+        "INSERT INTO credentials(user_id, login, salt, hash, roles) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            id,
+            email,
+            salt,
+            hash_password(&salt, password),
+            serde_json::to_string(roles).map_err(ApiError::internal)?
+        ],
+    )?;
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// Checks a login and password; the user's credentials when they match.
+pub fn check_password(
+    conn: &Connection,
+    login: &str,
+    password: &str,
+) -> Result<Option<Credentials>, ApiError> {
+    let row: Option<(String, String, String, String)> = conn
+        .query_row(
+            "SELECT user_id, salt, hash, roles FROM credentials WHERE login = ?1",
+            params![login],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(user_id, salt, hash, roles)| {
+        let given = hash_password(&salt, password);
+        let same: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), hash.as_bytes()).into();
+        same.then(|| Credentials {
+            user_id,
+            roles: serde_json::from_str(&roles).unwrap_or_default(),
+        })
+    }))
+}
+
+/// The custom roles of a user, if the user exists.
+pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let roles: Option<String> = conn
+        .query_row(
+            "SELECT roles FROM credentials WHERE user_id = ?1",
+            params![user_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(roles.map(|r| serde_json::from_str(&r).unwrap_or_default()))
+}
+
+/// Changes a user's password.
+pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), ApiError> {
+    let salt = new_id();
+    conn.execute(
+        "UPDATE credentials SET salt = ?1, hash = ?2 WHERE user_id = ?3",
+        params![salt, hash_password(&salt, password), user_id],
+    )?;
+    Ok(())
+}
+
+/// Forgets a user's credentials (the user was removed).
+pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "DELETE FROM credentials WHERE user_id = ?1",
+        params![user_id],
+    )?;
+    Ok(())
+}
+
+/// Whether a login is taken.
+pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, ApiError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM credentials WHERE login = ?1)",
+        params![login],
+        |r| r.get(0),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::where_clause::compile;
+
+    #[test]
+    fn where_values_are_data() {
+        let store = Store::open(":memory:").unwrap();
+        store.call_sync(|c| {
+            let mut o = Object::new();
+            o.insert("title".into(), Value::from("it's; DROP TABLE objects"));
+            insert(c, "T", o, None).unwrap();
+            let q = FindQuery {
+                condition: compile("title = 'it''s; DROP TABLE objects'").unwrap(),
+                page_size: 10,
+                ..FindQuery::default()
+            };
+            assert_eq!(find(c, "T", &q).unwrap().len(), 1);
+            assert_eq!(count(c, "T", None).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn passwords_are_salted_hashes() {
+        let store = Store::open(":memory:").unwrap();
+        store.call_sync(|c| {
+            let mut u = Object::new();
+            u.insert("email".into(), Value::from("a@b"));
+            let user = create_user(c, u, "pw", &[]).unwrap();
+            assert!(!user.contains_key("password"));
+            assert!(check_password(c, "A@B", "pw").unwrap().is_some());
+            assert!(check_password(c, "a@b", "nope").unwrap().is_none());
+            let stored: String = c
+                .query_row("SELECT hash FROM credentials", [], |r| r.get(0))
+                .unwrap();
+            assert_ne!(stored, "pw");
+        });
+    }
+}

@@ -1,0 +1,247 @@
+//! User routes (spec §4.1): register, login, logout, token validation, roles,
+//! update; with the user events.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{Map, Value};
+
+use crate::event::user;
+
+use super::auth::{Anonymous, Caller};
+use super::config::KeyKind;
+use super::dispatch::Before;
+use super::error::ApiError;
+use super::store::{self, Object};
+use super::{json_object, Shared};
+
+type Reply = Result<Json<Value>, ApiError>;
+
+/// POST /users/register: creates the user; does not log in.
+pub(crate) async fn register(
+    State(st): State<Shared>,
+    Anonymous(caller): Anonymous,
+    body: Bytes,
+) -> Reply {
+    let user = json_object(&body)?;
+    register_user(&st, &caller, user).await.map(Json)
+}
+
+pub(crate) async fn register_user(
+    st: &Shared,
+    caller: &Caller,
+    user: Object,
+) -> Result<Value, ApiError> {
+    let args = match st
+        .dispatcher
+        .before(
+            caller,
+            user::BEFORE_REGISTER,
+            "*",
+            vec![Value::Object(user)],
+        )
+        .await?
+    {
+        Before::Continue(a) => a,
+        Before::Premature(v) => return Ok(v),
+    };
+    let mut user = match args[0].clone() {
+        Value::Object(m) => m,
+        _ => {
+            return Err(ApiError::new(
+                0,
+                "business logic changed the user into a non-object",
+            ))
+        }
+    };
+    let password = match user.remove("password") {
+        Some(Value::String(p)) => p,
+        _ => String::new(),
+    };
+    let saved = st
+        .store
+        .call(move |c| store::create_user(c, user, &password, &[]))
+        .await?;
+    // The after-event sees the stored user, never the password.
+    let mut shown_args = args;
+    if let Some(Value::Object(u)) = shown_args.get_mut(0) {
+        u.remove("password");
+    }
+    st.dispatcher
+        .after(
+            caller,
+            user::AFTER_REGISTER,
+            "*",
+            shown_args,
+            Value::Object(saved),
+        )
+        .await
+}
+
+fn invalid_login() -> ApiError {
+    ApiError::new(3003, "Invalid login or password").with_status(StatusCode::UNAUTHORIZED)
+}
+
+/// POST /users/login {login, password}; with the CloudCode key also {objectId}.
+pub(crate) async fn login(
+    State(st): State<Shared>,
+    Anonymous(caller): Anonymous,
+    body: Bytes,
+) -> Reply {
+    let body = json_object(&body)?;
+    if let Some(Value::String(id)) = body.get("objectId") {
+        return passwordless(&st, &caller, id.clone()).await;
+    }
+    let text = |k: &str| match body.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let args = vec![
+        Value::String(text("login")),
+        Value::String(text("password")),
+    ];
+    let args = match st
+        .dispatcher
+        .before(&caller, user::BEFORE_LOGIN, "*", args)
+        .await?
+    {
+        Before::Continue(a) => a,
+        Before::Premature(v) => return Ok(Json(v)),
+    };
+    let login = args[0].as_str().unwrap_or_default().to_owned();
+    let password = args[1].as_str().unwrap_or_default().to_owned();
+    if login.is_empty() || password.is_empty() {
+        return Err(invalid_login());
+    }
+    let l = login.clone();
+    let creds = st
+        .store
+        .call(move |c| store::check_password(c, &l, &password))
+        .await?
+        .ok_or_else(invalid_login)?;
+    let (user, session) = open_session(&st, creds.user_id, creds.roles).await?;
+    let as_user = caller.as_user(session);
+    st.dispatcher
+        .after(&as_user, user::AFTER_LOGIN, "*", args, user)
+        .await
+        .map(Json)
+}
+
+async fn passwordless(st: &Shared, caller: &Caller, user_id: String) -> Reply {
+    if caller.key_kind != KeyKind::CloudCode {
+        return Err(ApiError::new(
+            3003,
+            "Login by objectId is allowed only with the CloudCode key",
+        )
+        .with_status(StatusCode::UNAUTHORIZED));
+    }
+    let id = user_id.clone();
+    let roles = st
+        .store
+        .call(move |c| store::user_roles(c, &id))
+        .await?
+        .ok_or_else(invalid_login)?;
+    let (user, _) = open_session(st, user_id, roles).await?;
+    Ok(Json(user))
+}
+
+/// Opens a session for a checked user: the user object with `user-token`.
+async fn open_session(
+    st: &Shared,
+    user_id: String,
+    roles: Vec<String>,
+) -> Result<(Value, super::sessions::SessionUser), ApiError> {
+    let id = user_id.clone();
+    let mut user = st
+        .store
+        .call(move |c| store::get(c, "Users", &id))
+        .await?
+        .ok_or_else(invalid_login)?;
+    let login = user
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let session = st.sessions.open(&user_id, &login, roles)?;
+    st.log.login(&login);
+    user.insert("lastLogin".into(), Value::from(store::now_ms()));
+    user.insert("user-token".into(), Value::String(session.token.clone()));
+    Ok((Value::Object(user), session))
+}
+
+/// GET /users/logout; the `user-token` header is mandatory.
+pub(crate) async fn logout(
+    State(st): State<Shared>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    let Some(session) = caller.user.clone() else {
+        return Err(ApiError::new(
+            3007,
+            "Unable to logout: the user-token header is missing",
+        ));
+    };
+    if let Before::Premature(_) = st
+        .dispatcher
+        .before(&caller, user::BEFORE_LOGOUT, "*", vec![])
+        .await?
+    {
+        return Ok(StatusCode::OK);
+    }
+    st.sessions.close(&session.token);
+    st.dispatcher
+        .after(&caller, user::AFTER_LOGOUT, "*", vec![], Value::Null)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// GET /users/isvalidusertoken/{token} -> true/false.
+pub(crate) async fn is_valid_token(
+    State(st): State<Shared>,
+    _caller: Anonymous,
+    Path(p): Path<HashMap<String, String>>,
+) -> Json<Value> {
+    let token = p.get("token").map_or("", String::as_str);
+    Json(Value::Bool(st.sessions.is_valid(token)))
+}
+
+/// GET /users/userroles -> the caller's roles.
+pub(crate) async fn user_roles(caller: Caller) -> Json<Value> {
+    Json(Value::Array(
+        caller.roles.iter().cloned().map(Value::String).collect(),
+    ))
+}
+
+/// GET /users/userroles/{id} -> that user's custom roles and `AuthenticatedUser`.
+pub(crate) async fn roles_of(
+    State(st): State<Shared>,
+    _caller: Caller,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let id = p.get("id").cloned().unwrap_or_default();
+    let mut roles = st
+        .store
+        .call(move |c| store::user_roles(c, &id))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    roles.push("AuthenticatedUser".to_owned());
+    Ok(Json(Value::Array(
+        roles.into_iter().map(Value::String).collect(),
+    )))
+}
+
+/// PUT /users/{id}: update a user (a password in the body changes it).
+pub(crate) async fn update(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let changes: Map<String, Value> = json_object(&body)?;
+    let id = p.get("id").cloned().unwrap_or_default();
+    super::data::update_object(&st, &caller, "Users", id, changes)
+        .await
+        .map(Json)
+}
