@@ -17,6 +17,7 @@ pub mod signature;
 pub use handler::{After, Before, Context, HandlerError, Outcome};
 pub use registry::{HandlerInfo, Registry, RegistryError};
 pub mod config;
+pub mod dev;
 pub mod replay;
 pub mod runner;
 pub mod server;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use coderunner::config::{Config, Sources};
+use coderunner::dev::DevStack;
+use coderunner::emulator::{Emulator, EmulatorConfig};
 use coderunner::runner::{shutdown_signal, Runner};
 use coderunner::Registry;
 
@@ -26,6 +28,10 @@ struct Cli {
 enum Command {
     /// Serve tasks from a backend (production).
     Serve,
+    /// Run the emulator, the runner and the handlers in one process.
+    Dev(DevArgs),
+    /// Run the emulator alone (for a runner deployed elsewhere).
+    Emulator,
     /// Print the registered handlers as JSON.
     Handlers,
     /// Send a signed task to a running runner and print the reply.
@@ -35,6 +41,22 @@ enum Command {
         /// The URL to probe, e.g. http://127.0.0.1:8200/healthz.
         url: String,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct DevArgs {
+    /// Where the emulator listens (default from config/dev.toml: 127.0.0.1:8100).
+    #[arg(long)]
+    emulator_listen: Option<String>,
+    /// Where the runner listens (default from config/dev.toml: 127.0.0.1:8200).
+    #[arg(long)]
+    runner_listen: Option<std::net::SocketAddr>,
+    /// Keep the emulator's data in this SQLite file instead of in memory.
+    #[arg(long)]
+    database: Option<String>,
+    /// Record every task the emulator sends into this folder (replay them with `coderunner invoke --file`).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,12 +102,6 @@ struct InvokeArgs {
     timeout_ms: i64,
 }
 
-/// The password of a dev app user, from the emulator's dev seed.
-fn dev_password(login: &str) -> Option<String> {
-    let _ = login;
-    None
-}
-
 fn registry() -> Result<Registry, String> {
     let mut registry = Registry::new();
     handlers::register(&mut registry).map_err(|e| format!("cannot register handlers: {e}"))?;
@@ -99,6 +115,117 @@ fn load(cli: &Cli, overlays: Vec<&'static str>) -> Result<Config, String> {
         env: true,
     };
     Config::load(&sources).map_err(|e| e.to_string())
+}
+
+fn load_emulator(cli: &Cli, overlays: Vec<&'static str>) -> Result<EmulatorConfig, String> {
+    let sources = Sources {
+        builtin_overlays: overlays,
+        file: cli.config.clone(),
+        env: true,
+    };
+    let figment = Config::figment(&sources).map_err(|e| e.to_string())?;
+    Config::section(&figment, "emulator").map_err(|e| e.to_string())
+}
+
+/// The password of a dev app user, from the emulator's dev seed.
+fn dev_password(login: &str) -> Option<String> {
+    EmulatorConfig::dev()
+        .users
+        .into_iter()
+        .find(|u| u.email.eq_ignore_ascii_case(login))
+        .map(|u| u.password.expose().to_owned())
+}
+
+async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
+    let mut config = load(cli, vec![coderunner::config::DEV_TOML])?;
+    let mut emulator = load_emulator(cli, vec![coderunner::config::DEV_TOML])?;
+    coderunner::telemetry::init_logging(&config.log);
+    if let Some(addr) = args.runner_listen {
+        config.server.listen = addr;
+    }
+    if let Some(addr) = &args.emulator_listen {
+        emulator.listen = addr.clone();
+    }
+    if let Some(db) = &args.database {
+        emulator.database = db.clone();
+    }
+    let users: Vec<(String, String, Vec<String>)> = emulator
+        .users
+        .iter()
+        .map(|u| {
+            (
+                u.email.clone(),
+                u.password.expose().to_owned(),
+                u.roles.clone(),
+            )
+        })
+        .collect();
+    let keys: Vec<String> = emulator
+        .keys
+        .iter()
+        .map(|k| format!("{} ({})", k.key, k.kind.as_str()))
+        .collect();
+    let stack = DevStack::start(&config, emulator, registry()?, args.record.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    println!("coderunner dev is running. Stop it with ctrl-c.");
+    println!();
+    println!("  emulator (Backendless API)  {}", stack.emulator_url);
+    println!(
+        "  API root                    {}/{{apiKey}}",
+        stack.api_root("").trim_end_matches('/')
+    );
+    println!("  runner                      {}", stack.runner_url);
+    println!(
+        "  inspect requests            {}/__emulator/requests",
+        stack.emulator_url
+    );
+    println!();
+    println!("  API keys   {}", keys.join(", "));
+    for (email, password, roles) in &users {
+        let roles = if roles.is_empty() {
+            String::new()
+        } else {
+            format!("  roles: {}", roles.join(", "))
+        };
+        println!("  user       {email} / {password}{roles}");
+    }
+    if let Some(dir) = &args.record {
+        println!("  recording tasks to {}", dir.display());
+    }
+    println!();
+    println!(
+        "  try: curl -s -X POST {}/users/login -H 'Content-Type: application/json' \\",
+        stack.api_root("dev-rest-key")
+    );
+    println!("         -d '{{\"login\":\"alice@example.com\",\"password\":\"alice-pass\"}}'");
+
+    let signal = shutdown_signal();
+    let stop = stack.shutdown.clone();
+    tokio::spawn(async move {
+        signal.cancelled().await;
+        stop.cancel();
+    });
+    stack.wait().await.map_err(|e| e.to_string())
+}
+
+async fn emulator(cli: &Cli) -> Result<(), String> {
+    let config = load(cli, Vec::new())?;
+    coderunner::telemetry::init_logging(&config.log);
+    let emulator_config = load_emulator(cli, Vec::new())?;
+    let addr = emulator_config.listen.clone();
+    let emulator =
+        Emulator::new(emulator_config).map_err(|e| format!("section `emulator`: {e:#}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(address = %addr, "emulator listening");
+    let signal = shutdown_signal();
+    emulator
+        .serve(listener, async move { signal.cancelled().await })
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn serve(cli: &Cli) -> Result<(), String> {
@@ -204,6 +331,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Serve => serve(&cli).await,
+        Command::Dev(args) => dev(&cli, args).await,
+        Command::Emulator => emulator(&cli).await,
         Command::Handlers => registry().map(|r| {
             println!(
                 "{}",

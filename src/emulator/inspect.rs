@@ -132,6 +132,7 @@ impl Log {
 pub struct Inspector {
     pub(crate) log: Arc<Log>,
     pub(crate) sessions: Arc<Sessions>,
+    pub(crate) store: crate::emulator::store::Store,
 }
 
 impl fmt::Debug for Inspector {
@@ -170,6 +171,18 @@ impl Inspector {
     /// expired: their tokens now get 3064. Returns how many ended.
     pub fn expire_sessions(&self, user: &str) -> usize {
         self.sessions.close_user(user)
+    }
+
+    /// Every row of `table`, oldest first, read directly from the store
+    /// (no permission check): what handlers and clients wrote.
+    pub fn rows(&self, table: &str) -> Vec<serde_json::Value> {
+        let table = table.to_owned();
+        self.store
+            .call_sync(move |c| crate::emulator::store::all(c, &table))
+            .unwrap_or_default()
+            .into_iter()
+            .map(serde_json::Value::Object)
+            .collect()
     }
 
     /// The tasks sent to the runner, oldest first.

@@ -217,6 +217,7 @@ impl Emulator {
         Inspector {
             log: self.state.log.clone(),
             sessions: self.state.sessions.clone(),
+            store: self.state.store.clone(),
         }
     }
 

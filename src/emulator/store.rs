@@ -232,6 +232,19 @@ pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>
     Ok(out)
 }
 
+/// Every object of `class`, oldest first, whatever the permissions (for
+/// inspection in tests and tools).
+pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, ApiError> {
+    let mut stmt =
+        conn.prepare("SELECT body FROM objects WHERE class = ?1 ORDER BY created ASC, rowid ASC")?;
+    let rows = stmt.query_map([class], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(parse_body(&row?)?);
+    }
+    Ok(out)
+}
+
 /// Counts objects of `class` matching `condition`.
 pub fn count(
     conn: &Connection,
