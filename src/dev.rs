@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::emulator::{Emulator, EmulatorConfig, RunnerLinkConfig, Secret};
 use crate::registry::Registry;
 use crate::runner::Runner;
@@ -25,6 +26,8 @@ pub struct DevStack {
     pub runner_url: String,
     /// Cancel to stop both.
     pub shutdown: CancellationToken,
+    /// The runner's dispatcher, to run tasks in-process.
+    pub dispatcher: Dispatcher,
     runner_task: JoinHandle<std::io::Result<()>>,
     emulator_task: JoinHandle<std::io::Result<()>>,
 }
@@ -105,6 +108,7 @@ impl DevStack {
 
         // The runner stops first (its in-flight tasks and the superuser's
         // logout still need the emulator), then the emulator.
+        let dispatcher = runner.dispatcher().clone();
         let shutdown = CancellationToken::new();
         let runner_done = CancellationToken::new();
         let done = runner_done.clone();
@@ -122,6 +126,7 @@ impl DevStack {
             emulator_url,
             runner_url,
             shutdown,
+            dispatcher,
             runner_task,
             emulator_task,
         })

@@ -22,3 +22,4 @@ pub mod replay;
 pub mod runner;
 pub mod server;
 pub mod telemetry;
+pub mod testing;

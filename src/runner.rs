@@ -17,6 +17,8 @@ use crate::server::{Server, ServerOptions};
 /// A runner ready to serve: the server over a registry, configured.
 pub struct Runner {
     server: Server,
+    /// The same dispatcher the server uses, for running tasks in-process.
+    dispatcher: Dispatcher,
     /// `None` when `[backendless]` names no app: handlers then get no SDK.
     sdk: Option<Backendless>,
 }
@@ -66,7 +68,8 @@ impl Runner {
             drain_delay: Duration::from_millis(config.shutdown.drain_delay_ms),
         };
         Ok(Runner {
-            server: Server::new(dispatcher, verifier, options),
+            server: Server::new(dispatcher.clone(), verifier, options),
+            dispatcher,
             sdk,
         })
     }
@@ -74,6 +77,12 @@ impl Runner {
     /// The HTTP server.
     pub fn server(&self) -> &Server {
         &self.server
+    }
+
+    /// The dispatcher, to run tasks in-process without HTTP (the test
+    /// harness does).
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains and
