@@ -3,6 +3,7 @@
 #[path = "../handlers/mod.rs"]
 mod handlers;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -169,38 +170,48 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
 
-    println!("coderunner dev is running. Stop it with ctrl-c.");
-    println!();
-    println!("  emulator (Backendless API)  {}", stack.emulator_url);
-    println!(
+    let mut banner: Vec<String> = Vec::new();
+    banner.push("coderunner dev is running. Stop it with ctrl-c.".to_owned());
+    banner.push(String::new());
+    banner.push(format!(
+        "  emulator (Backendless API)  {}",
+        stack.emulator_url
+    ));
+    banner.push(format!(
         "  API root                    {}/{{apiKey}}",
         stack.api_root("").trim_end_matches('/')
-    );
-    println!("  runner                      {}", stack.runner_url);
-    println!(
+    ));
+    banner.push(format!(
+        "  runner                      {}",
+        stack.runner_url
+    ));
+    banner.push(format!(
         "  inspect requests            {}/__emulator/requests",
         stack.emulator_url
-    );
-    println!();
-    println!("  API keys   {}", keys.join(", "));
+    ));
+    banner.push(String::new());
+    banner.push(format!("  API keys   {}", keys.join(", ")));
     for (email, password, roles) in &users {
         let roles = if roles.is_empty() {
             String::new()
         } else {
             format!("  roles: {}", roles.join(", "))
         };
-        println!("  user       {email} / {password}{roles}");
+        banner.push(format!("  user       {email} / {password}{roles}"));
     }
     if let Some(dir) = &args.record {
-        println!("  recording tasks to {}", dir.display());
+        banner.push(format!("  recording tasks to {}", dir.display()));
     }
-    println!();
-    println!(
+    banner.push(String::new());
+    banner.push(format!(
         "  try: curl -s -X POST {}/users/login -H 'Content-Type: application/json' \\",
         stack.api_root("dev-rest-key")
-    );
-    println!("         -d '{{\"login\":\"alice@example.com\",\"password\":\"alice-pass\"}}'");
+    ));
+    banner
+        .push(r#"         -d '{"login":"alice@example.com","password":"alice-pass"}'"#.to_owned());
 
+    // A closed stdout (e.g. piped into `head`) must not stop the servers.
+    let _ = writeln!(std::io::stdout(), "{}", banner.join("\n"));
     let signal = shutdown_signal();
     let stop = stack.shutdown.clone();
     tokio::spawn(async move {
