@@ -23,3 +23,14 @@ pub mod runner;
 pub mod server;
 pub mod telemetry;
 pub mod testing;
+
+/// The guides of `docs/`, compiled so that their examples are tested.
+#[cfg(doctest)]
+pub mod guides {
+    #[doc = include_str!("../docs/handlers.md")]
+    pub struct Handlers;
+    #[doc = include_str!("../docs/testing-handlers.md")]
+    pub struct TestingHandlers;
+    #[doc = include_str!("../docs/identities.md")]
+    pub struct Identities;
+}
