@@ -246,7 +246,8 @@ async fn serve(cli: &Cli) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    tracing::info!(address = %config.server.listen, "runner listening");
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "runner listening");
     runner
         .serve(listener, shutdown_signal())
         .await
