@@ -7,6 +7,7 @@
 mod error;
 pub mod seen;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,8 @@ struct AppState {
     ready: AtomicBool,
     /// Tracks asynchronous tasks so shutdown can wait for them.
     tracker: TaskTracker,
+    /// Per-handler metric handles, by event id then target.
+    metrics: HashMap<u32, HashMap<String, HandlerMetrics>>,
 }
 
 /// The runner's HTTP server.
@@ -88,8 +91,13 @@ impl Server {
             body_limit: options.body_limit_bytes,
             ready: AtomicBool::new(true),
             tracker: TaskTracker::new(),
+            metrics: HashMap::new(),
         };
         crate::telemetry::metrics();
+        let state = AppState {
+            metrics: handler_metrics(state.dispatcher.registry()),
+            ..state
+        };
         Self {
             state: Arc::new(state),
             options,
@@ -179,6 +187,54 @@ async fn metrics() -> Response {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Metric handles of one registered handler, made once at startup so that
+/// recording an invocation allocates nothing.
+struct HandlerMetrics {
+    /// Indexed by [`outcome_index`].
+    invocations: [metrics::Counter; 4],
+    duration: metrics::Histogram,
+}
+
+fn outcome_index(outcome: Outcome) -> Option<usize> {
+    match outcome {
+        Outcome::Ok => Some(0),
+        Outcome::Error => Some(1),
+        Outcome::Timeout => Some(2),
+        Outcome::Panic => Some(3),
+        Outcome::NoHandler | Outcome::UnknownEvent => None,
+    }
+}
+
+/// Handles for every registered (event id, target).
+fn handler_metrics(
+    registry: &crate::registry::Registry,
+) -> HashMap<u32, HashMap<String, HandlerMetrics>> {
+    let mut all: HashMap<u32, HashMap<String, HandlerMetrics>> = HashMap::new();
+    for h in registry.handlers() {
+        let base = [
+            ("provider", h.provider.clone()),
+            ("event", h.event.clone()),
+            ("target", h.target.clone()),
+        ];
+        let counter = |outcome: Outcome| {
+            let mut labels = base.to_vec();
+            labels.push(("outcome", outcome.as_str().to_owned()));
+            metrics::counter!("coderunner_invocations_total", &labels)
+        };
+        let m = HandlerMetrics {
+            invocations: [
+                counter(Outcome::Ok),
+                counter(Outcome::Error),
+                counter(Outcome::Timeout),
+                counter(Outcome::Panic),
+            ],
+            duration: metrics::histogram!("coderunner_invocation_duration_seconds", &base),
+        };
+        all.entry(h.event_id).or_default().insert(h.target, m);
+    }
+    all
 }
 
 fn record(provider: &str, event: &str, target: &str, outcome: Outcome, started: Instant) {
@@ -287,6 +343,8 @@ async fn invoke(
         duration_ms = field::Empty,
     );
     let dispatcher = state.dispatcher.clone();
+    let event_id = handler.event.id.0;
+    let shared = Arc::clone(&state);
     let run = async move {
         let (reply, outcome) = dispatcher.run(routed).await;
         let span = tracing::Span::current();
@@ -303,7 +361,17 @@ async fn invoke(
                 "invocation failed"
             ),
         }
-        record(provider, event, &target, outcome, started);
+        let cached = shared
+            .metrics
+            .get(&event_id)
+            .and_then(|m| m.get(target.as_str()));
+        match (cached, outcome_index(outcome)) {
+            (Some(m), Some(i)) => {
+                m.invocations[i].increment(1);
+                m.duration.record(started.elapsed().as_secs_f64());
+            }
+            _ => record(provider, event, &target, outcome, started),
+        }
         reply
     }
     .instrument(span);
