@@ -1,0 +1,238 @@
+// Drives the official Backendless JS SDK (npm `backendless`, v8) against the
+// local emulator. Usage: node sdk_flow.js <emulatorUrl> <nodeModulesDir>
+// Prints one line `CONFORMANCE_RESULT <json>` with every step's outcome; the
+// Rust test (tests/conformance/main.rs) asserts on it step by step.
+'use strict'
+
+const path = require('path')
+
+const [serverURL, modulesDir] = process.argv.slice(2)
+if (!serverURL || !modulesDir) {
+  console.error('usage: node sdk_flow.js <emulatorUrl> <nodeModulesDir>')
+  process.exit(2)
+}
+if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(serverURL)) {
+  console.error(`refusing to talk to anything but 127.0.0.1: ${serverURL}`)
+  process.exit(2)
+}
+
+const Backendless = require(path.join(modulesDir, 'backendless'))
+
+const steps = []
+const facts = {}
+
+function describe(error) {
+  if (error && typeof error === 'object') {
+    return { message: String(error.message), code: error.code, status: error.status }
+  }
+  return { message: String(error) }
+}
+
+async function step(name, fn) {
+  try {
+    const value = await fn()
+    steps.push({ name, ok: true, value: value === undefined ? null : value })
+  } catch (error) {
+    steps.push({ name, ok: false, error: describe(error) })
+  }
+}
+
+// Runs `fn`, which must reject with Backendless error `code`.
+async function expectError(code, fn) {
+  let result
+  try {
+    result = await fn()
+  } catch (error) {
+    if (error && error.code === code) {
+      return { code: error.code, status: error.status, message: error.message }
+    }
+    throw new Error(`expected error ${code}, got ${JSON.stringify(describe(error))}`)
+  }
+  throw new Error(`expected error ${code}, got success ${JSON.stringify(result)}`)
+}
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error(message)
+  }
+}
+
+async function main() {
+  const email = `sdk-${Date.now()}-${process.pid}@example.com`
+  const password = 'sdk-pass-1'
+  const title = `hello from the JS SDK ${process.pid}-${Date.now()}`
+  facts.email = email
+
+  await step('initApp', async () => {
+    Backendless.initApp({ serverURL, appId: 'dev-app', apiKey: 'dev-js-key' })
+    check(Backendless.appPath === `${serverURL}/dev-app/dev-js-key`, `appPath ${Backendless.appPath}`)
+    const info = await Backendless.appInfoPromise()
+    check(info && typeof info === 'object', `app info ${JSON.stringify(info)}`)
+    return info
+  })
+
+  await step('anonymousFind', async () => {
+    const posts = await Backendless.Data.of('Post').find(Backendless.DataQueryBuilder.create().setPageSize(5))
+    check(Array.isArray(posts), `find returned ${JSON.stringify(posts)}`)
+    return posts.length
+  })
+
+  await step('anonymousCreateDenied', () =>
+    expectError(1011, () => Backendless.Data.of('Post').save({ title: 'anonymous' })))
+
+  await step('register', async () => {
+    const user = new Backendless.User()
+    user.email = email
+    user.password = password
+    user.name = 'SDK user'
+    const saved = await Backendless.UserService.register(user)
+    check(saved && saved.objectId, `no objectId in ${JSON.stringify(saved)}`)
+    check(saved.email === email, `email ${saved.email}`)
+    check(saved.password === undefined, 'password returned')
+    facts.userId = saved.objectId
+    return { objectId: saved.objectId, email: saved.email }
+  })
+
+  await step('registerDuplicate', () =>
+    expectError(3033, () => {
+      const user = new Backendless.User()
+      user.email = email
+      user.password = password
+      return Backendless.UserService.register(user)
+    }))
+
+  await step('loginWrongPassword', () =>
+    expectError(3003, () => Backendless.UserService.login(email, 'wrong-pass')))
+
+  await step('login', async () => {
+    const user = await Backendless.UserService.login(email, password)
+    check(user && user.objectId === facts.userId, `login user ${JSON.stringify(user)}`)
+    const token = Backendless.UserService.getCurrentUserToken()
+    check(typeof token === 'string' && token.length > 0, `token ${token}`)
+    check(user['user-token'] === token, 'user-token on the user object')
+    facts.token = token
+    return { objectId: user.objectId }
+  })
+
+  await step('currentUser', async () => {
+    const user = await Backendless.UserService.getCurrentUser()
+    check(user && user.email === email, `current user ${JSON.stringify(user)}`)
+    return user.email
+  })
+
+  await step('isValidLogin', async () => {
+    const valid = await Backendless.UserService.isValidLogin()
+    check(valid === true, `isValidLogin ${JSON.stringify(valid)}`)
+    return valid
+  })
+
+  await step('savePost', async () => {
+    const saved = await Backendless.Data.of('Post').save({ title, likes: 3 })
+    check(saved && saved.objectId, `saved ${JSON.stringify(saved)}`)
+    check(saved.title === title && saved.likes === 3, `fields ${JSON.stringify(saved)}`)
+    check(saved.ownerId === facts.userId, `ownerId ${saved.ownerId} != ${facts.userId}`)
+    check(typeof saved.created === 'number', `created ${saved.created}`)
+    facts.postId = saved.objectId
+    return { objectId: saved.objectId, ownerId: saved.ownerId }
+  })
+
+  await step('updatePost', async () => {
+    const saved = await Backendless.Data.of('Post').save({ objectId: facts.postId, likes: 4 })
+    check(saved.objectId === facts.postId, `objectId ${saved.objectId}`)
+    check(saved.likes === 4, `likes ${saved.likes}`)
+    return { likes: saved.likes }
+  })
+
+  await step('findPost', async () => {
+    const query = Backendless.DataQueryBuilder.create()
+      .setWhereClause(`title = '${title.replace(/'/g, "''")}' and likes >= 4`)
+      .setSortBy(['created desc'])
+      .setPageSize(10)
+    const found = await Backendless.Data.of('Post').find(query)
+    check(Array.isArray(found) && found.length === 1, `found ${JSON.stringify(found)}`)
+    check(found[0].objectId === facts.postId, `found ${found[0].objectId}`)
+    check(found[0].likes === 4, `likes ${found[0].likes}`)
+    return found.map(o => o.objectId)
+  })
+
+  await step('findById', async () => {
+    const post = await Backendless.Data.of('Post').findById(facts.postId)
+    check(post && post.title === title, `findById ${JSON.stringify(post)}`)
+    return post.objectId
+  })
+
+  await step('count', async () => {
+    const query = Backendless.DataQueryBuilder.create().setWhereClause(`title = '${title}'`)
+    const count = await Backendless.Data.of('Post').getObjectCount(query)
+    check(count === 1, `count ${JSON.stringify(count)}`)
+    return count
+  })
+
+  await step('auditLogDenied', () =>
+    expectError(1011, () => Backendless.Data.of('Audit_log').save({ message: 'not an admin' })))
+
+  await step('cachePutGet', async () => {
+    const key = `sdk-cache-${process.pid}`
+    facts.cacheKey = key
+    await Backendless.Cache.put(key, { hello: 'world', n: 1 }, 60)
+    const value = await Backendless.Cache.get(key)
+    check(value && value.hello === 'world' && value.n === 1, `cache get ${JSON.stringify(value)}`)
+    const contains = await Backendless.Cache.contains(key)
+    check(contains === true, `contains ${JSON.stringify(contains)}`)
+    return value
+  })
+
+  await step('cacheExpireIn', async () => {
+    const key = facts.cacheKey
+    await Backendless.Cache.expireIn(key, 1)
+    const before = await Backendless.Cache.get(key)
+    check(before && before.hello === 'world', `right after expireIn ${JSON.stringify(before)}`)
+    await new Promise(resolve => setTimeout(resolve, 1300))
+    const after = await Backendless.Cache.get(key)
+    check(after === null || after === undefined, `after expiry ${JSON.stringify(after)}`)
+    const contains = await Backendless.Cache.contains(key)
+    check(contains === false, `contains after expiry ${JSON.stringify(contains)}`)
+    return null
+  })
+
+  await step('cacheRemove', async () => {
+    const key = `${facts.cacheKey}-remove`
+    await Backendless.Cache.put(key, 'a string value')
+    const value = await Backendless.Cache.get(key)
+    check(value === 'a string value', `string value ${JSON.stringify(value)}`)
+    await Backendless.Cache.remove(key)
+    const contains = await Backendless.Cache.contains(key)
+    check(contains === false, `contains after remove ${JSON.stringify(contains)}`)
+    return null
+  })
+
+  await step('logout', async () => {
+    await Backendless.UserService.logout()
+    check(!Backendless.UserService.getCurrentUserToken(), 'token kept after logout')
+    const valid = await Backendless.UserService.isValidLogin()
+    check(valid === false, `isValidLogin after logout ${JSON.stringify(valid)}`)
+    return null
+  })
+
+  await step('oldTokenInvalid', async () => {
+    // Put the old token back: the server must now refuse it.
+    Backendless.UserService.setCurrentUserToken
+      ? Backendless.UserService.setCurrentUserToken(facts.token)
+      : Backendless.setCurrentUserToken(facts.token)
+    const valid = await Backendless.UserService.isValidLogin()
+    check(valid === false, `old token still valid: ${JSON.stringify(valid)}`)
+    const denied = await expectError(3064, () => Backendless.Data.of('Post').save({ title: 'stale token' }))
+    Backendless.UserService.setCurrentUser(null)
+    return denied
+  })
+
+  await step('anonymousCreateDeniedAfterLogout', () =>
+    expectError(1011, () => Backendless.Data.of('Post').save({ title: 'anonymous again' })))
+}
+
+main()
+  .catch(error => steps.push({ name: 'script', ok: false, error: describe(error) }))
+  .finally(() => {
+    process.stdout.write(`CONFORMANCE_RESULT ${JSON.stringify({ sdkVersion: require(path.join(modulesDir, 'backendless', 'package.json')).version, facts, steps })}\n`)
+    process.exit(0)
+  })
