@@ -215,10 +215,10 @@ async function main() {
   })
 
   await step('oldTokenInvalid', async () => {
-    // Put the old token back: the server must now refuse it.
-    Backendless.UserService.setCurrentUserToken
-      ? Backendless.UserService.setCurrentUserToken(facts.token)
-      : Backendless.setCurrentUserToken(facts.token)
+    // Put the old token back (setCurrentUserToken needs a current user):
+    // the server must now refuse it.
+    Backendless.UserService.setCurrentUser({ objectId: facts.userId, email, 'user-token': facts.token })
+    check(Backendless.UserService.getCurrentUserToken() === facts.token, 'old token not restored')
     const valid = await Backendless.UserService.isValidLogin()
     check(valid === false, `old token still valid: ${JSON.stringify(valid)}`)
     const denied = await expectError(3064, () => Backendless.Data.of('Post').save({ title: 'stale token' }))
