@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::cache::CounterOp;
 use super::error::ApiError;
+use super::inspect::LogMessage;
 use super::{json_body, query_map, Shared};
 
 type Params = Path<HashMap<String, String>>;
@@ -43,7 +44,47 @@ pub(crate) async fn info(State(st): State<Shared>, _caller: Caller) -> Json<Valu
         "appId": st.config.app_id,
         "emulator": "coderunner",
         "version": env!("CARGO_PKG_VERSION"),
+        // The SDK's Logging reads the configured logger levels from here
+        // (`loggers.forEach`): none are configured, so every level is sent.
+        "loggers": [],
     }))
+}
+
+/// PUT /log: a batch of `{logger, message, exception?, "log-level", timestamp}`
+/// from the SDK's Logging; recorded for `Inspector::log_messages` and traced.
+pub(crate) async fn log_messages(
+    State(st): State<Shared>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let Value::Array(items) = json_body(&body)? else {
+        return Err(ApiError::parse("expected a JSON array of log messages"));
+    };
+    let text = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let mut messages = Vec::with_capacity(items.len());
+    for item in &items {
+        let Value::Object(m) = item else {
+            return Err(ApiError::parse("every log message must be a JSON object"));
+        };
+        messages.push(LogMessage {
+            logger: text(m.get("logger")).unwrap_or_default(),
+            level: text(m.get("log-level").or_else(|| m.get("level")))
+                .unwrap_or_else(|| "INFO".to_owned()),
+            message: text(m.get("message")).unwrap_or_default(),
+            exception: text(m.get("exception")),
+            timestamp: m.get("timestamp").and_then(Value::as_i64),
+            user_id: caller.user_id().map(str::to_owned),
+        });
+    }
+    for m in messages {
+        tracing::info!(logger = %m.logger, level = %m.level, "client log: {}", m.message);
+        st.log.message(m);
+    }
+    Ok(StatusCode::OK)
 }
 
 /// PUT /cache/{key}?timeout=sec
@@ -196,6 +237,12 @@ pub(crate) async fn inspect_logins(State(st): State<Shared>) -> Json<Value> {
 pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
     let inspector = super::Emulator { state: st }.inspect();
     Json(json!(inspector.tasks()))
+}
+
+/// GET /__emulator/log
+pub(crate) async fn inspect_log(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.log_messages()))
 }
 
 /// POST /__emulator/sessions/{user}/expire -> {"expired": n}

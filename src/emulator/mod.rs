@@ -47,7 +47,7 @@ pub use config::{
     Secret, TableConfig, UserConfig,
 };
 pub use error::ApiError;
-pub use inspect::{Inspector, RequestRecord, SentTask};
+pub use inspect::{Inspector, LogMessage, RequestRecord, SentTask};
 pub use where_clause::{compile as compile_where, SqlCondition};
 
 /// Everything the routes share.
@@ -127,6 +127,7 @@ impl Emulator {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/info", get(misc::info))
+            .route("/log", put(misc::log_messages))
             // users
             .route("/users/register", post(users::register))
             .route("/users/login", post(users::login))
@@ -180,6 +181,7 @@ impl Emulator {
             .route("/__emulator/requests", get(misc::inspect_requests))
             .route("/__emulator/logins", get(misc::inspect_logins))
             .route("/__emulator/tasks", get(misc::inspect_tasks))
+            .route("/__emulator/log", get(misc::inspect_log))
             .route(
                 "/__emulator/sessions/{user}/expire",
                 post(misc::inspect_expire),

@@ -38,6 +38,12 @@ const STEPS: &[&str] = &[
     "findPost",
     "findById",
     "count",
+    "updateUser",
+    "userRoles",
+    "findFirstAndPaging",
+    "bulkCreateAndRemove",
+    "counters",
+    "logging",
     "auditLogDenied",
     "cachePutGet",
     "cacheExpireIn",
@@ -246,6 +252,13 @@ async fn js_sdk_v8_against_the_emulator() {
     }
     assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
 
+    // The SDK reports background failures (app info, logger levels, log
+    // flushes) only on the console.
+    assert!(
+        !stderr.to_ascii_lowercase().contains("could not"),
+        "the SDK complained on stderr{context}"
+    );
+
     // The emulator's side of the story.
     let email = result["facts"]["email"].as_str().expect("facts.email");
     let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
@@ -272,6 +285,25 @@ async fn js_sdk_v8_against_the_emulator() {
         .collect();
     assert_eq!(authed_saves.len(), 2, "save + update of Post as the new user{context}");
     assert!(authed_saves.iter().all(|r| r.status == 200), "{context}");
+    let token_checks = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/users/isvalidusertoken/"))
+        .count();
+    assert_eq!(token_checks, 2, "isValidLogin asked the server twice (valid, stale){context}");
+    let logged: Vec<(String, String, Option<String>)> = inspect
+        .log_messages()
+        .into_iter()
+        .filter(|m| m.logger == "conformance")
+        .map(|m| (m.level, m.message, m.user_id))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("INFO".to_owned(), "hello from the JS SDK".to_owned(), Some(user_id.to_owned())),
+            ("ERROR".to_owned(), "an error from the JS SDK".to_owned(), Some(user_id.to_owned())),
+        ],
+        "Backendless.Logging messages{context}"
+    );
     let stale = requests
         .iter()
         .filter(|r| r.status == 401 && r.path.ends_with("/data/Post"))

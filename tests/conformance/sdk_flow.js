@@ -168,6 +168,64 @@ async function main() {
     return count
   })
 
+  await step('updateUser', async () => {
+    const user = await Backendless.UserService.getCurrentUser()
+    user.name = 'SDK user renamed'
+    const saved = await Backendless.UserService.update(user)
+    check(saved && saved.objectId === facts.userId && saved.name === 'SDK user renamed', `update ${JSON.stringify(saved)}`)
+    check(saved.password === undefined, 'password returned')
+    return saved.name
+  })
+
+  await step('userRoles', async () => {
+    const roles = await Backendless.UserService.getUserRoles()
+    check(Array.isArray(roles) && roles.includes('AuthenticatedUser'), `roles ${JSON.stringify(roles)}`)
+    return roles
+  })
+
+  await step('findFirstAndPaging', async () => {
+    const first = await Backendless.Data.of('Post').findFirst()
+    check(first && first.objectId, `findFirst ${JSON.stringify(first)}`)
+    const query = Backendless.DataQueryBuilder.create()
+      .setWhereClause(`ownerId = '${facts.userId}'`)
+      .setProperties(['title', 'likes'])
+      .setPageSize(1).setOffset(0)
+    const page = await Backendless.Data.of('Post').find(query)
+    check(page.length === 1 && page[0].title === title && page[0].likes === 4, `page ${JSON.stringify(page)}`)
+    return page.length
+  })
+
+  await step('bulkCreateAndRemove', async () => {
+    const ids = await Backendless.Data.of('Post').bulkCreate([{ title: `${title} bulk 1` }, { title: `${title} bulk 2` }])
+    check(Array.isArray(ids) && ids.length === 2 && ids.every(id => typeof id === 'string'), `bulkCreate ${JSON.stringify(ids)}`)
+    return ids.length
+  })
+
+  await step('counters', async () => {
+    const name = `sdk-counter-${process.pid}`
+    const a = await Backendless.Counters.incrementAndGet(name)
+    const b = await Backendless.Counters.getAndIncrement(name)
+    const c = await Backendless.Counters.addAndGet(name, 10)
+    const d = await Backendless.Counters.decrementAndGet(name)
+    const e = await Backendless.Counters.compareAndSet(name, d, 100)
+    const f = await Backendless.Counters.get(name)
+    const counter = Backendless.Counters.of(name)
+    const g = await counter.incrementAndGet()
+    await Backendless.Counters.reset(name)
+    const h = await Backendless.Counters.get(name)
+    const values = [a, b, c, d, e, f, g, h]
+    check(JSON.stringify(values) === JSON.stringify([1, 1, 12, 11, true, 100, 101, 0]), `counter values ${JSON.stringify(values)}`)
+    return values
+  })
+
+  await step('logging', async () => {
+    const logger = Backendless.Logging.getLogger('conformance')
+    logger.info('hello from the JS SDK')
+    logger.error('an error from the JS SDK')
+    await Backendless.Logging.flush()
+    return null
+  })
+
   await step('auditLogDenied', () =>
     expectError(1011, () => Backendless.Data.of('Audit_log').save({ message: 'not an admin' })))
 
