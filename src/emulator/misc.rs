@@ -259,3 +259,121 @@ fn not_found_error() -> ApiError {
 pub(crate) async fn not_found() -> ApiError {
     not_found_error()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use tower::ServiceExt;
+
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    async fn call(
+        emu: &Emulator,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("user-token", t);
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let resp = emu.router().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, json_body(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn info_lists_loggers_and_log_records_sdk_batches() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let (status, info) = call(&emu, Method::GET, "/dev-app/dev-js-key/info", None, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(info["loggers"], json!([]), "{info}");
+
+        let (_, login) = call(
+            &emu,
+            Method::POST,
+            "/dev-app/dev-js-key/users/login",
+            None,
+            r#"{"login": "alice@example.com", "password": "alice-pass"}"#,
+        )
+        .await;
+        let token = login["user-token"].as_str().unwrap().to_owned();
+        let alice = login["objectId"].as_str().unwrap().to_owned();
+        // The JS SDK's Logging.flush() body.
+        let batch = json!([
+            {"logger": "app", "message": "hi", "exception": null, "log-level": "INFO", "timestamp": 1700000000000_i64},
+            {"logger": "app", "message": "boom", "exception": "Error: boom", "log-level": "ERROR", "timestamp": 1700000000001_i64},
+        ]);
+        let (status, _) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            Some(&token),
+            &batch.to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            None,
+            r#"[{"logger": "anon", "message": "m", "log-level": "DEBUG"}]"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let messages = emu.inspect().log_messages();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(
+            messages[1],
+            LogMessage {
+                logger: "app".into(),
+                level: "ERROR".into(),
+                message: "boom".into(),
+                exception: Some("Error: boom".into()),
+                timestamp: Some(1_700_000_000_001),
+                user_id: Some(alice),
+            }
+        );
+        assert_eq!(messages[2].user_id, None);
+        let (_, over_http) = call(&emu, Method::GET, "/__emulator/log", None, "").await;
+        assert_eq!(over_http.as_array().map(Vec::len), Some(3));
+        assert_eq!(over_http[0]["level"], json!("INFO"));
+
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            None,
+            r#"{"message": "not a batch"}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(8002))
+        );
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            Some("stale"),
+            "[]",
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::UNAUTHORIZED, json!(3064))
+        );
+        assert_eq!(emu.inspect().log_messages().len(), 3);
+    }
+}

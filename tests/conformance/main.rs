@@ -124,8 +124,7 @@ fn node_dir() -> PathBuf {
 }
 
 fn installed_sdk_version(dir: &Path) -> Option<String> {
-    let text =
-        std::fs::read_to_string(dir.join("node_modules/backendless/package.json")).ok()?;
+    let text = std::fs::read_to_string(dir.join("node_modules/backendless/package.json")).ok()?;
     let json: Value = serde_json::from_str(&text).ok()?;
     Some(json.get("version")?.as_str()?.to_owned())
 }
@@ -156,12 +155,19 @@ fn ensure_sdk(dir: &Path) -> Result<String, String> {
     ]);
     match run(cmd, INSTALL_TIMEOUT) {
         Ok((true, _, _)) => {}
-        Ok((false, out, err)) => return Err(format!("npm install {SDK_SPEC} failed:\n{out}\n{err}")),
+        Ok((false, out, err)) => {
+            return Err(format!("npm install {SDK_SPEC} failed:\n{out}\n{err}"))
+        }
         Err(e) => return Err(format!("npm install {SDK_SPEC} failed: {e}")),
     }
     installed_sdk_version(dir)
         .filter(|v| v.starts_with(SDK_MAJOR))
-        .ok_or_else(|| format!("npm install {SDK_SPEC} left no v8 package in {}", dir.display()))
+        .ok_or_else(|| {
+            format!(
+                "npm install {SDK_SPEC} left no v8 package in {}",
+                dir.display()
+            )
+        })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,7 +221,9 @@ async fn js_sdk_v8_against_the_emulator() {
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
-        .unwrap_or_else(|| panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+        .unwrap_or_else(|| {
+            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
+        });
     let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
     let requests = inspect.requests();
     let request_log: Vec<String> = requests
@@ -262,7 +270,11 @@ async fn js_sdk_v8_against_the_emulator() {
     // The emulator's side of the story.
     let email = result["facts"]["email"].as_str().expect("facts.email");
     let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
-    assert_eq!(inspect.login_count(email), 1, "one successful login{context}");
+    assert_eq!(
+        inspect.login_count(email),
+        1,
+        "one successful login{context}"
+    );
     assert!(
         requests.iter().all(|r| r.key_kind == Some(KeyKind::Js)),
         "every request used the JS key{context}"
@@ -273,23 +285,37 @@ async fn js_sdk_v8_against_the_emulator() {
             .filter(|r| r.method == method && r.path.ends_with(suffix))
             .collect::<Vec<_>>()
     };
-    assert!(!seen("GET", "/dev-app/dev-js-key/info").is_empty(), "app info{context}");
+    assert!(
+        !seen("GET", "/dev-app/dev-js-key/info").is_empty(),
+        "app info{context}"
+    );
     let logouts = seen("GET", "/users/logout");
     assert_eq!(logouts.len(), 1, "one logout{context}");
     assert_eq!(logouts[0].status, 200, "logout status{context}");
-    assert_eq!(logouts[0].user_id.as_deref(), Some(user_id), "logout as the user{context}");
+    assert_eq!(
+        logouts[0].user_id.as_deref(),
+        Some(user_id),
+        "logout as the user{context}"
+    );
     let authed_saves: Vec<_> = requests
         .iter()
         .filter(|r| r.path.ends_with("/data/Post") && r.method != "GET")
         .filter(|r| r.user_id.as_deref() == Some(user_id))
         .collect();
-    assert_eq!(authed_saves.len(), 2, "save + update of Post as the new user{context}");
+    assert_eq!(
+        authed_saves.len(),
+        2,
+        "save + update of Post as the new user{context}"
+    );
     assert!(authed_saves.iter().all(|r| r.status == 200), "{context}");
     let token_checks = requests
         .iter()
         .filter(|r| r.method == "GET" && r.path.contains("/users/isvalidusertoken/"))
         .count();
-    assert_eq!(token_checks, 2, "isValidLogin asked the server twice (valid, stale){context}");
+    assert_eq!(
+        token_checks, 2,
+        "isValidLogin asked the server twice (valid, stale){context}"
+    );
     let logged: Vec<(String, String, Option<String>)> = inspect
         .log_messages()
         .into_iter()
@@ -299,8 +325,16 @@ async fn js_sdk_v8_against_the_emulator() {
     assert_eq!(
         logged,
         [
-            ("INFO".to_owned(), "hello from the JS SDK".to_owned(), Some(user_id.to_owned())),
-            ("ERROR".to_owned(), "an error from the JS SDK".to_owned(), Some(user_id.to_owned())),
+            (
+                "INFO".to_owned(),
+                "hello from the JS SDK".to_owned(),
+                Some(user_id.to_owned())
+            ),
+            (
+                "ERROR".to_owned(),
+                "an error from the JS SDK".to_owned(),
+                Some(user_id.to_owned())
+            ),
         ],
         "Backendless.Logging messages{context}"
     );
