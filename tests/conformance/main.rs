@@ -276,6 +276,12 @@ async fn js_sdk_v8_against_the_emulator() {
         "the SDK complained on stderr{context}"
     );
 
+    assert_eq!(
+        result["facts"]["foreignHosts"],
+        serde_json::json!([]),
+        "Node only talks to 127.0.0.1{context}"
+    );
+
     // The emulator's side of the story.
     let email = result["facts"]["email"].as_str().expect("facts.email");
     let user_id = result["facts"]["userId"].as_str().expect("facts.userId");

@@ -16,10 +16,27 @@ if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(serverURL)) {
   process.exit(2)
 }
 
-const Backendless = require(path.join(modulesDir, 'backendless'))
-
 const steps = []
-const facts = {}
+const facts = { foreignHosts: [] }
+
+// The SDK talks HTTP through Node's http/https modules: refuse (and report)
+// any request to a host other than 127.0.0.1.
+for (const mod of [require('http'), require('https')]) {
+  for (const fn of ['request', 'get']) {
+    const original = mod[fn]
+    mod[fn] = function guarded(target, ...rest) {
+      const url = typeof target === 'string' || target instanceof URL ? new URL(target) : target || {}
+      const host = url.hostname || (url.host || '').replace(/:\d+$/, '') || 'localhost'
+      if (host !== '127.0.0.1') {
+        facts.foreignHosts.push(host)
+        throw new Error(`conformance: blocked a request to ${host}`)
+      }
+      return original.call(this, target, ...rest)
+    }
+  }
+}
+
+const Backendless = require(path.join(modulesDir, 'backendless'))
 
 function describe(error) {
   if (error && typeof error === 'object') {
