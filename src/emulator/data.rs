@@ -98,6 +98,181 @@ pub(crate) async fn save(
     create_object(&st, &caller, &table, item).await.map(Json)
 }
 
+/// PUT /data/{table}/upsert: the SDK's `save(obj, true)`. Updates the object
+/// when the body's objectId exists (update permission, owner policy), else
+/// creates it (create permission; a client-chosen objectId is kept). Fires
+/// beforeUpsert/afterUpsert, not the create/update events.
+pub(crate) async fn upsert(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
+    let table = table_of(&p)?;
+    no_user_upsert(&table)?;
+    let item = json_object(&body)?;
+    check_upsert(&st, &caller, &table, &item).await?;
+    let args = match before(
+        &st,
+        &caller,
+        persistence::BEFORE_UPSERT,
+        &table,
+        vec![Value::Object(item)],
+    )
+    .await?
+    {
+        Ok(a) => a,
+        Err(premature) => return Ok(Json(premature)),
+    };
+    let item = as_object(args[0].clone(), "item")?;
+    let owner = caller.user_id().map(str::to_owned);
+    let t = table.clone();
+    let saved = st
+        .store
+        .call(move |c| upsert_one(c, &t, item, owner.as_deref()))
+        .await?;
+    st.dispatcher
+        .after(
+            &caller,
+            persistence::AFTER_UPSERT,
+            &table,
+            args,
+            Value::Object(saved),
+        )
+        .await
+        .map(Json)
+}
+
+/// PUT /data/bulkupsert/{table} (array) -> the objectIds, in order; one
+/// transaction; beforeUpsertBulk/afterUpsertBulk.
+pub(crate) async fn bulk_upsert(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
+    let table = table_of(&p)?;
+    no_user_upsert(&table)?;
+    let items = match json_body(&body)? {
+        Value::Array(items) => items,
+        other => {
+            return Err(ApiError::parse(format!(
+                "expected an array, got {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    for item in &items {
+        let Value::Object(item) = item else {
+            return Err(ApiError::parse("every item must be a JSON object"));
+        };
+        check_upsert(&st, &caller, &table, item).await?;
+    }
+    let args = match before(
+        &st,
+        &caller,
+        persistence::BEFORE_UPSERT_BULK,
+        &table,
+        vec![Value::Array(items)],
+    )
+    .await?
+    {
+        Ok(a) => a,
+        Err(premature) => return Ok(Json(premature)),
+    };
+    let items: Vec<Object> = match &args[0] {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| as_object(i.clone(), "items"))
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(ApiError::parse(format!(
+                "expected an array, got {}",
+                kind_of(other)
+            )))
+        }
+    };
+    let owner = caller.user_id().map(str::to_owned);
+    let t = table.clone();
+    let ids = st
+        .store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let mut ids = Vec::new();
+            for item in items {
+                let saved = upsert_one(&tx, &t, item, owner.as_deref())?;
+                ids.push(saved["objectId"].clone());
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await?;
+    st.dispatcher
+        .after(
+            &caller,
+            persistence::AFTER_UPSERT_BULK,
+            &table,
+            args,
+            Value::Array(ids),
+        )
+        .await
+        .map(Json)
+}
+
+fn no_user_upsert(table: &str) -> Result<(), ApiError> {
+    if table == "Users" {
+        return Err(ApiError::new(
+            0,
+            "upsert of users is not supported; use users/register or PUT users/{id}",
+        ));
+    }
+    Ok(())
+}
+
+/// Update permission on an existing object, create permission otherwise.
+async fn check_upsert(
+    st: &Shared,
+    caller: &Caller,
+    table: &str,
+    item: &Object,
+) -> Result<(), ApiError> {
+    if let Some(Value::String(id)) = item.get("objectId") {
+        let (t, i) = (table.to_owned(), id.clone());
+        if st
+            .store
+            .call(move |c| store::get(c, &t, &i))
+            .await?
+            .is_some()
+        {
+            load_checked(st, caller, table, id, Operation::Update).await?;
+            return Ok(());
+        }
+    }
+    st.permissions.check(
+        table,
+        Operation::Create,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )
+}
+
+fn upsert_one(
+    c: &rusqlite::Connection,
+    table: &str,
+    item: Object,
+    owner: Option<&str>,
+) -> Result<Object, ApiError> {
+    let existing = match item.get("objectId") {
+        Some(Value::String(id)) => store::get(c, table, id)?,
+        _ => None,
+    };
+    match existing {
+        Some(existing) => store::update(c, table, existing, item),
+        None => store::insert(c, table, item, owner),
+    }
+}
+
 pub(crate) async fn create_object(
     st: &Shared,
     caller: &Caller,

@@ -145,6 +145,8 @@ impl Emulator {
                 post(data::create).put(data::save).get(data::find_get),
             )
             .route("/data/{table}/find", post(data::find_post))
+            .route("/data/{table}/upsert", put(data::upsert))
+            .route("/data/bulkupsert/{table}", put(data::bulk_upsert))
             .route(
                 "/data/{table}/count",
                 get(data::count_get).post(data::count_post),

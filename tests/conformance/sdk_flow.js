@@ -218,6 +218,67 @@ async function main() {
     return ids.length
   })
 
+  await step('upsert', async () => {
+    const store = Backendless.Data.of('Post')
+    const created = await store.save({ title: `${title} upserted`, likes: 1 }, true)
+    check(created && created.objectId && created.likes === 1, `upsert create ${JSON.stringify(created)}`)
+    const updated = await store.save({ objectId: created.objectId, likes: 2 }, true)
+    check(updated.objectId === created.objectId && updated.likes === 2, `upsert update ${JSON.stringify(updated)}`)
+    check(updated.title === `${title} upserted`, `upsert kept title ${JSON.stringify(updated)}`)
+    facts.upsertedId = created.objectId
+    return updated.likes
+  })
+
+  await step('bulkUpdate', async () => {
+    const count = await Backendless.Data.of('Post').bulkUpdate(`title LIKE '${title} bulk%'`, { likes: 7 })
+    check(count === 2, `bulkUpdate ${JSON.stringify(count)}`)
+    const found = await Backendless.Data.of('Post').find(
+      Backendless.DataQueryBuilder.create().setWhereClause(`likes = 7 and title LIKE '${title}%'`))
+    check(found.length === 2, `after bulkUpdate ${JSON.stringify(found)}`)
+    return count
+  })
+
+  // No role grants `remove` on Post, but the owner policy lets the owner remove.
+  await step('removeOwn', async () => {
+    const result = await Backendless.Data.of('Post').remove(facts.upsertedId)
+    check(result && typeof result.deletionTime === 'number', `remove ${JSON.stringify(result)}`)
+    await expectError(1000, () => Backendless.Data.of('Post').findById(facts.upsertedId))
+    return null
+  })
+
+  await step('findLastAndCountAll', async () => {
+    const last = await Backendless.Data.of('Post').findLast(
+      Backendless.DataQueryBuilder.create().setWhereClause(`ownerId = '${facts.userId}'`))
+    check(last && last.objectId, `findLast ${JSON.stringify(last)}`)
+    const all = await Backendless.Data.of('Post').getObjectCount(`ownerId = '${facts.userId}'`)
+    check(all === 3, `count ${JSON.stringify(all)}`)
+    return all
+  })
+
+  await step('bulkUpsert', async () => {
+    const ids = await Backendless.Data.of('Post').bulkUpsert([
+      { objectId: facts.postId, likes: 5 },
+      { title: `${title} bulk upserted` },
+    ])
+    check(Array.isArray(ids) && ids.length === 2 && ids[0] === facts.postId, `bulkUpsert ${JSON.stringify(ids)}`)
+    const post = await Backendless.Data.of('Post').findById(facts.postId)
+    check(post.likes === 5 && post.title === title, `after bulkUpsert ${JSON.stringify(post)}`)
+    const created = await Backendless.Data.of('Post').findById(ids[1])
+    check(created.ownerId === facts.userId, `bulkUpsert owner ${JSON.stringify(created)}`)
+    return ids.length
+  })
+
+  await step('cacheExpireAtAndCounterList', async () => {
+    const key = `sdk-cache-at-${process.pid}`
+    await Backendless.Cache.put(key, 42)
+    await Backendless.Cache.expireAt(key, new Date(Date.now() + 60000))
+    check(await Backendless.Cache.get(key) === 42, 'value after expireAt')
+    await Backendless.Counters.incrementAndGet(`sdk-list-${process.pid}-a`)
+    const names = await Backendless.Counters.list(`sdk-list-${process.pid}-*`)
+    check(Array.isArray(names) && names.length === 1, `counters list ${JSON.stringify(names)}`)
+    return names
+  })
+
   await step('counters', async () => {
     const name = `sdk-counter-${process.pid}`
     const a = await Backendless.Counters.incrementAndGet(name)
