@@ -903,3 +903,118 @@ pub(crate) async fn bulk_delete_body(
     };
     bulk_delete(&st, &caller, table, &clause).await
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+
+    use super::super::test_call as call;
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    async fn login(emu: &Emulator, email: &str, password: &str) -> (String, String) {
+        let body = json!({"login": email, "password": password}).to_string();
+        let (status, user) = call(
+            emu,
+            Method::POST,
+            "/dev-app/dev-js-key/users/login",
+            None,
+            &body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{user}");
+        (
+            user["user-token"].as_str().unwrap().to_owned(),
+            user["objectId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn upsert_creates_then_updates_with_the_matching_permission() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let (alice, alice_id) = login(&emu, "alice@example.com", "alice-pass").await;
+        let (bob, _) = login(&emu, "bob@example.com", "bob-pass").await;
+        let url = "/dev-app/dev-js-key/data/Post/upsert";
+
+        // Anonymous: Post create is not granted -> 1011.
+        let (status, err) = call(&emu, Method::PUT, url, None, r#"{"title": "anon"}"#).await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(1011))
+        );
+
+        // A client-chosen, unused objectId creates with that id.
+        let body = r#"{"objectId": "MY-ID", "title": "t", "likes": 1}"#;
+        let (status, created) = call(&emu, Method::PUT, url, Some(&alice), body).await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        assert_eq!(created["objectId"], json!("MY-ID"));
+        assert_eq!(created["ownerId"], json!(alice_id));
+        assert_eq!(created["updated"], Value::Null);
+
+        // The same id again updates (partially) and keeps the owner.
+        let body = r#"{"objectId": "MY-ID", "likes": 2}"#;
+        let (status, updated) = call(&emu, Method::PUT, url, Some(&bob), body).await;
+        assert_eq!(status, StatusCode::OK, "{updated}");
+        assert_eq!(
+            (updated["title"].clone(), updated["likes"].clone()),
+            (json!("t"), json!(2))
+        );
+        assert_eq!(updated["ownerId"], json!(alice_id));
+        assert!(updated["updated"].is_number(), "{updated}");
+
+        // Audit_log: alice may neither create nor update there.
+        let (_, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/Audit_log/upsert",
+            Some(&alice),
+            "{}",
+        )
+        .await;
+        assert_eq!(err["code"], json!(1011));
+
+        // Bulk: ids in order, one existing and one new.
+        let body = r#"[{"objectId": "MY-ID", "likes": 3}, {"title": "second"}]"#;
+        let (status, ids) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/bulkupsert/Post",
+            Some(&alice),
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{ids}");
+        assert_eq!(ids[0], json!("MY-ID"));
+        assert!(ids[1].is_string() && ids[1] != json!("MY-ID"), "{ids}");
+        let (_, post) = call(
+            &emu,
+            Method::GET,
+            "/dev-app/dev-js-key/data/Post/MY-ID",
+            Some(&alice),
+            "",
+        )
+        .await;
+        assert_eq!(post["likes"], json!(3));
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/bulkupsert/Post",
+            None,
+            r#"[{"title": "x"}]"#,
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(1011))
+        );
+        let (_, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/bulkupsert/Post",
+            Some(&alice),
+            r#"{"title": "x"}"#,
+        )
+        .await;
+        assert_eq!(err["code"], json!(8002));
+    }
+}

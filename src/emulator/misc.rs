@@ -262,35 +262,11 @@ pub(crate) async fn not_found() -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::http::{Method, Request};
-    use tower::ServiceExt;
+    use axum::http::Method;
 
+    use super::super::test_call as call;
     use super::super::{Emulator, EmulatorConfig};
     use super::*;
-
-    async fn call(
-        emu: &Emulator,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("user-token", t);
-        }
-        let req = req
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        let resp = emu.router().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (status, json_body(&bytes).unwrap())
-    }
 
     #[tokio::test]
     async fn info_lists_loggers_and_log_records_sdk_batches() {

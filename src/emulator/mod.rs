@@ -309,3 +309,29 @@ pub(crate) fn query_map(uri: &axum::http::Uri) -> HashMap<String, String> {
         })
         .collect()
 }
+
+/// One request through the router, for unit tests: (status, JSON body).
+#[cfg(test)]
+pub(crate) async fn test_call(
+    emu: &Emulator,
+    method: axum::http::Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (axum::http::StatusCode, Value) {
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("user-token", t);
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    let resp = emu.router().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, json_body(&bytes).unwrap())
+}
