@@ -19,7 +19,7 @@ use serde_json::Value;
 /// The SDK's major version under test.
 const SDK_SPEC: &str = "backendless@8";
 const SDK_MAJOR: &str = "8.";
-/// The Node script may take this long (it sleeps ~1.3 s for a cache expiry).
+/// The Node script may take this long (it waits ~2.3 s for a cache expiry).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
