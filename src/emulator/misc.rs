@@ -255,6 +255,13 @@ fn not_found_error() -> ApiError {
     ApiError::new(0, "No such route in the emulator").with_status(StatusCode::NOT_FOUND)
 }
 
+/// A known path with another method (e.g. `POST users/{id}`): a Backendless
+/// error body rather than an empty 405.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(0, "Method not allowed on this route in the emulator")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
 /// Any other route.
 pub(crate) async fn not_found() -> ApiError {
     not_found_error()
@@ -351,5 +358,20 @@ mod tests {
             (StatusCode::UNAUTHORIZED, json!(3064))
         );
         assert_eq!(emu.inspect().log_messages().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_gets_a_backendless_error_body() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        for (method, path) in [
+            (Method::DELETE, "/dev-app/dev-js-key/users/register"),
+            (Method::POST, "/dev-app/dev-js-key/users/SOME-ID"),
+            (Method::POST, "/__emulator/requests"),
+        ] {
+            let (status, err) = call(&emu, method.clone(), path, None, "").await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(err["code"], json!(0), "{method} {path}: {err}");
+            assert!(err["message"].is_string(), "{err}");
+        }
     }
 }

@@ -136,6 +136,9 @@ impl Emulator {
                 "/users/isvalidusertoken/{token}",
                 get(users::is_valid_token),
             )
+            .route("/users/verifypassword", post(users::verify_password))
+            // JS SDK v8 spells it so (`urls.userVerifyPassowrd`).
+            .route("/users/verifypassowrd", post(users::verify_password))
             .route("/users/userroles", get(users::user_roles))
             .route("/users/userroles/{id}", get(users::roles_of))
             .route("/users/{id}", put(users::update))
@@ -177,7 +180,8 @@ impl Emulator {
             .route("/counters/{name}/list", get(misc::counter_list))
             .route("/counters/{name}/reset", put(misc::counter_reset))
             .route("/counters/{name}/get/compareandset", put(misc::counter_cas))
-            .route("/counters/{name}/{a}/{b}", put(misc::counter_op));
+            .route("/counters/{name}/{a}/{b}", put(misc::counter_op))
+            .method_not_allowed_fallback(misc::method_not_allowed);
         Router::new()
             .nest("/{app_id}/{api_key}", api)
             .route("/__emulator/requests", get(misc::inspect_requests))
@@ -189,6 +193,7 @@ impl Emulator {
                 post(misc::inspect_expire),
             )
             .fallback(misc::not_found)
+            .method_not_allowed_fallback(misc::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 auth::log_requests,

@@ -23,7 +23,7 @@ const SDK_MAJOR: &str = "8.";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Steps the script must report, all successful, in this order.
+/// Steps the script must report, all successful (see sdk_flow.js).
 const STEPS: &[&str] = &[
     "initApp",
     "anonymousFind",
@@ -40,6 +40,8 @@ const STEPS: &[&str] = &[
     "findById",
     "count",
     "updateUser",
+    "verifyPassword",
+    "usersTable",
     "userRoles",
     "findFirstAndPaging",
     "bulkCreateAndRemove",

@@ -289,6 +289,7 @@ async function main() {
     const f = await Backendless.Counters.get(name)
     const counter = Backendless.Counters.of(name)
     const g = await counter.incrementAndGet()
+    check(await counter.getAndAdd(0) === 101, 'counter.getAndAdd')
     await Backendless.Counters.reset(name)
     const h = await Backendless.Counters.get(name)
     const values = [a, b, c, d, e, f, g, h]
@@ -302,6 +303,25 @@ async function main() {
     logger.error('an error from the JS SDK')
     await Backendless.Logging.flush()
     return null
+  })
+
+  await step('verifyPassword', async () => {
+    const right = await Backendless.UserService.verifyPassword(password)
+    const wrong = await Backendless.UserService.verifyPassword('not-the-password')
+    check(right === true && wrong === false, `verifyPassword ${right} ${wrong}`)
+    return [right, wrong]
+  })
+
+  await step('usersTable', async () => {
+    const users = await Backendless.Data.of('Users').find(
+      Backendless.DataQueryBuilder.create().setWhereClause(`email = '${email}'`))
+    check(users.length === 1 && users[0].objectId === facts.userId, `users ${JSON.stringify(users)}`)
+    check(users[0].password === undefined, 'password returned')
+    const saved = await Backendless.Data.of('Users').save({ objectId: facts.userId, nickname: 'sdk' })
+    check(saved.nickname === 'sdk' && saved.email === email, `save user ${JSON.stringify(saved)}`)
+    const reloaded = await Backendless.UserService.getCurrentUser(true)
+    check(reloaded.nickname === 'sdk' && reloaded['user-token'] === facts.token, `reloaded ${JSON.stringify(reloaded)}`)
+    return reloaded.nickname
   })
 
   await step('auditLogDenied', () =>
