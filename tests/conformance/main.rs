@@ -66,8 +66,8 @@ fn require_node() -> bool {
     std::env::var("CODERUNNER_REQUIRE_NODE").is_ok_and(|v| v == "1")
 }
 
-/// Skips the test (returns `None`) or fails it when Node is required.
-fn skip(why: &str) -> Option<()> {
+/// Skips the test (the caller returns) or fails it when Node is required.
+fn skip(why: &str) {
     if require_node() {
         panic!("CODERUNNER_REQUIRE_NODE=1 but {why}");
     }
@@ -76,7 +76,6 @@ fn skip(why: &str) -> Option<()> {
         std::io::stderr(),
         "SKIPPING the JS SDK conformance test: {why} (set CODERUNNER_REQUIRE_NODE=1 to fail instead)"
     );
-    None
 }
 
 /// Runs `cmd` to completion within `timeout`, returning (success, stdout, stderr).
@@ -190,10 +189,10 @@ fn ensure_sdk(dir: &Path) -> Result<String, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_against_the_emulator() {
     let Some(node) = tool_version("node") else {
-        return skip("`node` is not on PATH").unwrap_or(());
+        return skip("`node` is not on PATH");
     };
     if tool_version("npm").is_none() {
-        return skip("`npm` is not on PATH").unwrap_or(());
+        return skip("`npm` is not on PATH");
     }
     let dir = node_dir();
     let sdk = match tokio::task::spawn_blocking({
@@ -204,7 +203,7 @@ async fn js_sdk_v8_against_the_emulator() {
     .expect("install task")
     {
         Ok(v) => v,
-        Err(why) => return skip(&why).unwrap_or(()),
+        Err(why) => return skip(&why),
     };
     eprintln!("node {node}, backendless {sdk}");
 
