@@ -98,6 +98,181 @@ pub(crate) async fn save(
     create_object(&st, &caller, &table, item).await.map(Json)
 }
 
+/// PUT /data/{table}/upsert: the SDK's `save(obj, true)`. Updates the object
+/// when the body's objectId exists (update permission, owner policy), else
+/// creates it (create permission; a client-chosen objectId is kept). Fires
+/// beforeUpsert/afterUpsert, not the create/update events.
+pub(crate) async fn upsert(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
+    let table = table_of(&p)?;
+    no_user_upsert(&table)?;
+    let item = json_object(&body)?;
+    check_upsert(&st, &caller, &table, &item).await?;
+    let args = match before(
+        &st,
+        &caller,
+        persistence::BEFORE_UPSERT,
+        &table,
+        vec![Value::Object(item)],
+    )
+    .await?
+    {
+        Ok(a) => a,
+        Err(premature) => return Ok(Json(premature)),
+    };
+    let item = as_object(args[0].clone(), "item")?;
+    let owner = caller.user_id().map(str::to_owned);
+    let t = table.clone();
+    let saved = st
+        .store
+        .call(move |c| upsert_one(c, &t, item, owner.as_deref()))
+        .await?;
+    st.dispatcher
+        .after(
+            &caller,
+            persistence::AFTER_UPSERT,
+            &table,
+            args,
+            Value::Object(saved),
+        )
+        .await
+        .map(Json)
+}
+
+/// PUT /data/bulkupsert/{table} (array) -> the objectIds, in order; one
+/// transaction; beforeUpsertBulk/afterUpsertBulk.
+pub(crate) async fn bulk_upsert(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): Params,
+    body: Bytes,
+) -> Reply {
+    let table = table_of(&p)?;
+    no_user_upsert(&table)?;
+    let items = match json_body(&body)? {
+        Value::Array(items) => items,
+        other => {
+            return Err(ApiError::parse(format!(
+                "expected an array, got {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    for item in &items {
+        let Value::Object(item) = item else {
+            return Err(ApiError::parse("every item must be a JSON object"));
+        };
+        check_upsert(&st, &caller, &table, item).await?;
+    }
+    let args = match before(
+        &st,
+        &caller,
+        persistence::BEFORE_UPSERT_BULK,
+        &table,
+        vec![Value::Array(items)],
+    )
+    .await?
+    {
+        Ok(a) => a,
+        Err(premature) => return Ok(Json(premature)),
+    };
+    let items: Vec<Object> = match &args[0] {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| as_object(i.clone(), "items"))
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(ApiError::parse(format!(
+                "expected an array, got {}",
+                kind_of(other)
+            )))
+        }
+    };
+    let owner = caller.user_id().map(str::to_owned);
+    let t = table.clone();
+    let ids = st
+        .store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let mut ids = Vec::new();
+            for item in items {
+                let saved = upsert_one(&tx, &t, item, owner.as_deref())?;
+                ids.push(saved["objectId"].clone());
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await?;
+    st.dispatcher
+        .after(
+            &caller,
+            persistence::AFTER_UPSERT_BULK,
+            &table,
+            args,
+            Value::Array(ids),
+        )
+        .await
+        .map(Json)
+}
+
+fn no_user_upsert(table: &str) -> Result<(), ApiError> {
+    if table == "Users" {
+        return Err(ApiError::new(
+            0,
+            "upsert of users is not supported; use users/register or PUT users/{id}",
+        ));
+    }
+    Ok(())
+}
+
+/// Update permission on an existing object, create permission otherwise.
+async fn check_upsert(
+    st: &Shared,
+    caller: &Caller,
+    table: &str,
+    item: &Object,
+) -> Result<(), ApiError> {
+    if let Some(Value::String(id)) = item.get("objectId") {
+        let (t, i) = (table.to_owned(), id.clone());
+        if st
+            .store
+            .call(move |c| store::get(c, &t, &i))
+            .await?
+            .is_some()
+        {
+            load_checked(st, caller, table, id, Operation::Update).await?;
+            return Ok(());
+        }
+    }
+    st.permissions.check(
+        table,
+        Operation::Create,
+        &caller.roles,
+        caller.user_id(),
+        None,
+    )
+}
+
+fn upsert_one(
+    c: &rusqlite::Connection,
+    table: &str,
+    item: Object,
+    owner: Option<&str>,
+) -> Result<Object, ApiError> {
+    let existing = match item.get("objectId") {
+        Some(Value::String(id)) => store::get(c, table, id)?,
+        _ => None,
+    };
+    match existing {
+        Some(existing) => store::update(c, table, existing, item),
+        None => store::insert(c, table, item, owner),
+    }
+}
+
 pub(crate) async fn create_object(
     st: &Shared,
     caller: &Caller,
@@ -727,4 +902,119 @@ pub(crate) async fn bulk_delete_body(
         }
     };
     bulk_delete(&st, &caller, table, &clause).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+
+    use super::super::test_call as call;
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    async fn login(emu: &Emulator, email: &str, password: &str) -> (String, String) {
+        let body = json!({"login": email, "password": password}).to_string();
+        let (status, user) = call(
+            emu,
+            Method::POST,
+            "/dev-app/dev-js-key/users/login",
+            None,
+            &body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{user}");
+        (
+            user["user-token"].as_str().unwrap().to_owned(),
+            user["objectId"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn upsert_creates_then_updates_with_the_matching_permission() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let (alice, alice_id) = login(&emu, "alice@example.com", "alice-pass").await;
+        let (bob, _) = login(&emu, "bob@example.com", "bob-pass").await;
+        let url = "/dev-app/dev-js-key/data/Post/upsert";
+
+        // Anonymous: Post create is not granted -> 1011.
+        let (status, err) = call(&emu, Method::PUT, url, None, r#"{"title": "anon"}"#).await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(1011))
+        );
+
+        // A client-chosen, unused objectId creates with that id.
+        let body = r#"{"objectId": "MY-ID", "title": "t", "likes": 1}"#;
+        let (status, created) = call(&emu, Method::PUT, url, Some(&alice), body).await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        assert_eq!(created["objectId"], json!("MY-ID"));
+        assert_eq!(created["ownerId"], json!(alice_id));
+        assert_eq!(created["updated"], Value::Null);
+
+        // The same id again updates (partially) and keeps the owner.
+        let body = r#"{"objectId": "MY-ID", "likes": 2}"#;
+        let (status, updated) = call(&emu, Method::PUT, url, Some(&bob), body).await;
+        assert_eq!(status, StatusCode::OK, "{updated}");
+        assert_eq!(
+            (updated["title"].clone(), updated["likes"].clone()),
+            (json!("t"), json!(2))
+        );
+        assert_eq!(updated["ownerId"], json!(alice_id));
+        assert!(updated["updated"].is_number(), "{updated}");
+
+        // Audit_log: alice may neither create nor update there.
+        let (_, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/Audit_log/upsert",
+            Some(&alice),
+            "{}",
+        )
+        .await;
+        assert_eq!(err["code"], json!(1011));
+
+        // Bulk: ids in order, one existing and one new.
+        let body = r#"[{"objectId": "MY-ID", "likes": 3}, {"title": "second"}]"#;
+        let (status, ids) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/bulkupsert/Post",
+            Some(&alice),
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{ids}");
+        assert_eq!(ids[0], json!("MY-ID"));
+        assert!(ids[1].is_string() && ids[1] != json!("MY-ID"), "{ids}");
+        let (_, post) = call(
+            &emu,
+            Method::GET,
+            "/dev-app/dev-js-key/data/Post/MY-ID",
+            Some(&alice),
+            "",
+        )
+        .await;
+        assert_eq!(post["likes"], json!(3));
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/bulkupsert/Post",
+            None,
+            r#"[{"title": "x"}]"#,
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(1011))
+        );
+        let (_, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/data/bulkupsert/Post",
+            Some(&alice),
+            r#"{"title": "x"}"#,
+        )
+        .await;
+        assert_eq!(err["code"], json!(8002));
+    }
 }

@@ -84,12 +84,32 @@ impl fmt::Debug for SentTask {
     }
 }
 
+/// A message a client sent to the Logging service (`PUT /log`, what the JS
+/// SDK's `Backendless.Logging` flushes).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogMessage {
+    /// The logger's name.
+    pub logger: String,
+    /// `DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL` or `TRACE`, as sent.
+    pub level: String,
+    /// The message.
+    pub message: String,
+    /// The exception text, if any.
+    pub exception: Option<String>,
+    /// The client's timestamp (ms since the epoch), if sent.
+    pub timestamp: Option<i64>,
+    /// The user whose token came with the message, if any.
+    pub user_id: Option<String>,
+}
+
 /// The recorded history, shared by the emulator and its [`Inspector`]s.
 pub(crate) struct Log {
     requests: Mutex<VecDeque<RequestRecord>>,
     capacity: usize,
     logins: Mutex<BTreeMap<String, u64>>,
     tasks: Mutex<VecDeque<SentTask>>,
+    messages: Mutex<VecDeque<LogMessage>>,
 }
 
 impl Log {
@@ -99,7 +119,16 @@ impl Log {
             capacity: capacity.max(1),
             logins: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(VecDeque::new()),
+            messages: Mutex::new(VecDeque::new()),
         }
+    }
+
+    pub(crate) fn message(&self, m: LogMessage) {
+        let mut q = self.messages.lock();
+        if q.len() >= self.capacity {
+            q.pop_front();
+        }
+        q.push_back(m);
     }
 
     pub(crate) fn request(&self, r: RequestRecord) {
@@ -188,6 +217,11 @@ impl Inspector {
     /// The tasks sent to the runner, oldest first.
     pub fn tasks(&self) -> Vec<SentTask> {
         self.log.tasks.lock().iter().cloned().collect()
+    }
+
+    /// The messages clients sent to the Logging service, oldest first.
+    pub fn log_messages(&self) -> Vec<LogMessage> {
+        self.log.messages.lock().iter().cloned().collect()
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::cache::CounterOp;
 use super::error::ApiError;
+use super::inspect::LogMessage;
 use super::{json_body, query_map, Shared};
 
 type Params = Path<HashMap<String, String>>;
@@ -43,7 +44,47 @@ pub(crate) async fn info(State(st): State<Shared>, _caller: Caller) -> Json<Valu
         "appId": st.config.app_id,
         "emulator": "coderunner",
         "version": env!("CARGO_PKG_VERSION"),
+        // The SDK's Logging reads the configured logger levels from here
+        // (`loggers.forEach`): none are configured, so every level is sent.
+        "loggers": [],
     }))
+}
+
+/// PUT /log: a batch of `{logger, message, exception?, "log-level", timestamp}`
+/// from the SDK's Logging; recorded for `Inspector::log_messages` and traced.
+pub(crate) async fn log_messages(
+    State(st): State<Shared>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let Value::Array(items) = json_body(&body)? else {
+        return Err(ApiError::parse("expected a JSON array of log messages"));
+    };
+    let text = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let mut messages = Vec::with_capacity(items.len());
+    for item in &items {
+        let Value::Object(m) = item else {
+            return Err(ApiError::parse("every log message must be a JSON object"));
+        };
+        messages.push(LogMessage {
+            logger: text(m.get("logger")).unwrap_or_default(),
+            level: text(m.get("log-level").or_else(|| m.get("level")))
+                .unwrap_or_else(|| "INFO".to_owned()),
+            message: text(m.get("message")).unwrap_or_default(),
+            exception: text(m.get("exception")),
+            timestamp: m.get("timestamp").and_then(Value::as_i64),
+            user_id: caller.user_id().map(str::to_owned),
+        });
+    }
+    for m in messages {
+        tracing::info!(logger = %m.logger, level = %m.level, "client log: {}", m.message);
+        st.log.message(m);
+    }
+    Ok(StatusCode::OK)
 }
 
 /// PUT /cache/{key}?timeout=sec
@@ -198,6 +239,12 @@ pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
     Json(json!(inspector.tasks()))
 }
 
+/// GET /__emulator/log
+pub(crate) async fn inspect_log(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.log_messages()))
+}
+
 /// POST /__emulator/sessions/{user}/expire -> {"expired": n}
 pub(crate) async fn inspect_expire(State(st): State<Shared>, Path(p): Params) -> Json<Value> {
     let n = st.sessions.close_user(param(&p, "user"));
@@ -208,7 +255,123 @@ fn not_found_error() -> ApiError {
     ApiError::new(0, "No such route in the emulator").with_status(StatusCode::NOT_FOUND)
 }
 
+/// A known path with another method (e.g. `POST users/{id}`): a Backendless
+/// error body rather than an empty 405.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(0, "Method not allowed on this route in the emulator")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
 /// Any other route.
 pub(crate) async fn not_found() -> ApiError {
     not_found_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::super::test_call as call;
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    #[tokio::test]
+    async fn info_lists_loggers_and_log_records_sdk_batches() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let (status, info) = call(&emu, Method::GET, "/dev-app/dev-js-key/info", None, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(info["loggers"], json!([]), "{info}");
+
+        let (_, login) = call(
+            &emu,
+            Method::POST,
+            "/dev-app/dev-js-key/users/login",
+            None,
+            r#"{"login": "alice@example.com", "password": "alice-pass"}"#,
+        )
+        .await;
+        let token = login["user-token"].as_str().unwrap().to_owned();
+        let alice = login["objectId"].as_str().unwrap().to_owned();
+        // The JS SDK's Logging.flush() body.
+        let batch = json!([
+            {"logger": "app", "message": "hi", "exception": null, "log-level": "INFO", "timestamp": 1700000000000_i64},
+            {"logger": "app", "message": "boom", "exception": "Error: boom", "log-level": "ERROR", "timestamp": 1700000000001_i64},
+        ]);
+        let (status, _) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            Some(&token),
+            &batch.to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            None,
+            r#"[{"logger": "anon", "message": "m", "log-level": "DEBUG"}]"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let messages = emu.inspect().log_messages();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(
+            messages[1],
+            LogMessage {
+                logger: "app".into(),
+                level: "ERROR".into(),
+                message: "boom".into(),
+                exception: Some("Error: boom".into()),
+                timestamp: Some(1_700_000_000_001),
+                user_id: Some(alice),
+            }
+        );
+        assert_eq!(messages[2].user_id, None);
+        let (_, over_http) = call(&emu, Method::GET, "/__emulator/log", None, "").await;
+        assert_eq!(over_http.as_array().map(Vec::len), Some(3));
+        assert_eq!(over_http[0]["level"], json!("INFO"));
+
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            None,
+            r#"{"message": "not a batch"}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(8002))
+        );
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            Some("stale"),
+            "[]",
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::UNAUTHORIZED, json!(3064))
+        );
+        assert_eq!(emu.inspect().log_messages().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_gets_a_backendless_error_body() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        for (method, path) in [
+            (Method::DELETE, "/dev-app/dev-js-key/users/register"),
+            (Method::POST, "/dev-app/dev-js-key/users/SOME-ID"),
+            (Method::POST, "/__emulator/requests"),
+        ] {
+            let (status, err) = call(&emu, method.clone(), path, None, "").await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(err["code"], json!(0), "{method} {path}: {err}");
+            assert!(err["message"].is_string(), "{err}");
+        }
+    }
 }

@@ -47,7 +47,7 @@ pub use config::{
     Secret, TableConfig, UserConfig,
 };
 pub use error::ApiError;
-pub use inspect::{Inspector, RequestRecord, SentTask};
+pub use inspect::{Inspector, LogMessage, RequestRecord, SentTask};
 pub use where_clause::{compile as compile_where, SqlCondition};
 
 /// Everything the routes share.
@@ -127,6 +127,7 @@ impl Emulator {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/info", get(misc::info))
+            .route("/log", put(misc::log_messages))
             // users
             .route("/users/register", post(users::register))
             .route("/users/login", post(users::login))
@@ -135,6 +136,9 @@ impl Emulator {
                 "/users/isvalidusertoken/{token}",
                 get(users::is_valid_token),
             )
+            .route("/users/verifypassword", post(users::verify_password))
+            // JS SDK v8 spells it so (`urls.userVerifyPassowrd`).
+            .route("/users/verifypassowrd", post(users::verify_password))
             .route("/users/userroles", get(users::user_roles))
             .route("/users/userroles/{id}", get(users::roles_of))
             .route("/users/{id}", put(users::update))
@@ -144,6 +148,8 @@ impl Emulator {
                 post(data::create).put(data::save).get(data::find_get),
             )
             .route("/data/{table}/find", post(data::find_post))
+            .route("/data/{table}/upsert", put(data::upsert))
+            .route("/data/bulkupsert/{table}", put(data::bulk_upsert))
             .route(
                 "/data/{table}/count",
                 get(data::count_get).post(data::count_post),
@@ -174,17 +180,20 @@ impl Emulator {
             .route("/counters/{name}/list", get(misc::counter_list))
             .route("/counters/{name}/reset", put(misc::counter_reset))
             .route("/counters/{name}/get/compareandset", put(misc::counter_cas))
-            .route("/counters/{name}/{a}/{b}", put(misc::counter_op));
+            .route("/counters/{name}/{a}/{b}", put(misc::counter_op))
+            .method_not_allowed_fallback(misc::method_not_allowed);
         Router::new()
             .nest("/{app_id}/{api_key}", api)
             .route("/__emulator/requests", get(misc::inspect_requests))
             .route("/__emulator/logins", get(misc::inspect_logins))
             .route("/__emulator/tasks", get(misc::inspect_tasks))
+            .route("/__emulator/log", get(misc::inspect_log))
             .route(
                 "/__emulator/sessions/{user}/expire",
                 post(misc::inspect_expire),
             )
             .fallback(misc::not_found)
+            .method_not_allowed_fallback(misc::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 auth::log_requests,
@@ -305,4 +314,30 @@ pub(crate) fn query_map(uri: &axum::http::Uri) -> HashMap<String, String> {
             None => (decode(p), String::new()),
         })
         .collect()
+}
+
+/// One request through the router, for unit tests: (status, JSON body).
+#[cfg(test)]
+pub(crate) async fn test_call(
+    emu: &Emulator,
+    method: axum::http::Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (axum::http::StatusCode, Value) {
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("user-token", t);
+    }
+    let req = req
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    let resp = emu.router().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, json_body(&bytes).unwrap())
 }

@@ -197,6 +197,33 @@ pub(crate) async fn logout(
     Ok(StatusCode::OK)
 }
 
+/// POST /users/verifypassword (and the JS SDK v8's `verifypassowrd`)
+/// {password} -> {"valid": bool}: whether the
+/// logged-in caller's password is this one (the SDK's `verifyPassword`).
+/// Needs a valid token (none: 3007, a guess; stale: 3064). Fires no event.
+pub(crate) async fn verify_password(
+    State(st): State<Shared>,
+    caller: Caller,
+    body: Bytes,
+) -> Reply {
+    let Some(session) = caller.user.clone() else {
+        return Err(ApiError::new(
+            3007,
+            "Unable to verify the password: the user-token header is missing",
+        ));
+    };
+    let password = match json_object(&body)?.get("password") {
+        Some(Value::String(p)) => p.clone(),
+        _ => return Err(ApiError::parse("`password` must be a string")),
+    };
+    let creds = st
+        .store
+        .call(move |c| store::check_password(c, &session.login, &password))
+        .await?;
+    let valid = creds.is_some_and(|c| Some(c.user_id.as_str()) == caller.user_id());
+    Ok(Json(serde_json::json!({ "valid": valid })))
+}
+
 /// GET /users/isvalidusertoken/{token} -> true/false.
 pub(crate) async fn is_valid_token(
     State(st): State<Shared>,
@@ -244,4 +271,56 @@ pub(crate) async fn update(
     super::data::update_object(&st, &caller, "Users", id, changes)
         .await
         .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use super::super::test_call as call;
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    #[tokio::test]
+    async fn verify_password_checks_the_callers_own_password() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let url = "/dev-app/dev-js-key/users/verifypassword";
+        let body = r#"{"login": "alice@example.com", "password": "alice-pass"}"#;
+        let (_, user) = call(
+            &emu,
+            Method::POST,
+            "/dev-app/dev-js-key/users/login",
+            None,
+            body,
+        )
+        .await;
+        let token = user["user-token"].as_str().unwrap().to_owned();
+        let check = |pw: &str| serde_json::json!({ "password": pw }).to_string();
+        let (status, r) = call(&emu, Method::POST, url, Some(&token), &check("alice-pass")).await;
+        assert_eq!(
+            (status, r),
+            (StatusCode::OK, serde_json::json!({"valid": true}))
+        );
+        let (_, r) = call(&emu, Method::POST, url, Some(&token), &check("bob-pass")).await;
+        assert_eq!(r, serde_json::json!({"valid": false}));
+        let (_, err) = call(&emu, Method::POST, url, None, &check("alice-pass")).await;
+        assert_eq!(err["code"], serde_json::json!(3007));
+        let (status, err) = call(&emu, Method::POST, url, Some("STALE"), &check("x")).await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::UNAUTHORIZED, serde_json::json!(3064))
+        );
+        let (_, err) = call(&emu, Method::POST, url, Some(&token), "{}").await;
+        assert_eq!(err["code"], serde_json::json!(8002));
+        let sdk_url = "/dev-app/dev-js-key/users/verifypassowrd";
+        let (_, r) = call(
+            &emu,
+            Method::POST,
+            sdk_url,
+            Some(&token),
+            &check("alice-pass"),
+        )
+        .await;
+        assert_eq!(r, serde_json::json!({"valid": true}));
+    }
 }
