@@ -27,6 +27,12 @@ pub struct SdkConfig {
     /// [`crate::sdk::LoginErrorKind::NotConfigured`].
     pub superuser: Option<SuperuserCredentials>,
     /// The cap on each backend call (connect, send and read the whole reply).
+    ///
+    /// `Duration::ZERO` means **no timer at all**: calls are limited by
+    /// nothing (not even a client's deadline) and the connection pool keeps
+    /// idle connections without a timer. Only for tests on paused tokio time
+    /// (`#[tokio::test(start_paused = true)]`), where any pending timer makes
+    /// the paused clock jump while a real socket is being read.
     pub request_timeout: Duration,
     /// The backend's session inactivity timeout, if known (Backendless default
     /// 3600 s). The superuser session is renewed once its last use is older

@@ -240,7 +240,7 @@ impl Transport {
             Some(d) if d < cap => (d, TimeoutLimit::Deadline),
             _ => (cap, TimeoutLimit::RequestTimeout),
         };
-        if until <= now {
+        if self.timers && until <= now {
             return Err(SdkError::Timeout { service, limit });
         }
 

@@ -1,0 +1,107 @@
+//! The login limit on paused tokio time. The emulator runs on its own
+//! real-time runtime in another thread; the SDK runs on the test's paused
+//! runtime without timers (`request_timeout: Duration::ZERO`), so the paused
+//! clock moves only when the test advances it.
+
+use std::time::Duration;
+
+use coderunner::emulator::{Emulator, EmulatorConfig, Inspector};
+use coderunner::sdk::{
+    Backendless, LoginError, LoginErrorKind, SdkConfig, SdkError, SuperuserCredentials,
+};
+use tokio::time::Instant;
+
+use crate::helpers::{api_path, ADMIN, ADMIN_PASS, APP, CLOUD, REST};
+
+/// Starts the emulator on a thread of its own, logs the admin in there (the
+/// session "elsewhere") and returns its URL and inspector.
+fn emulator_elsewhere(config: EmulatorConfig) -> (String, Inspector) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let emulator = Emulator::new(config).unwrap();
+            let inspect = emulator.inspect();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let served = tokio::spawn(emulator.serve(listener, std::future::pending()));
+            let reply = reqwest::Client::new()
+                .post(format!("{url}/{APP}/{REST}/users/login"))
+                .json(&serde_json::json!({"login": ADMIN, "password": ADMIN_PASS}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+            tx.send((url, inspect)).unwrap();
+            let _ = served.await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
+    let mut config = EmulatorConfig::dev();
+    config.max_sessions_per_user = 1;
+    let (url, inspect) = emulator_elsewhere(config);
+    assert_eq!(inspect.login_count(ADMIN), 1);
+
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let (mut calls, mut fast) = (0, 0);
+    while started.elapsed() < Duration::from_secs(60) {
+        let err = backendless
+            .superuser()
+            .counters()
+            .get("c")
+            .await
+            .unwrap_err();
+        match &err {
+            SdkError::Login(LoginError {
+                kind: LoginErrorKind::LoginLimit,
+                code: Some(3044),
+                retry_in,
+                ..
+            }) => fast += usize::from(retry_in.is_some()),
+            other => panic!("expected a login-limit error, got {other:?}"),
+        }
+        assert!(!format!("{err} {err:?}").contains(ADMIN_PASS));
+        calls += 1;
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+    assert_eq!(calls, 240);
+
+    let requests = inspect.requests();
+    let attempts = requests
+        .iter()
+        .filter(|r| api_path(&r.path) == "users/login" && r.status != 200)
+        .count();
+    // 1 s doubling: attempts at 0, 1, 3, 7, 15 and 31 s.
+    assert!(
+        (3..=8).contains(&attempts),
+        "{attempts} login attempts in a minute"
+    );
+    assert_eq!(
+        fast,
+        calls - attempts,
+        "calls while backing off fail at once"
+    );
+    assert_eq!(inspect.login_count(ADMIN), 1, "no login succeeded");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| api_path(&r.path).starts_with("counters/")),
+        "no superuser call went out without a token"
+    );
+}
