@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 /// What the handlers share with the test.
 #[derive(Default)]
 struct Probe {
-    /// Gate handlers ("gate" op) that made their first call.
+    /// Gate handlers that made their first call ("gate") or arrived ("barrier").
     first_done: AtomicUsize,
     first_done_notify: tokio::sync::Notify,
     /// Opened by the test; gate handlers then make their second call.
@@ -55,6 +55,19 @@ async fn probe(
     match item["op"].as_str().unwrap_or_default() {
         // One superuser call.
         "superuser" => {
+            ctx.superuser()
+                .counters()
+                .get(&format!("su-{marker}"))
+                .await
+                .map_err(sdk_err)?;
+        }
+        // Wait until the test opens the gate (all invocations are in
+        // flight), then one superuser call: truly concurrent first uses.
+        "barrier" => {
+            let mut gate = probe.gate.lock().clone().expect("gate set");
+            probe.first_done.fetch_add(1, Ordering::SeqCst);
+            probe.first_done_notify.notify_one();
+            gate.wait_for(|open| *open).await.expect("gate open");
             ctx.superuser()
                 .counters()
                 .get(&format!("su-{marker}"))
@@ -176,19 +189,32 @@ fn probe_task(id: String, ctx: Value, item: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_superuser_invocations_log_in_once() {
     let _lock = login_metric_lock().await;
-    let (stack, _) = stack(EmulatorConfig::dev()).await;
+    let (stack, shared) = stack(EmulatorConfig::dev()).await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    *shared.gate.lock() = Some(gate);
     let before = stack.superuser_logins("ok").await;
 
-    let tasks = (0..1000)
+    const N: usize = 1000;
+    let tasks = (0..N)
         .map(|i| {
             probe_task(
                 format!("su-{i}"),
                 context(None),
-                json!({"op": "superuser", "marker": i}),
+                json!({"op": "barrier", "marker": i}),
             )
         })
         .collect();
-    for reply in invoke_all(&stack, tasks).await {
+    let run = invoke_all(&stack, tasks);
+    let release = async {
+        // All invocations are in their handlers before any uses the superuser.
+        while shared.first_done.load(Ordering::SeqCst) < N {
+            shared.first_done_notify.notified().await;
+        }
+        assert_eq!(stack.inspect.login_count(ADMIN), 0);
+        open.send(true).unwrap();
+    };
+    let (replies, ()) = tokio::join!(run, release);
+    for reply in replies {
         assert_eq!(exception(&reply), None, "{reply}");
     }
 
