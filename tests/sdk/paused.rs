@@ -105,3 +105,57 @@ async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
         "no superuser call went out without a token"
     );
 }
+
+/// The SDK and the emulator on the same paused clock: the emulator's
+/// sessions lapse when the test advances time.
+#[tokio::test(start_paused = true)]
+async fn the_superuser_session_is_renewed_before_it_lapses_under_a_one_session_limit() {
+    let mut config = EmulatorConfig::dev();
+    config.max_sessions_per_user = 1;
+    config.session_timeout_secs = 100;
+    let emulator = Emulator::new(config).unwrap();
+    let inspect = emulator.inspect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(emulator.serve(listener, std::future::pending()));
+
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk.request_timeout = Duration::ZERO;
+    sdk.session_timeout = Some(Duration::from_secs(100));
+    let backendless = Backendless::new(sdk).unwrap();
+    let su = backendless.superuser();
+    let logouts = || {
+        inspect
+            .requests()
+            .iter()
+            .filter(|r| api_path(&r.path) == "users/logout")
+            .count()
+    };
+
+    su.counters().get("c").await.unwrap();
+    tokio::time::advance(Duration::from_secs(50)).await;
+    su.counters().get("c").await.unwrap();
+    assert_eq!((inspect.login_count(ADMIN), logouts()), (1, 0));
+
+    // 95 s idle: past 90 % of the timeout, the session is still alive. The
+    // renewal logs it out first, so the one-session limit lets it log in.
+    tokio::time::advance(Duration::from_secs(95)).await;
+    su.counters().get("c").await.unwrap();
+    assert_eq!((inspect.login_count(ADMIN), logouts()), (2, 1));
+
+    // Long idle: the backend ended the session; a new login, no logout.
+    tokio::time::advance(Duration::from_secs(500)).await;
+    su.counters().get("c").await.unwrap();
+    assert_eq!((inspect.login_count(ADMIN), logouts()), (3, 1));
+
+    let refused = inspect
+        .requests()
+        .iter()
+        .filter(|r| api_path(&r.path).starts_with("counters/") && r.status != 200)
+        .count();
+    assert_eq!(refused, 0, "no call was sent with a lapsed token");
+}
