@@ -54,6 +54,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub secret: WebhookSecret,
     stop: CancellationToken,
+    runner_stop: CancellationToken,
+    runner_done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for Stack {
@@ -96,7 +98,8 @@ password = "{ADMIN_PASS}"
         let config = Config::from_toml(&overlay).unwrap();
         let stop = CancellationToken::new();
         let runner_server = Runner::new(&config, registry).unwrap();
-        tokio::spawn(runner_server.serve(runner_listener, stop.clone()));
+        let runner_stop = stop.child_token();
+        let runner_done = tokio::spawn(runner_server.serve(runner_listener, runner_stop.clone()));
         let emulator = Emulator::new(emulator).expect("emulator starts");
         let inspect = emulator.inspect();
         let s = stop.clone();
@@ -108,6 +111,17 @@ password = "{ADMIN_PASS}"
             http: reqwest::Client::new(),
             secret: WebhookSecret::parse(SECRET).unwrap(),
             stop,
+            runner_stop,
+            runner_done: Some(runner_done),
+        }
+    }
+
+    /// Stops the runner alone and waits until it has shut down (the
+    /// emulator keeps serving).
+    pub async fn stop_runner(&mut self) {
+        self.runner_stop.cancel();
+        if let Some(done) = self.runner_done.take() {
+            done.await.unwrap().unwrap();
         }
     }
 

@@ -74,6 +74,25 @@ async fn probe(
                 .await
                 .map_err(sdk_err)?;
         }
+        // Three superuser calls, counting the first; the third waits for
+        // the gate.
+        "triple" => {
+            let mut gate = probe.gate.lock().clone().expect("gate set");
+            for step in 0..3 {
+                if step == 2 {
+                    gate.wait_for(|open| *open).await.expect("gate open");
+                }
+                ctx.superuser()
+                    .counters()
+                    .get(&format!("triple-{step}-{marker}"))
+                    .await
+                    .map_err(sdk_err)?;
+                if step == 0 {
+                    probe.first_done.fetch_add(1, Ordering::SeqCst);
+                    probe.first_done_notify.notify_one();
+                }
+            }
+        }
         // A superuser call, wait for the gate, another superuser call.
         "gate" => {
             let mut gate = probe.gate.lock().clone().expect("gate set");
@@ -449,4 +468,95 @@ async fn latest_post_fails_as_server_key_and_succeeds_as_caller_and_superuser() 
     assert!(tasks
         .iter()
         .any(|t| t.event_name == "afterCreate" && t.target == "Post"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_logout_through_rest_while_calls_are_in_flight_causes_one_re_login() {
+    let _lock = login_metric_lock().await;
+    let (stack, shared) = stack(EmulatorConfig::dev()).await;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    *shared.gate.lock() = Some(gate);
+    let before = stack.superuser_logins("ok").await;
+
+    const N: usize = 600;
+    let tasks = (0..N)
+        .map(|i| {
+            probe_task(
+                format!("triple-{i}"),
+                context(None),
+                json!({"op": "triple", "marker": i}),
+            )
+        })
+        .collect();
+    let run = invoke_all(&stack, tasks);
+    let logout = async {
+        // A third of the invocations have used the session: log it out
+        // through the REST API while calls are in flight. The third call
+        // of each waits until then, so the logout cannot come too late.
+        while shared.first_done.load(Ordering::SeqCst) < N / 3 {
+            shared.first_done_notify.notified().await;
+        }
+        let token = stack
+            .inspect
+            .requests()
+            .into_iter()
+            .find(|r| api_path(&r.path).starts_with("counters/triple-"))
+            .and_then(|r| r.user_token)
+            .expect("the superuser's token");
+        let (status, body) = stack
+            .rest(
+                reqwest::Method::GET,
+                REST,
+                "users/logout",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        open.send(true).unwrap();
+    };
+    let (replies, ()) = tokio::join!(run, logout);
+    for reply in replies {
+        assert_eq!(exception(&reply), None, "{reply}");
+    }
+    assert_eq!(stack.inspect.login_count(ADMIN), 2, "exactly one re-login");
+    assert_eq!(stack.superuser_logins("ok").await - before, 2);
+    let done = stack
+        .inspect
+        .requests()
+        .iter()
+        .filter(|r| api_path(&r.path).starts_with("counters/triple-") && r.status == 200)
+        .count();
+    assert_eq!(done, 3 * N);
+}
+
+#[tokio::test]
+async fn stopping_the_runner_logs_the_superuser_out() {
+    let _lock = login_metric_lock().await;
+    let mut config = EmulatorConfig::dev();
+    config.max_sessions_per_user = 1;
+    let (mut stack, _) = stack(config).await;
+    let (status, reply) = stack
+        .invoke(&probe_task(
+            "one".into(),
+            context(None),
+            json!({"op": "superuser", "marker": 1}),
+        ))
+        .await;
+    assert_eq!((status, exception(&reply)), (200, None), "{reply}");
+    // The runner's session holds the only slot.
+    let (status, body) = stack
+        .rest(
+            reqwest::Method::POST,
+            REST,
+            "users/login",
+            None,
+            Some(json!({"login": ADMIN, "password": ADMIN_PASS})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(3044)), "{body}");
+
+    stack.stop_runner().await;
+    assert!(stack.paths().iter().any(|p| p == "users/logout"));
+    stack.login(ADMIN, ADMIN_PASS).await;
 }
