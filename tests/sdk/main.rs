@@ -5,6 +5,7 @@
 
 mod helpers;
 mod paused;
+mod surface;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
