@@ -53,6 +53,13 @@ async fn probe(
     item: Value,
 ) -> Result<Before<Value>, HandlerError> {
     let marker = item["marker"].as_u64().unwrap_or_default();
+    if item["barrier"].as_bool().unwrap_or(false) {
+        // Wait until every invocation of the test is in its handler.
+        let mut gate = probe.gate.lock().clone().expect("gate set");
+        probe.first_done.fetch_add(1, Ordering::SeqCst);
+        probe.first_done_notify.notify_one();
+        gate.wait_for(|open| *open).await.expect("gate open");
+    }
     match item["op"].as_str().unwrap_or_default() {
         // One superuser call.
         "superuser" => {
@@ -318,7 +325,7 @@ async fn a_superuser_session_ended_mid_load_is_re_established_once() {
 async fn every_request_carries_exactly_the_token_of_its_identity() {
     let _lock = login_metric_lock().await;
     const USERS: usize = 50;
-    let (stack, _) = stack(dev_with_users(USERS)).await;
+    let (stack, shared) = stack(dev_with_users(USERS)).await;
     let users: Vec<(String, String)> = join_all((0..USERS).map(|u| {
         let stack = &stack;
         async move {
@@ -333,21 +340,35 @@ async fn every_request_carries_exactly_the_token_of_its_identity() {
     assert_eq!(caller_tokens.len(), USERS);
 
     const N: usize = 1000;
-    let identity_of = |i: usize| ["caller", "superuser", "server_key"][i % 3];
-    let user_of = |i: usize| &users[(i / 3) % USERS];
+    let identity_of = |i: usize| ["caller", "superuser", "server_key", "anonymous"][i % 4];
+    let user_of = |i: usize| &users[(i / 4) % USERS];
     let tasks = (0..N)
         .map(|i| {
-            // The RunnerContext always names a caller: the identity chosen in
-            // the handler, not the context, decides the token.
+            // The RunnerContext names a caller (but for anonymous callers):
+            // the identity chosen in the handler decides the token.
             let (token, id) = user_of(i);
+            let (ctx, identity) = match identity_of(i) {
+                "anonymous" => (context(None), "caller"),
+                other => (context(Some((id, token))), other),
+            };
             probe_task(
                 format!("mix-{i}"),
-                context(Some((id, token))),
-                json!({"op": "mark", "marker": i, "as": identity_of(i)}),
+                ctx,
+                json!({"op": "mark", "marker": i, "as": identity, "barrier": true}),
             )
         })
         .collect();
-    for reply in invoke_all(&stack, tasks).await {
+    let (open, gate) = tokio::sync::watch::channel(false);
+    *shared.gate.lock() = Some(gate);
+    let run = invoke_all(&stack, tasks);
+    let release = async {
+        while shared.first_done.load(Ordering::SeqCst) < N {
+            shared.first_done_notify.notified().await;
+        }
+        open.send(true).unwrap();
+    };
+    let (replies, ()) = tokio::join!(run, release);
+    for reply in replies {
         assert_eq!(exception(&reply), None, "{reply}");
     }
 
@@ -381,7 +402,7 @@ async fn every_request_carries_exactly_the_token_of_its_identity() {
             _ => {
                 assert_eq!(
                     r.user_token, None,
-                    "request {i}: the server key sends no token"
+                    "request {i}: the server key and an anonymous caller send no token"
                 );
                 assert_eq!(r.user_id, None, "request {i}");
             }
@@ -560,4 +581,43 @@ async fn stopping_the_runner_logs_the_superuser_out() {
     stack.stop_runner().await;
     assert!(stack.paths().iter().any(|p| p == "users/logout"));
     stack.login(ADMIN, ADMIN_PASS).await;
+}
+
+#[tokio::test]
+async fn an_expired_caller_token_is_reported_and_never_replaced() {
+    let (stack, _) = stack(EmulatorConfig::dev()).await;
+    let (token, id) = stack.login("alice@example.com", "alice-pass").await;
+    assert_eq!(stack.inspect.expire_sessions("alice@example.com"), 1);
+    let (status, reply) = stack
+        .invoke(&probe_task(
+            "expired".into(),
+            context(Some((&id, &token))),
+            json!({"op": "mark", "marker": 7, "as": "caller"}),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(exception(&reply).map(|e| e.0), Some(3064), "{reply}");
+    let sent: Vec<_> = stack
+        .inspect
+        .requests()
+        .into_iter()
+        .filter(|r| api_path(&r.path) == "cache/probe-7")
+        .collect();
+    assert_eq!(sent.len(), 1, "no retry as another identity");
+    assert_eq!(sent[0].user_token.as_deref(), Some(token.as_str()));
+    assert_eq!(
+        stack.inspect.login_count(ADMIN),
+        0,
+        "no fallback to the superuser"
+    );
+    let (status, _) = stack
+        .rest(
+            reqwest::Method::GET,
+            REST,
+            "cache/probe-7/check",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
 }
