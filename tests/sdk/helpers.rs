@@ -206,6 +206,22 @@ password = "{ADMIN_PASS}"
             .unwrap_or(0)
     }
 
+    /// The value of the counter `name` whose labels include all of `labels`
+    /// (summed over the matching series; 0 when none).
+    pub async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .filter(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     /// The paths of the requests the emulator saw (no query string), with
     /// the app id and key stripped: `users/login`, `cache/k`...
     pub fn paths(&self) -> Vec<String> {

@@ -220,6 +220,14 @@ async fn a_thousand_concurrent_superuser_invocations_log_in_once() {
     let (open, gate) = tokio::sync::watch::channel(false);
     *shared.gate.lock() = Some(gate);
     let before = stack.superuser_logins("ok").await;
+    let superuser_counters = [
+        ("service", "counters"),
+        ("identity", "superuser"),
+        ("outcome", "ok"),
+    ];
+    let calls_before = stack
+        .counter("coderunner_backend_requests_total", &superuser_counters)
+        .await;
 
     const N: usize = 1000;
     let tasks = (0..N)
@@ -257,6 +265,14 @@ async fn a_thousand_concurrent_superuser_invocations_log_in_once() {
         .filter(|p| p.starts_with("counters/su-"))
         .count();
     assert_eq!(su_calls, 1000);
+    let calls = stack
+        .counter("coderunner_backend_requests_total", &superuser_counters)
+        .await;
+    assert_eq!(
+        calls - calls_before,
+        1000,
+        "each call counted as the superuser's"
+    );
     let logins = stack.paths().iter().filter(|p| *p == "users/login").count();
     assert_eq!(logins, 1, "one login request reached the backend");
 }

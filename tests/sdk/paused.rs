@@ -45,6 +45,7 @@ fn emulator_elsewhere(config: EmulatorConfig) -> (String, Inspector) {
 
 #[tokio::test(start_paused = true)]
 async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
+    let _lock = crate::helpers::login_metric_lock().await;
     let mut config = EmulatorConfig::dev();
     config.max_sessions_per_user = 1;
     let (url, inspect) = emulator_elsewhere(config);
@@ -110,6 +111,7 @@ async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
 /// sessions lapse when the test advances time.
 #[tokio::test(start_paused = true)]
 async fn the_superuser_session_is_renewed_before_it_lapses_under_a_one_session_limit() {
+    let _lock = crate::helpers::login_metric_lock().await;
     let mut config = EmulatorConfig::dev();
     config.max_sessions_per_user = 1;
     config.session_timeout_secs = 100;

@@ -33,6 +33,7 @@ async fn emulator() -> (Backendless, Inspector) {
 
 #[tokio::test]
 async fn users_calls_agree_with_the_emulator() {
+    let _lock = crate::helpers::login_metric_lock().await;
     let (sdk, inspect) = emulator().await;
     let key = sdk.server_key();
     let password = "carol-pass".into();
@@ -108,6 +109,7 @@ async fn users_calls_agree_with_the_emulator() {
 
 #[tokio::test]
 async fn data_calls_agree_with_the_emulator() {
+    let _lock = crate::helpers::login_metric_lock().await;
     let (sdk, inspect) = emulator().await;
     let key = sdk.server_key();
     let notes = key.table::<Note>("Note");
