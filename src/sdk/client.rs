@@ -55,8 +55,7 @@ impl fmt::Debug for Backendless {
 
 impl Backendless {
     /// Builds the handle; the superuser token is kept in process memory.
-    /// A zero `request_timeout` builds a handle without timers (see
-    /// [`SdkConfig::request_timeout`]). Fails with [`SdkError::InvalidArgument`] when the URL or keys are unusable.
+    /// Fails with [`SdkError::InvalidArgument`] when the URL or keys are unusable.
     pub fn new(config: SdkConfig) -> Result<Self, SdkError> {
         Self::with_store(config, Arc::new(MemorySessionStore::default()))
     }
@@ -79,9 +78,9 @@ impl Backendless {
         timers: bool,
     ) -> Result<Self, SdkError> {
         let root = root_url(&config)?;
-        let timers = timers && !config.request_timeout.is_zero();
         let mut builder = reqwest::Client::builder();
-        if !timers {
+        // No cap: no pool timer either (see `SdkConfig::request_timeout`).
+        if !timers || config.request_timeout.is_zero() {
             builder = builder.pool_idle_timeout(None);
         }
         let http = builder.build().map_err(|e| {

@@ -161,3 +161,40 @@ async fn the_superuser_session_is_renewed_before_it_lapses_under_a_one_session_l
         .count();
     assert_eq!(refused, 0, "no call was sent with a lapsed token");
 }
+
+/// `request_timeout: Duration::ZERO` removes the cap, not a client's
+/// deadline: a backend that never answers still ends in a deadline timeout.
+#[tokio::test(start_paused = true)]
+async fn without_a_request_cap_a_deadline_still_ends_a_silent_call() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // never answers
+        }
+    });
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let err = backendless
+        .server_key()
+        .with_deadline(started + Duration::from_secs(3))
+        .counters()
+        .get("c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdkError::Timeout {
+                limit: coderunner::sdk::TimeoutLimit::Deadline,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
