@@ -637,3 +637,45 @@ async fn an_expired_caller_token_is_reported_and_never_replaced() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_login_is_not_repeated_by_a_thousand_concurrent_invocations() {
+    let _lock = login_metric_lock().await;
+    let mut config = EmulatorConfig::dev();
+    config.max_sessions_per_user = 1;
+    let (stack, shared) = stack(config).await;
+    stack.login(ADMIN, ADMIN_PASS).await; // the only session, held elsewhere
+    let (open, gate) = tokio::sync::watch::channel(false);
+    *shared.gate.lock() = Some(gate);
+    let refused_before = stack.superuser_logins("login_limit").await;
+
+    const N: usize = 1000;
+    let tasks = (0..N)
+        .map(|i| {
+            probe_task(
+                format!("refused-{i}"),
+                context(None),
+                json!({"op": "barrier", "marker": i}),
+            )
+        })
+        .collect();
+    let run = invoke_all(&stack, tasks);
+    let release = async {
+        while shared.first_done.load(Ordering::SeqCst) < N {
+            shared.first_done_notify.notified().await;
+        }
+        open.send(true).unwrap();
+    };
+    let (replies, ()) = tokio::join!(run, release);
+    for reply in replies {
+        assert_eq!(exception(&reply).map(|e| e.0), Some(3044), "{reply}");
+    }
+    let attempts = stack.paths().iter().filter(|p| *p == "users/login").count();
+    // One from the test itself, one from the runner.
+    assert_eq!(attempts, 2, "the refused login was not repeated");
+    assert_eq!(
+        stack.superuser_logins("login_limit").await - refused_before,
+        1
+    );
+    assert!(!stack.paths().iter().any(|p| p.starts_with("counters/")));
+}
