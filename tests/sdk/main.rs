@@ -21,6 +21,9 @@ use helpers::*;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+/// One Latest_post write: the identity, and the row's ownerId or the error code.
+type LatestPost = (&'static str, Result<Option<String>, Option<i64>>);
+
 /// What the handlers share with the test.
 #[derive(Default)]
 struct Probe {
@@ -30,7 +33,7 @@ struct Probe {
     /// Opened by the test; gate handlers then make their second call.
     gate: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// Results of the Latest_post story: (identity, Ok(ownerId) or Err(code)).
-    latest: Mutex<Vec<(&'static str, Result<Option<String>, Option<i64>>)>>,
+    latest: Mutex<Vec<LatestPost>>,
 }
 
 fn sdk_err(e: SdkError) -> HandlerError {
