@@ -198,3 +198,57 @@ async fn without_a_request_cap_a_deadline_still_ends_a_silent_call() {
     );
     assert_eq!(started.elapsed(), Duration::from_secs(3));
 }
+
+/// Waiting for the superuser login counts against each caller's deadline,
+/// while the one login goes on for the others.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_the_login_counts_against_the_deadline_and_the_login_goes_on() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket); // the login never gets an answer
+        }
+    });
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let call = |secs: u64| {
+        let client = backendless
+            .superuser()
+            .with_deadline(started + Duration::from_secs(secs));
+        async move {
+            let err = client.counters().get("c").await.unwrap_err();
+            (err, started.elapsed())
+        }
+    };
+    let ((short, at_short), (long, at_long)) = tokio::join!(call(1), call(5));
+    for (err, at, secs) in [(short, at_short, 1), (long, at_long, 5)] {
+        assert!(
+            matches!(
+                err,
+                SdkError::Timeout {
+                    limit: coderunner::sdk::TimeoutLimit::Deadline,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(at, Duration::from_secs(secs));
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one login for both callers, not restarted when the first gave up"
+    );
+}
