@@ -183,6 +183,26 @@ async fn data_calls_agree_with_the_emulator() {
     assert_eq!(notes.bulk_delete("rank > 0").await.unwrap(), 2);
     assert_eq!(notes.count(None).await.unwrap(), 0);
 
+    // Characters that need escaping in a query string, and non-ASCII text.
+    let odd = "a+b&c%d=e #ü'";
+    notes
+        .create(&Note {
+            title: odd.into(),
+            rank: 50,
+        })
+        .await
+        .unwrap();
+    let clause = format!("title = '{}'", odd.replace('\'', "''"));
+    assert_eq!(notes.count(Some(&clause)).await.unwrap(), 1, "{clause}");
+    let found = notes
+        .find(&Query::new().where_clause(&clause))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].data.title, odd);
+    assert_eq!(notes.count(Some("title LIKE 'a+b&c%'")).await.unwrap(), 1);
+    assert_eq!(notes.bulk_delete(&clause).await.unwrap(), 1);
+
     // Permissions: the key alone may not read Audit_log (1013); a query
     // error is a typed backend error.
     let err = key
