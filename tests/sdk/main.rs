@@ -34,6 +34,8 @@ struct Probe {
     gate: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// Results of the Latest_post story: (identity, Ok(ownerId) or Err(code)).
     latest: Mutex<Vec<LatestPost>>,
+    /// Written by the async afterCreate on Comment.
+    comment_done: tokio::sync::Notify,
 }
 
 fn sdk_err(e: SdkError) -> HandlerError {
@@ -191,6 +193,29 @@ fn registry(shared: &Arc<Probe>) -> Registry {
         },
     )
     .unwrap();
+    let p = Arc::clone(shared);
+    r.after_async(
+        persistence::AFTER_CREATE,
+        "Comment",
+        move |ctx: Context, comment: Value, _result: Outcome<Value>| {
+            let p = Arc::clone(&p);
+            async move {
+                let row = json!({"title": comment["text"], "by": "async"});
+                let result = ctx
+                    .caller()
+                    .table::<Value>("Latest_post")
+                    .create(&row)
+                    .await;
+                p.latest.lock().push((
+                    "async caller",
+                    result.map(|s| s.owner_id).map_err(|e| e.code()),
+                ));
+                p.comment_done.notify_one();
+                Ok(After::<Value>::Keep)
+            }
+        },
+    )
+    .unwrap();
     r
 }
 
@@ -278,6 +303,10 @@ async fn a_thousand_concurrent_superuser_invocations_log_in_once() {
     );
     let logins = stack.paths().iter().filter(|p| *p == "users/login").count();
     assert_eq!(logins, 1, "one login request reached the backend");
+    assert!(
+        !stack.paths().iter().any(|p| p.starts_with("cache/")),
+        "the token is not kept in the app's cache"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -681,4 +710,41 @@ async fn a_refused_login_is_not_repeated_by_a_thousand_concurrent_invocations() 
         1
     );
     assert!(!stack.paths().iter().any(|p| p.starts_with("counters/")));
+}
+
+#[tokio::test]
+async fn an_async_after_handler_acts_as_the_caller() {
+    let (stack, shared) = stack(EmulatorConfig::dev()).await;
+    let (token, alice) = stack.login("alice@example.com", "alice-pass").await;
+    let done = shared.comment_done.notified();
+    let (status, body) = stack
+        .rest(
+            reqwest::Method::POST,
+            REST,
+            "data/Comment",
+            Some(&token),
+            Some(json!({"text": "later"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    done.await;
+    assert_eq!(
+        shared.latest.lock().clone(),
+        vec![("async caller", Ok(Some(alice.clone())))]
+    );
+    let task = stack
+        .inspect
+        .tasks()
+        .into_iter()
+        .find(|t| t.event_name == "afterCreate" && t.target == "Comment")
+        .expect("the afterCreate task");
+    assert!(task.is_async);
+    let write = stack
+        .inspect
+        .requests()
+        .into_iter()
+        .find(|r| api_path(&r.path) == "data/Latest_post")
+        .expect("the handler's write");
+    assert_eq!(write.user_token.as_deref(), Some(token.as_str()));
+    assert_eq!(write.user_id, Some(alice));
 }
