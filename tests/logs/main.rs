@@ -96,12 +96,25 @@ fn registry() -> Registry {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_flow_logs_no_secret() {
     let buffer = Buffer::default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    // Both output formats of the runner (`[log] format`): text and JSON.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(
             "trace,hyper=debug,hyper_util=debug,h2=debug,rustls=debug,reqwest=debug,tower=debug",
+        ))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(buffer.clone()),
         )
-        .with_ansi(false)
-        .with_writer(buffer.clone())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(buffer.clone()),
+        )
         .init();
 
     let stack = Stack::start(EmulatorConfig::dev(), registry(), "").await;
@@ -208,6 +221,7 @@ async fn a_full_flow_logs_no_secret() {
         "identity=caller",
         "identity=server_key",
         "[redacted]",
+        r#""message":"backend call""#,
     ] {
         assert!(
             logs.contains(expected),
