@@ -79,7 +79,8 @@ impl Backendless {
     ) -> Result<Self, SdkError> {
         let root = root_url(&config)?;
         let mut builder = reqwest::Client::builder();
-        if !timers {
+        // No cap: no pool timer either (see `SdkConfig::request_timeout`).
+        if !timers || config.request_timeout.is_zero() {
             builder = builder.pool_idle_timeout(None);
         }
         let http = builder.build().map_err(|e| {

@@ -27,6 +27,13 @@ pub struct SdkConfig {
     /// [`crate::sdk::LoginErrorKind::NotConfigured`].
     pub superuser: Option<SuperuserCredentials>,
     /// The cap on each backend call (connect, send and read the whole reply).
+    ///
+    /// `Duration::ZERO` means **no cap**: a call is limited only by its
+    /// client's deadline ([`crate::sdk::Client::with_deadline`]), if any, and
+    /// the connection pool keeps idle connections without a timer. Meant for
+    /// tests on paused tokio time (`#[tokio::test(start_paused = true)]`):
+    /// there, with no deadline either, the SDK starts no timer, so the paused
+    /// clock does not jump while a real socket is being read.
     pub request_timeout: Duration,
     /// The backend's session inactivity timeout, if known (Backendless default
     /// 3600 s). The superuser session is renewed once its last use is older

@@ -235,13 +235,21 @@ impl Transport {
     ) -> Result<Value, SdkError> {
         let service = call.service.as_str();
         let now = Instant::now();
-        let cap = now + self.request_timeout;
-        let (until, limit) = match deadline {
-            Some(d) if d < cap => (d, TimeoutLimit::Deadline),
-            _ => (cap, TimeoutLimit::RequestTimeout),
-        };
-        if until <= now {
-            return Err(SdkError::Timeout { service, limit });
+        // A zero request_timeout is no cap (`SdkConfig::request_timeout`).
+        let cap = Some(self.request_timeout)
+            .filter(|t| !t.is_zero())
+            .map(|t| now + t);
+        let limit = match (deadline, cap) {
+            (Some(d), Some(c)) if d < c => Some((d, TimeoutLimit::Deadline)),
+            (_, Some(c)) => Some((c, TimeoutLimit::RequestTimeout)),
+            (Some(d), None) => Some((d, TimeoutLimit::Deadline)),
+            (None, None) => None,
+        }
+        .filter(|_| self.timers);
+        if let Some((until, limit)) = limit {
+            if until <= now {
+                return Err(SdkError::Timeout { service, limit });
+            }
         }
 
         let mut request = self.http.request(call.method.clone(), self.url(call));
@@ -272,12 +280,11 @@ impl Transport {
             let bytes = response.bytes().await.map_err(transport_err)?;
             Ok::<_, SdkError>((status, bytes))
         };
-        let (status, bytes) = if self.timers {
-            tokio::time::timeout_at(until, send)
+        let (status, bytes) = match limit {
+            Some((until, limit)) => tokio::time::timeout_at(until, send)
                 .await
-                .map_err(|_| SdkError::Timeout { service, limit })??
-        } else {
-            send.await?
+                .map_err(|_| SdkError::Timeout { service, limit })??,
+            None => send.await?,
         };
 
         if status.is_success() {

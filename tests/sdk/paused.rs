@@ -1,0 +1,254 @@
+//! The login limit on paused tokio time. The emulator runs on its own
+//! real-time runtime in another thread; the SDK runs on the test's paused
+//! runtime without timers (`request_timeout: Duration::ZERO`), so the paused
+//! clock moves only when the test advances it.
+
+use std::time::Duration;
+
+use coderunner::emulator::{Emulator, EmulatorConfig, Inspector};
+use coderunner::sdk::{
+    Backendless, LoginError, LoginErrorKind, SdkConfig, SdkError, SuperuserCredentials,
+};
+use tokio::time::Instant;
+
+use crate::helpers::{api_path, ADMIN, ADMIN_PASS, APP, CLOUD, REST};
+
+/// Starts the emulator on a thread of its own, logs the admin in there (the
+/// session "elsewhere") and returns its URL and inspector.
+fn emulator_elsewhere(config: EmulatorConfig) -> (String, Inspector) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let emulator = Emulator::new(config).unwrap();
+            let inspect = emulator.inspect();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let served = tokio::spawn(emulator.serve(listener, std::future::pending()));
+            let reply = reqwest::Client::new()
+                .post(format!("{url}/{APP}/{REST}/users/login"))
+                .json(&serde_json::json!({"login": ADMIN, "password": ADMIN_PASS}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200);
+            tx.send((url, inspect)).unwrap();
+            let _ = served.await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
+    let _lock = crate::helpers::login_metric_lock().await;
+    let mut config = EmulatorConfig::dev();
+    config.max_sessions_per_user = 1;
+    let (url, inspect) = emulator_elsewhere(config);
+    assert_eq!(inspect.login_count(ADMIN), 1);
+
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let (mut calls, mut fast) = (0, 0);
+    while started.elapsed() < Duration::from_secs(60) {
+        let err = backendless
+            .superuser()
+            .counters()
+            .get("c")
+            .await
+            .unwrap_err();
+        match &err {
+            SdkError::Login(LoginError {
+                kind: LoginErrorKind::LoginLimit,
+                code: Some(3044),
+                retry_in,
+                ..
+            }) => fast += usize::from(retry_in.is_some()),
+            other => panic!("expected a login-limit error, got {other:?}"),
+        }
+        assert!(!format!("{err} {err:?}").contains(ADMIN_PASS));
+        calls += 1;
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+    assert_eq!(calls, 240);
+
+    let requests = inspect.requests();
+    let attempts = requests
+        .iter()
+        .filter(|r| api_path(&r.path) == "users/login" && r.status != 200)
+        .count();
+    // 1 s doubling: attempts at 0, 1, 3, 7, 15 and 31 s.
+    assert!(
+        (3..=8).contains(&attempts),
+        "{attempts} login attempts in a minute"
+    );
+    assert_eq!(
+        fast,
+        calls - attempts,
+        "calls while backing off fail at once"
+    );
+    assert_eq!(inspect.login_count(ADMIN), 1, "no login succeeded");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| api_path(&r.path).starts_with("counters/")),
+        "no superuser call went out without a token"
+    );
+}
+
+/// The SDK and the emulator on the same paused clock: the emulator's
+/// sessions lapse when the test advances time.
+#[tokio::test(start_paused = true)]
+async fn the_superuser_session_is_renewed_before_it_lapses_under_a_one_session_limit() {
+    let _lock = crate::helpers::login_metric_lock().await;
+    let mut config = EmulatorConfig::dev();
+    config.max_sessions_per_user = 1;
+    config.session_timeout_secs = 100;
+    let emulator = Emulator::new(config).unwrap();
+    let inspect = emulator.inspect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(emulator.serve(listener, std::future::pending()));
+
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk.request_timeout = Duration::ZERO;
+    sdk.session_timeout = Some(Duration::from_secs(100));
+    let backendless = Backendless::new(sdk).unwrap();
+    let su = backendless.superuser();
+    let logouts = || {
+        inspect
+            .requests()
+            .iter()
+            .filter(|r| api_path(&r.path) == "users/logout")
+            .count()
+    };
+
+    su.counters().get("c").await.unwrap();
+    tokio::time::advance(Duration::from_secs(50)).await;
+    su.counters().get("c").await.unwrap();
+    assert_eq!((inspect.login_count(ADMIN), logouts()), (1, 0));
+
+    // 95 s idle: past 90 % of the timeout, the session is still alive. The
+    // renewal logs it out first, so the one-session limit lets it log in.
+    tokio::time::advance(Duration::from_secs(95)).await;
+    su.counters().get("c").await.unwrap();
+    assert_eq!((inspect.login_count(ADMIN), logouts()), (2, 1));
+
+    // Long idle: the backend ended the session; a new login, no logout.
+    tokio::time::advance(Duration::from_secs(500)).await;
+    su.counters().get("c").await.unwrap();
+    assert_eq!((inspect.login_count(ADMIN), logouts()), (3, 1));
+
+    let refused = inspect
+        .requests()
+        .iter()
+        .filter(|r| api_path(&r.path).starts_with("counters/") && r.status != 200)
+        .count();
+    assert_eq!(refused, 0, "no call was sent with a lapsed token");
+}
+
+/// `request_timeout: Duration::ZERO` removes the cap, not a client's
+/// deadline: a backend that never answers still ends in a deadline timeout.
+#[tokio::test(start_paused = true)]
+async fn without_a_request_cap_a_deadline_still_ends_a_silent_call() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // never answers
+        }
+    });
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let err = backendless
+        .server_key()
+        .with_deadline(started + Duration::from_secs(3))
+        .counters()
+        .get("c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdkError::Timeout {
+                limit: coderunner::sdk::TimeoutLimit::Deadline,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
+
+/// Waiting for the superuser login counts against each caller's deadline,
+/// while the one login goes on for the others.
+#[tokio::test(start_paused = true)]
+async fn waiting_for_the_login_counts_against_the_deadline_and_the_login_goes_on() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket); // the login never gets an answer
+        }
+    });
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let call = |secs: u64| {
+        let client = backendless
+            .superuser()
+            .with_deadline(started + Duration::from_secs(secs));
+        async move {
+            let err = client.counters().get("c").await.unwrap_err();
+            (err, started.elapsed())
+        }
+    };
+    let ((short, at_short), (long, at_long)) = tokio::join!(call(1), call(5));
+    for (err, at, secs) in [(short, at_short, 1), (long, at_long, 5)] {
+        assert!(
+            matches!(
+                err,
+                SdkError::Timeout {
+                    limit: coderunner::sdk::TimeoutLimit::Deadline,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(at, Duration::from_secs(secs));
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one login for both callers, not restarted when the first gave up"
+    );
+}
