@@ -248,18 +248,50 @@ impl fmt::Display for HandlerError {
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
-    /// Code 0 and the error's message; an SDK error from the backend keeps
-    /// its Backendless code and message, so the client sees e.g. 1011.
+    /// Code 0 and the error's message; an SDK error from the backend (or a
+    /// refused superuser login) keeps its Backendless code and message, so
+    /// the client sees e.g. 1011 or 3044.
     fn from(error: E) -> Self {
         let any: &dyn std::any::Any = &error;
-        if let Some(SdkError::Backend {
-            code: Some(code),
-            message,
-            ..
-        }) = any.downcast_ref::<SdkError>()
-        {
-            return HandlerError::new(*code, message.clone());
+        if let Some(sdk) = any.downcast_ref::<SdkError>() {
+            match sdk {
+                SdkError::Backend {
+                    code: Some(code),
+                    message,
+                    ..
+                } => return HandlerError::new(*code, message.clone()),
+                SdkError::Login(login) if login.code.is_some() => {
+                    return HandlerError::new(login.code.unwrap_or_default(), login.message.clone())
+                }
+                _ => {}
+            }
         }
         HandlerError::msg(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_errors_keep_their_backendless_code() {
+        let denied = SdkError::Backend {
+            service: "data",
+            status: 400,
+            code: Some(1011),
+            message: "User has no permission to create entity".into(),
+        };
+        let error = HandlerError::from(denied);
+        assert_eq!(
+            (error.code(), error.message()),
+            (1011, "User has no permission to create entity")
+        );
+        assert_eq!(error.http_status(), None, "the server decides the status");
+
+        let plain = HandlerError::from(std::io::Error::other("disk on fire"));
+        assert_eq!((plain.code(), plain.message()), (0, "disk on fire"));
+        let wire = HandlerError::new(7, "m").with_status(418).to_exception();
+        assert_eq!((wire.code, wire.http_status_code), (7, 418));
     }
 }
