@@ -413,4 +413,20 @@ mod tests {
             403
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_decodes_or_errors_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Task::from_slice(&body);
+        }
+
+        #[test]
+        fn byte_encoding_round_trips(words in proptest::collection::vec("[a-zA-Z0-9 é\"\\\\]{0,12}", 0..8)) {
+            let values: Vec<Value> = std::iter::once(json!({"appId": "A"})).chain(words.into_iter().map(Value::from)).collect();
+            let args = Arguments::new(Encoding::Bytes, values.clone());
+            let decoded: Arguments = serde_json::from_slice(&serde_json::to_vec(&args).unwrap()).unwrap();
+            proptest::prop_assert_eq!(decoded.encoding, Encoding::Bytes);
+            proptest::prop_assert_eq!(decoded.values, values);
+        }
+    }
 }
