@@ -13,11 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::wire::{
-    Arguments, ExceptionWrapper, ExecutionResult, InvocationResult, Task, TIMEOUT_MESSAGE,
+    Arguments, Encoding, ExceptionWrapper, ExecutionResult, InvocationResult, Task, TIMEOUT_MESSAGE,
 };
 use crate::event::{EventDef, RunnerContext};
 use crate::handler::Context;
-use crate::registry::{Call, Decision, Registered, Registry};
+use crate::registry::{ArgumentError, Call, Decision, Prepared, Registered, Registry};
 
 /// How long tasks may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,9 @@ pub enum RouteError {
     /// Argument 0 is not a RunnerContext.
     #[error("invalid task field `arguments[0]`: {0}")]
     BadContext(String),
+    /// The other arguments do not fit the handler's types.
+    #[error(transparent)]
+    BadArguments(#[from] ArgumentError),
 }
 
 impl RouteError {
@@ -109,16 +112,24 @@ impl RouteError {
         match self {
             RouteError::UnknownEvent { .. } => Outcome::UnknownEvent,
             RouteError::NoHandler { .. } => Outcome::NoHandler,
-            RouteError::BadContext(_) => Outcome::Error,
+            RouteError::BadContext(_) | RouteError::BadArguments(_) => Outcome::Error,
         }
     }
 }
 
-/// A task matched to its handler, ready to run.
+/// A task matched to its handler, its arguments decoded, ready to run.
 pub struct Routed {
-    task: Task,
+    request_id: String,
     handler: Registered,
-    runner: RunnerContext,
+    encoding: Encoding,
+    /// Argument 0 as received, sent back (with `prematureResult` when set).
+    context: Value,
+    /// The arguments after the context as received (the result excluded).
+    args: Vec<Value>,
+    /// The after-event's result as received.
+    result: Option<ExecutionResult>,
+    deadline: tokio::time::Instant,
+    run: Prepared,
 }
 
 impl Routed {
@@ -127,9 +138,9 @@ impl Routed {
         &self.handler
     }
 
-    /// The task.
-    pub fn task(&self) -> &Task {
-        &self.task
+    /// The task id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
     }
 }
 
@@ -166,7 +177,8 @@ impl Dispatcher {
         &self.registry
     }
 
-    /// Finds the handler of a task and decodes its context.
+    /// Finds the handler of a task, decodes its context and typed
+    /// arguments, and starts its deadline.
     pub fn route(&self, task: Task) -> Result<Routed, RouteError> {
         let Some(event) = EventDef::by_id(task.event_id) else {
             return Err(RouteError::UnknownEvent {
@@ -181,52 +193,18 @@ impl Dispatcher {
             });
         };
         let handler = handler.clone();
-        let runner = match task.arguments.values.first() {
-            Some(ctx) => RunnerContext::deserialize(ctx)
-                .map_err(|e| RouteError::BadContext(e.to_string()))?,
-            None => {
-                return Err(RouteError::BadContext(
-                    "the RunnerContext is missing".to_owned(),
-                ))
-            }
-        };
-        Ok(Routed {
-            task,
-            handler,
-            runner,
-        })
-    }
-
-    /// Runs a routed task to completion (or to its deadline) and builds the reply.
-    pub async fn run(&self, routed: Routed) -> (InvocationResult, Outcome) {
-        let Routed {
-            task,
-            handler,
-            runner,
-        } = routed;
-        let timeout = self.limits.timeout_for(task.timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let event = handler.event;
-        let mut ctx = Context::new(
-            runner,
-            task.id.clone(),
-            event,
-            task.target.clone(),
-            Some(deadline),
-        );
-        if let Some(hook) = &self.hook {
-            ctx = hook(ctx);
-        }
-
         let Arguments {
             encoding,
             mut values,
         } = task.arguments;
-        let context_value = if values.is_empty() {
-            Value::Null
-        } else {
-            values.remove(0)
-        };
+        if values.is_empty() {
+            return Err(RouteError::BadContext(
+                "the RunnerContext is missing".to_owned(),
+            ));
+        }
+        let context = values.remove(0);
+        let runner = RunnerContext::deserialize(&context)
+            .map_err(|e| RouteError::BadContext(e.to_string()))?;
         let n_args = event.args.iter().filter(|a| **a != "result").count();
         let result = if event.has_result() && values.len() > n_args {
             let raw = values.remove(n_args);
@@ -234,17 +212,54 @@ impl Dispatcher {
         } else {
             None
         };
-        let original_result = result.clone();
-        let original_args = values.clone();
 
-        let call = (handler.call)(Call {
+        let deadline = tokio::time::Instant::now() + self.limits.timeout_for(task.timeout);
+        let mut ctx = Context::new(runner, task.id.clone(), event, task.target, Some(deadline));
+        if let Some(hook) = &self.hook {
+            ctx = hook(ctx);
+        }
+        let call = Call {
             ctx,
+            args: values.clone(),
+            result: result.clone(),
+        };
+        // A handler that panics before returning its future panics when run,
+        // where panics are contained.
+        let run = match std::panic::catch_unwind(AssertUnwindSafe(|| (handler.call)(call))) {
+            Ok(prepared) => prepared?,
+            Err(panic) => Box::pin(futures::future::lazy(
+                move |_| -> Result<Decision, crate::handler::HandlerError> {
+                    std::panic::resume_unwind(panic)
+                },
+            )) as Prepared,
+        };
+        Ok(Routed {
+            request_id: task.id,
+            handler,
+            encoding,
+            context,
             args: values,
             result,
-        });
-        let ran = tokio::time::timeout_at(deadline, AssertUnwindSafe(call).catch_unwind()).await;
+            deadline,
+            run,
+        })
+    }
 
-        let request_id = task.id;
+    /// Runs a routed task to completion (or to its deadline) and builds the reply.
+    pub async fn run(&self, routed: Routed) -> (InvocationResult, Outcome) {
+        let Routed {
+            request_id,
+            handler,
+            encoding,
+            context,
+            args: original_args,
+            result: original_result,
+            deadline,
+            run,
+        } = routed;
+        let event = handler.event;
+        let ran = tokio::time::timeout_at(deadline, AssertUnwindSafe(run).catch_unwind()).await;
+
         let fail = |exception: ExceptionWrapper, outcome| {
             (
                 InvocationResult::with_exception(request_id.clone(), exception),
@@ -272,7 +287,7 @@ impl Dispatcher {
             Ok(Ok(Ok(decision))) => decision,
         };
 
-        let mut context_value = context_value;
+        let mut context_value = context;
         let mut reply_values = Vec::with_capacity(original_args.len() + 2);
         match decision {
             Decision::Continue(args) => {

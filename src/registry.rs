@@ -63,7 +63,22 @@ pub(crate) struct Call {
     pub result: Option<ExecutionResult>,
 }
 
-type Erased = dyn Fn(Call) -> BoxFuture<Result<Decision, HandlerError>> + Send + Sync;
+/// A handler's run, ready to be awaited: its arguments are already decoded.
+pub(crate) type Prepared = BoxFuture<Result<Decision, HandlerError>>;
+
+/// Decodes the typed arguments (synchronously, so that a mistyped argument
+/// is refused before the task is acknowledged) and returns the run.
+type Erased = dyn Fn(Call) -> Result<Prepared, ArgumentError> + Send + Sync;
+
+/// The wire arguments do not fit the handler's types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid task field `{field}`: {message}")]
+pub struct ArgumentError {
+    /// The offending argument, e.g. `arguments[1].title`.
+    pub field: String,
+    /// What does not fit, naming the event.
+    pub message: String,
+}
 
 /// One registered handler.
 #[derive(Clone)]
@@ -158,19 +173,77 @@ impl std::fmt::Debug for Registry {
 }
 
 /// Decodes the handler's typed arguments from the wire values.
-fn decode_args<A: DeserializeOwned>(event: &EventDef, args: &[Value]) -> Result<A, HandlerError> {
-    let decoded = if event.args.len() == 1 {
-        A::deserialize(args.first().unwrap_or(&Value::Null))
-    } else if event.args.is_empty() {
-        A::deserialize(&Value::Null).or_else(|_| A::deserialize(&Value::Array(Vec::new())))
-    } else {
-        A::deserialize(&Value::Array(args.to_vec()))
+fn decode_args<A: DeserializeOwned>(event: &EventDef, args: &[Value]) -> Result<A, ArgumentError> {
+    let arity = event.args.iter().filter(|a| **a != "result").count();
+    let (decoded, first_index) = match arity {
+        0 => (
+            serde_path_to_error::deserialize(Value::Null)
+                .or_else(|_| serde_path_to_error::deserialize(Value::Array(Vec::new()))),
+            None,
+        ),
+        1 => (
+            serde_path_to_error::deserialize(args.first().unwrap_or(&Value::Null)),
+            Some(1),
+        ),
+        n => (
+            serde_path_to_error::deserialize(Value::Array(args.iter().take(n).cloned().collect())),
+            None,
+        ),
     };
     decoded.map_err(|e| {
-        HandlerError::msg(format!(
-            "arguments of {event} do not match the handler's type: {e}"
-        ))
+        let field = argument_field(e.path(), first_index);
+        ArgumentError {
+            field,
+            message: format!(
+                "{} (the arguments of {event} do not match the handler's types)",
+                e.inner()
+            ),
+        }
     })
+}
+
+/// A path inside a value, as `.key[0]...` (empty for the value itself).
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." {
+        String::new()
+    } else if text.starts_with('[') {
+        text
+    } else {
+        format!(".{text}")
+    }
+}
+
+/// `arguments[i]...` for a path inside one argument (`first_index`) or
+/// inside the array of arguments (whose index 0 is argument 1 on the wire).
+fn argument_field(path: &serde_path_to_error::Path, first_index: Option<usize>) -> String {
+    use serde_path_to_error::Segment;
+    let mut field = String::from("arguments");
+    let mut segments = path.iter().peekable();
+    match first_index {
+        Some(i) => field.push_str(&format!("[{i}]")),
+        None => {
+            if let Some(Segment::Seq { index }) = segments.peek() {
+                field.push_str(&format!("[{}]", index + 1));
+                segments.next();
+            }
+        }
+    }
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => field.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                field.push('.');
+                field.push_str(key);
+            }
+            Segment::Enum { variant } => {
+                field.push('.');
+                field.push_str(variant);
+            }
+            Segment::Unknown => field.push_str(".?"),
+        }
+    }
+    field
 }
 
 /// Writes the handler's (possibly changed) arguments back into wire values.
@@ -298,19 +371,21 @@ impl Registry {
                 handler: name,
             });
         }
-        let handler = Arc::new(handler);
         let call: Arc<Erased> = Arc::new(move |call: Call| {
-            let handler = Arc::clone(&handler);
-            Box::pin(async move {
-                let event = call.ctx.event();
-                let args: A = decode_args(event, &call.args)?;
-                match handler(call.ctx, args).await? {
+            let Call {
+                ctx, args: wire, ..
+            } = call;
+            let event = ctx.event();
+            let args: A = decode_args(event, &wire)?;
+            let run = handler(ctx, args);
+            Ok(Box::pin(async move {
+                match run.await? {
                     Before::Continue(args) => {
-                        Ok(Decision::Continue(encode_args(event, args, call.args)?))
+                        Ok(Decision::Continue(encode_args(event, args, wire)?))
                     }
                     Before::ShortCircuit(value) => Ok(Decision::ShortCircuit(value)),
                 }
-            }) as BoxFuture<_>
+            }) as Prepared)
         });
         self.insert(def, target, is_async, name, call)
     }
@@ -338,45 +413,38 @@ impl Registry {
                 handler: name,
             });
         }
-        let handler = Arc::new(handler);
         let call: Arc<Erased> = Arc::new(move |call: Call| {
-            let handler = Arc::clone(&handler);
-            Box::pin(async move {
-                let event = call.ctx.event();
-                // Standalone events with a result list it among their arguments.
-                let arity = event.args.iter().filter(|a| **a != "result").count();
-                let args: A = if arity == event.args.len() {
-                    decode_args(event, &call.args)?
-                } else {
-                    let mut shortened = call.args.clone();
-                    shortened.truncate(arity);
-                    A::deserialize(&Value::Array(shortened)).map_err(|e| {
-                        HandlerError::msg(format!(
-                            "arguments of {event} do not match the handler's type: {e}"
-                        ))
-                    })?
-                };
-                let outcome = match call.result {
-                    Some(ExecutionResult {
-                        result, exception, ..
-                    }) => {
-                        Outcome {
-                            result: if result.is_null() {
-                                None
-                            } else {
-                                Some(R::deserialize(result).map_err(|e| {
-                                HandlerError::msg(format!("the result of {event} does not match the handler's type: {e}"))
-                            })?)
-                            },
-                            error: exception,
-                        }
+            let Call {
+                ctx,
+                args: wire,
+                result,
+            } = call;
+            let event = ctx.event();
+            let args: A = decode_args(event, &wire)?;
+            let outcome = match result {
+                Some(ExecutionResult {
+                    result, exception, ..
+                }) => {
+                    Outcome {
+                        result: if result.is_null() {
+                            None
+                        } else {
+                            Some(serde_path_to_error::deserialize(result).map_err(|e| ArgumentError {
+                            field: format!("arguments[{}].result{}", wire.len() + 1, dotted(e.path())),
+                            message: format!("{} (the result of {event} does not match the handler's type)", e.inner()),
+                        })?)
+                        },
+                        error: exception,
                     }
-                    None => Outcome {
-                        result: None,
-                        error: None,
-                    },
-                };
-                match handler(call.ctx, args, outcome).await? {
+                }
+                None => Outcome {
+                    result: None,
+                    error: None,
+                },
+            };
+            let run = handler(ctx, args, outcome);
+            Ok(Box::pin(async move {
+                match run.await? {
                     After::Keep => Ok(Decision::Keep),
                     After::Replace(value) => serde_json::to_value(value)
                         .map(Decision::Replace)
@@ -384,7 +452,7 @@ impl Registry {
                             HandlerError::msg(format!("cannot encode the result of {event}: {e}"))
                         }),
                 }
-            }) as BoxFuture<_>
+            }) as Prepared)
         });
         self.insert(def, target, is_async, name, call)
     }
@@ -524,6 +592,7 @@ mod tests {
             vec![Value::from("x"), Value::from("y"), Value::from(9)]
         );
         let err = decode_args::<(String, String)>(login, &[Value::from(1)]).unwrap_err();
-        assert!(err.message().contains("beforeLogin"));
+        assert!(err.message.contains("beforeLogin"), "{}", err.message);
+        assert_eq!(err.field, "arguments[1]");
     }
 }

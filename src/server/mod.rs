@@ -304,12 +304,18 @@ async fn invoke(
     let routed = match state.dispatcher.route(task) {
         Ok(routed) => routed,
         Err(RouteError::BadContext(message)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_task",
-                format!("invalid task field `arguments[0]`: {message}"),
-            )
-            .with_field("arguments[0]"));
+            let message = format!("invalid task field `arguments[0]`: {message}");
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message)
+                    .with_field("arguments[0]"),
+            );
+        }
+        Err(RouteError::BadArguments(e)) => {
+            tracing::warn!(task.id = %request_id, field = %e.field, "task arguments do not fit the handler");
+            let message = e.to_string();
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message).with_field(e.field),
+            );
         }
         Err(e) => {
             let (provider, event) = match &e {

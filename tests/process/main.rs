@@ -112,3 +112,106 @@ mod raw_http {
         reply.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
+
+/// SIGTERM while 50 tasks are in flight: every one completes and gets its
+/// reply, new connections are refused meanwhile, and serving ends cleanly.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_50_in_flight_tasks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use coderunner::config::Config;
+    use coderunner::event::persistence;
+    use coderunner::runner::{shutdown_signal, Runner};
+    use coderunner::{Before, Context, Registry};
+    use serde_json::{json, Value};
+    use tokio::sync::Semaphore;
+
+    const SECRET: &str = "whsec_c2lndGVybS10ZXN0LXNlY3JldC1mb3ItdGhlLXJ1bm5lcg==";
+    let started = Arc::new(AtomicUsize::new(0));
+    let all_started = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(Semaphore::new(0));
+    let mut registry = Registry::new();
+    let (s, n, g) = (
+        Arc::clone(&started),
+        Arc::clone(&all_started),
+        Arc::clone(&gate),
+    );
+    registry
+        .before(
+            persistence::BEFORE_CREATE,
+            "Post",
+            move |_ctx: Context, row: Value| {
+                let (s, n, g) = (Arc::clone(&s), Arc::clone(&n), Arc::clone(&g));
+                async move {
+                    if s.fetch_add(1, Ordering::SeqCst) + 1 == 50 {
+                        n.notify_one();
+                    }
+                    let _permit = g.acquire().await.expect("gate stays open");
+                    Ok(Before::Continue(row))
+                }
+            },
+        )
+        .unwrap();
+    let config =
+        Config::from_toml(&format!("[security]\nwebhook_secrets = [\"{SECRET}\"]")).unwrap();
+    let runner = Runner::new(&config, registry).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(runner.serve(listener, shutdown_signal()));
+
+    let secret = WebhookSecret::parse(SECRET).unwrap();
+    let http = ::reqwest::Client::new();
+    let notified = all_started.notified();
+    let in_flight: Vec<_> = (0..50)
+        .map(|i| {
+            let body = serde_json::to_vec(&json!({
+                "id": format!("t{i}"), "eventId": 100, "target": "Post",
+                "arguments": [{"appId": "A"}, {"title": format!("post {i}")}]
+            }))
+            .unwrap();
+            let mut request = http.post(format!("http://{addr}/invoke"));
+            for (k, v) in secret.sign_headers(&body) {
+                request = request.header(k, v);
+            }
+            tokio::spawn(request.body(body).send())
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(30), notified)
+        .await
+        .expect("all 50 handlers started");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut refused = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "new connections are refused once shutdown began");
+    assert!(
+        !serving.is_finished(),
+        "serving waits for the in-flight tasks"
+    );
+
+    gate.add_permits(50);
+    for (i, response) in in_flight.into_iter().enumerate() {
+        let response = response
+            .await
+            .unwrap()
+            .expect("every in-flight task gets its reply");
+        assert_eq!(response.status(), 200);
+        let reply: Value = response.json().await.unwrap();
+        assert_eq!(reply["requestId"], json!(format!("t{i}")));
+        assert!(reply["exception"].is_null(), "{reply}");
+    }
+    serving.await.unwrap().expect("serving ends cleanly");
+}

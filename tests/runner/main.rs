@@ -503,6 +503,27 @@ async fn bad_input_gets_a_named_4xx() {
     assert_eq!(status, 413);
     assert!(err["message"].as_str().unwrap().contains("4096"));
 
+    let mistyped = task(
+        "typed",
+        101,
+        "Post",
+        vec![
+            context(None),
+            json!({"title": 5, "___class": "Post"}),
+            created("x"),
+        ],
+    );
+    let (status, err) = runner.invoke(&mistyped).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (400, Some("arguments[1].title")),
+        "{err}"
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("afterCreate"),
+        "{err}"
+    );
+
     let (status, _) = runner
         .invoke(&task(
             "fine",
@@ -586,4 +607,52 @@ fn serve_refuses_to_start_without_a_secret() {
 #[test]
 fn event_ids_are_public_constants() {
     assert_eq!(persistence::AFTER_CREATE, EventId(101));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_and_a_timeout_do_not_disturb_100_concurrent_tasks() {
+    let runner = Arc::new(TestRunner::start(registry(Arc::default())).await);
+    let mut slow = task("slow", 106, "Slow", vec![context(None), json!("X")]);
+    slow["timeout"] = json!(300);
+    let bad = [
+        task("panic", 106, "Panics", vec![context(None), json!("X")]),
+        slow,
+    ];
+    let bad = bad.map(|t| {
+        let runner = Arc::clone(&runner);
+        tokio::spawn(async move { runner.invoke(&t).await })
+    });
+    let good: Vec<_> = (0..100)
+        .map(|i| {
+            let runner = Arc::clone(&runner);
+            tokio::spawn(async move {
+                let (status, reply) = runner
+                    .invoke(&task(
+                        &format!("ok-{i}"),
+                        100,
+                        "Post",
+                        vec![context(None), new_post(&format!("post {i}"))],
+                    ))
+                    .await;
+                (i, status, reply)
+            })
+        })
+        .collect();
+    for handle in good {
+        let (i, status, reply) = handle.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(reply["exception"].is_null(), "{reply}");
+        assert_eq!(reply_args(&reply)[1]["title"], json!(format!("POST {i}")));
+    }
+    let [panicked, timed_out] = bad;
+    let (_, reply) = panicked.await.unwrap();
+    assert!(reply["exception"]["exceptionMessage"]
+        .as_str()
+        .unwrap()
+        .contains("panicked"));
+    let (_, reply) = timed_out.await.unwrap();
+    assert_eq!(
+        reply["exception"]["exceptionMessage"],
+        "Task execution is aborted due to timeout"
+    );
 }
