@@ -33,4 +33,6 @@ pub mod guides {
     pub struct TestingHandlers;
     #[doc = include_str!("../docs/identities.md")]
     pub struct Identities;
+    #[doc = include_str!("../docs/emulator.md")]
+    pub struct Emulator;
 }
