@@ -145,7 +145,7 @@ async fn load(url: &str, tasks: usize, concurrency: usize) -> Figures {
     }
 }
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn median(mut rounds: Vec<Figures>) -> Figures {
     rounds.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
@@ -154,28 +154,50 @@ fn median(mut rounds: Vec<Figures>) -> Figures {
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
-    let tasks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--") && !a.starts_with("only="));
+    let tasks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(30_000);
     let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let bare = start_bare().await;
     let runner = start_runner().await;
-    // Warm up both (connections, allocator), then alternate rounds so that
-    // background load hits both alike; report the median round of each.
+    // `only=bare` or `only=runner`: one server alone, for instruction counts
+    // under `valgrind --tool=callgrind` (repeatable where timings are not).
+    if let Some(only) = std::env::args().find_map(|a| a.strip_prefix("only=").map(str::to_owned)) {
+        let url = if only == "bare" { &bare } else { &runner };
+        let f = load(url, tasks, concurrency).await;
+        println!("{only}: {tasks} tasks, {:.0} tasks/s", f.per_second);
+        return;
+    }
+    // Warm up both (connections, allocator), then run them back to back in
+    // pairs so that the machine's drifting speed hits both alike; the ratio
+    // of each pair is the figure that matters.
     load(&bare, 2_000, concurrency).await;
     load(&runner, 2_000, concurrency).await;
-    let (mut bares, mut runners) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        bares.push(load(&bare, tasks, concurrency).await);
-        runners.push(load(&runner, tasks, concurrency).await);
-    }
-    let b = median(bares);
-    let r = median(runners);
+    println!("dispatch benchmark: {tasks} signed tasks per round, {concurrency} concurrent connections, loopback, {ROUNDS} paired rounds");
     println!(
-        "dispatch benchmark: {tasks} signed tasks per round, {concurrency} concurrent connections, loopback, median of {ROUNDS} alternating rounds"
+        "{:<7} {:>14} {:>14} {:>8}",
+        "round", "bare tasks/s", "runner tasks/s", "ratio"
     );
+    let (mut bares, mut runners, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let b = load(&bare, tasks, concurrency).await;
+        let r = load(&runner, tasks, concurrency).await;
+        let ratio = r.per_second / b.per_second;
+        println!(
+            "{round:<7} {:>14.0} {:>14.0} {:>8.2}",
+            b.per_second, r.per_second, ratio
+        );
+        bares.push(b);
+        runners.push(r);
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let (b, r) = (median(bares), median(runners));
+    println!();
     println!(
         "{:<28} {:>12} {:>10} {:>10}",
-        "server", "tasks/s", "p50", "p99"
+        "median round", "tasks/s", "p50", "p99"
     );
     println!(
         "{:<28} {:>12.0} {:>10.2?} {:>10.2?}",
@@ -185,5 +207,8 @@ async fn main() {
         "{:<28} {:>12.0} {:>10.2?} {:>10.2?}",
         "coderunner /invoke", r.per_second, r.p50, r.p99
     );
-    println!("coderunner / bare: {:.2}", r.per_second / b.per_second);
+    println!(
+        "coderunner / bare, median of the paired ratios: {:.2}",
+        ratios[ratios.len() / 2]
+    );
 }
