@@ -31,7 +31,7 @@ enum Command {
     Serve,
     /// Run the emulator, the runner and the handlers in one process.
     Dev(DevArgs),
-    /// Run the emulator alone (for a runner deployed elsewhere).
+    /// Run the emulator alone with the dev app (for a runner deployed elsewhere).
     Emulator,
     /// Print the registered handlers as JSON.
     Handlers,
@@ -222,16 +222,19 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
 }
 
 async fn emulator(cli: &Cli) -> Result<(), String> {
-    let config = load(cli, Vec::new())?;
+    // The dev app is the base; a `--config` file or the environment adds
+    // `[emulator.runner]` to fire events at a runner deployed elsewhere.
+    let config = load(cli, vec![coderunner::config::DEV_TOML])?;
     coderunner::telemetry::init_logging(&config.log);
-    let emulator_config = load_emulator(cli, Vec::new())?;
+    let emulator_config = load_emulator(cli, vec![coderunner::config::DEV_TOML])?;
     let addr = emulator_config.listen.clone();
     let emulator =
         Emulator::new(emulator_config).map_err(|e| format!("section `emulator`: {e:#}"))?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(address = %addr, "emulator listening");
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "emulator listening");
     let signal = shutdown_signal();
     emulator
         .serve(listener, async move { signal.cancelled().await })

@@ -113,6 +113,46 @@ mod raw_http {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn the_emulator_alone_serves_the_dev_app() {
+    let mut child = coderunner()
+        .arg("emulator")
+        .env("CODERUNNER__EMULATOR__LISTEN", "127.0.0.1:0")
+        .env("CODERUNNER__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(addr) = v["address"].as_str() {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the emulator logs its address");
+    let status = raw_http::get_status(&format!("http://{addr}/dev-app/dev-rest-key/info"));
+    let unknown_key = raw_http::get_status(&format!("http://{addr}/dev-app/nope/info"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(status, 200, "the dev app's REST key works");
+    assert!(
+        (400..500).contains(&unknown_key),
+        "an unknown key is refused: {unknown_key}"
+    );
+}
+
 /// SIGTERM while 50 tasks are in flight: every one completes and gets its
 /// reply, new connections are refused meanwhile, and serving ends cleanly.
 #[cfg(unix)]
