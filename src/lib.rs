@@ -6,23 +6,23 @@
 //! `docs/` for the whole picture.
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod dev;
 pub mod dispatch;
 pub mod emulator;
 pub mod event;
 pub mod handler;
 pub mod registry;
+pub mod replay;
+pub mod runner;
 pub mod sdk;
+pub mod server;
 pub mod signature;
+pub mod telemetry;
+pub mod testing;
 
 pub use handler::{After, Before, Context, HandlerError, Outcome};
 pub use registry::{HandlerInfo, Registry, RegistryError};
-pub mod config;
-pub mod dev;
-pub mod replay;
-pub mod runner;
-pub mod server;
-pub mod telemetry;
-pub mod testing;
 
 /// The guides of `docs/`, compiled so that their examples are tested.
 #[cfg(doctest)]
