@@ -115,7 +115,7 @@ async fn mount_counter_for_valid_token(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_first_superuser_calls_log_in_once() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let sessions = Arc::new(Sessions::default());
     sessions.mount(&server, Duration::from_millis(200)).await;
     let served = mount_counter_for_valid_token(&server, &sessions).await;
@@ -136,7 +136,7 @@ async fn thousand_concurrent_first_superuser_calls_log_in_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_invalidated_mid_load_causes_one_relogin_and_every_call_succeeds() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let sessions = Arc::new(Sessions::default());
     sessions.mount(&server, Duration::from_millis(50)).await;
     let served = Arc::new(AtomicUsize::new(0));
@@ -191,7 +191,7 @@ async fn token_invalidated_mid_load_causes_one_relogin_and_every_call_succeeds()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_mixed_identities_each_send_only_their_own_token() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let sessions = Arc::new(Sessions::default());
     sessions.mount(&server, Duration::ZERO).await;
     let mismatches = Arc::new(AtomicUsize::new(0));
@@ -265,7 +265,7 @@ async fn concurrent_mixed_identities_each_send_only_their_own_token() {
 
 #[tokio::test]
 async fn cache_durations_out_of_range_are_rejected_before_any_request() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let backendless = Backendless::new(config(&server)).unwrap();
     let cache = backendless.server_key();
     let cache = cache.cache();
@@ -325,7 +325,7 @@ async fn cache_durations_out_of_range_are_rejected_before_any_request() {
 
 #[tokio::test]
 async fn cache_routes_and_units() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("PUT"))
         .and(path(p("cache/greeting")))
         .and(query_param("timeout", "7200"))
@@ -407,7 +407,7 @@ async fn cache_routes_and_units() {
 
 #[tokio::test(start_paused = true)]
 async fn login_limit_is_a_typed_error_and_repeated_attempts_back_off() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let logins = Arc::new(AtomicUsize::new(0));
     {
         let logins = Arc::clone(&logins);
@@ -466,7 +466,7 @@ async fn login_limit_is_a_typed_error_and_repeated_attempts_back_off() {
 
 #[tokio::test]
 async fn bad_credentials_fail_fast_while_backing_off() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path(p("users/login")))
         .respond_with(backend_error(401, 3003, "Invalid login or password"))
@@ -499,7 +499,7 @@ async fn bad_credentials_fail_fast_while_backing_off() {
 
 #[tokio::test]
 async fn superuser_without_credentials_is_a_typed_error_without_requests() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let mut config = config(&server);
     config.superuser = None;
     let backendless = Backendless::new(config).unwrap();
@@ -518,7 +518,7 @@ async fn superuser_without_credentials_is_a_typed_error_without_requests() {
 
 #[tokio::test(start_paused = true)]
 async fn superuser_session_is_renewed_before_the_inactivity_timeout() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let sessions = Arc::new(Sessions::default());
     sessions.mount(&server, Duration::ZERO).await;
     let served = mount_counter_for_valid_token(&server, &sessions).await;
@@ -559,7 +559,7 @@ async fn superuser_session_is_renewed_before_the_inactivity_timeout() {
 
 #[tokio::test]
 async fn shutdown_logs_the_superuser_out() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let sessions = Arc::new(Sessions::default());
     sessions.mount(&server, Duration::ZERO).await;
     mount_counter_for_valid_token(&server, &sessions).await;
@@ -585,7 +585,7 @@ async fn shutdown_logs_the_superuser_out() {
 
 #[tokio::test]
 async fn deadline_and_request_timeout_end_slow_calls() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("GET"))
         .and(path(p("counters/slow")))
         .respond_with(
@@ -642,7 +642,7 @@ async fn deadline_and_request_timeout_end_slow_calls() {
 
 #[tokio::test]
 async fn secrets_never_appear_in_debug_or_errors() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let config = config(&server);
     let debug = format!("{config:?}");
     assert!(!debug.contains(PASSWORD) && !debug.contains(KEY), "{debug}");
@@ -740,7 +740,7 @@ struct Order {
 
 #[tokio::test]
 async fn data_routes_bodies_and_system_fields() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let saved = json!({"objectId": "ID-1", "ownerId": "U-1", "created": 1000, "updated": null,
                        "___class": "Order", "item": "tea", "qty": 2});
     Mock::given(method("POST"))
@@ -903,7 +903,7 @@ async fn data_routes_bodies_and_system_fields() {
 
 #[tokio::test]
 async fn users_service_routes() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("POST"))
         .and(path(p("users/register")))
         .and(body_json(
@@ -1024,7 +1024,7 @@ async fn users_service_routes() {
 
 #[tokio::test]
 async fn counters_routes() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     type Route<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>, Value);
     let routes: [Route<'_>; 9] = [
         ("GET", "counters/n", None, json!(5)),
@@ -1086,7 +1086,7 @@ async fn counters_routes() {
 
 #[tokio::test]
 async fn custom_domain_root_and_backend_errors() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     Mock::given(method("GET"))
         .and(path("/api/counters/c"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": 1011, "message": "User has no permission to create entity", "errorData": {}})))
@@ -1119,7 +1119,7 @@ async fn custom_domain_root_and_backend_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_bounds_the_wait_for_login_but_not_the_shared_login() {
-    let server = MockServer::start().await;
+    let server = MockServer::builder().start().await;
     let sessions = Arc::new(Sessions::default());
     sessions.mount(&server, Duration::from_millis(500)).await;
     mount_counter_for_valid_token(&server, &sessions).await;
@@ -1237,7 +1237,7 @@ fn metrics_count_logins_and_requests_with_bounded_labels() {
         .unwrap();
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let server = MockServer::start().await;
+            let server = MockServer::builder().start().await;
             let sessions = Arc::new(Sessions::default());
             sessions.mount(&server, Duration::ZERO).await;
             mount_counter_for_valid_token(&server, &sessions).await;
@@ -1312,7 +1312,7 @@ fn logs_name_identity_service_and_path_but_no_secret() {
         .unwrap();
     tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
-            let server = MockServer::start().await;
+            let server = MockServer::builder().start().await;
             let sessions = Arc::new(Sessions::default());
             sessions.mount(&server, Duration::ZERO).await;
             mount_counter_for_valid_token(&server, &sessions).await;
