@@ -9,6 +9,9 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY handlers ./handlers
 COPY config ./config
+# Cargo.toml declares the test and bench targets; their files must exist.
+COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked --bin coderunner
 
 FROM debian:bookworm-slim
