@@ -45,6 +45,31 @@ fn as_object(v: Value, what: &str) -> Result<Object, ApiError> {
     }
 }
 
+/// The request body as a JSON array (bulk routes).
+fn array_body(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    match json_body(body)? {
+        Value::Array(items) => Ok(items),
+        other => Err(ApiError::parse(format!(
+            "expected an array, got {}",
+            kind_of(&other)
+        ))),
+    }
+}
+
+/// The items of a bulk route as a before-handler left them.
+fn changed_items(items: &Value) -> Result<Vec<Object>, ApiError> {
+    match items {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| as_object(i.clone(), "items"))
+            .collect(),
+        other => Err(ApiError::parse(format!(
+            "expected an array, got {}",
+            kind_of(other)
+        ))),
+    }
+}
+
 /// Runs a before-handler: `Ok(Ok(args))` to go on, `Ok(Err(v))` to return `v` at once.
 async fn before(
     st: &Shared,
@@ -153,15 +178,7 @@ pub(crate) async fn bulk_upsert(
 ) -> Reply {
     let table = table_of(&p)?;
     no_user_upsert(&table)?;
-    let items = match json_body(&body)? {
-        Value::Array(items) => items,
-        other => {
-            return Err(ApiError::parse(format!(
-                "expected an array, got {}",
-                kind_of(&other)
-            )))
-        }
-    };
+    let items = array_body(&body)?;
     for item in &items {
         let Value::Object(item) = item else {
             return Err(ApiError::parse("every item must be a JSON object"));
@@ -180,18 +197,7 @@ pub(crate) async fn bulk_upsert(
         Ok(a) => a,
         Err(premature) => return Ok(Json(premature)),
     };
-    let items: Vec<Object> = match &args[0] {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| as_object(i.clone(), "items"))
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(ApiError::parse(format!(
-                "expected an array, got {}",
-                kind_of(other)
-            )))
-        }
-    };
+    let items: Vec<Object> = changed_items(&args[0])?;
     let owner = caller.user_id().map(str::to_owned);
     let t = table.clone();
     let ids = st
@@ -697,15 +703,7 @@ pub(crate) async fn bulk_create(
     body: Bytes,
 ) -> Reply {
     let table = table_of(&p)?;
-    let items = match json_body(&body)? {
-        Value::Array(items) => items,
-        other => {
-            return Err(ApiError::parse(format!(
-                "expected an array, got {}",
-                kind_of(&other)
-            )))
-        }
-    };
+    let items = array_body(&body)?;
     if table == "Users" {
         return Err(ApiError::new(
             0,
@@ -731,18 +729,7 @@ pub(crate) async fn bulk_create(
         Ok(a) => a,
         Err(premature) => return Ok(Json(premature)),
     };
-    let items: Vec<Object> = match &args[0] {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| as_object(i.clone(), "items"))
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(ApiError::parse(format!(
-                "expected an array, got {}",
-                kind_of(other)
-            )))
-        }
-    };
+    let items: Vec<Object> = changed_items(&args[0])?;
     let owner = caller.user_id().map(str::to_owned);
     let t = table.clone();
     let ids = st
