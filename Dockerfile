@@ -4,7 +4,8 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-# Only the Rust toolchain is needed: SQLite is bundled, TLS is rustls.
+# Only the Rust toolchain is needed: TLS is rustls, and the production build
+# leaves out the emulator (and with it SQLite).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY handlers ./handlers
@@ -12,14 +13,15 @@ COPY config ./config
 # Cargo.toml declares the test and bench targets; their files must exist.
 COPY tests ./tests
 COPY benches ./benches
-RUN cargo build --release --locked --bin coderunner
+RUN cargo build --release --locked --no-default-features --bin coderunner
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home coderunner
 COPY --from=build /src/target/release/coderunner /usr/local/bin/coderunner
-COPY config /etc/coderunner
+# Only the documented defaults: the dev overlay carries a public webhook secret.
+COPY config/default.toml /etc/coderunner/default.toml
 ENV CODERUNNER__SERVER__LISTEN=0.0.0.0:8200
 USER coderunner
 EXPOSE 8200

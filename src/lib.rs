@@ -6,9 +6,12 @@
 //! `docs/` for the whole picture.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
+#[cfg(feature = "emulator")]
 pub mod dev;
 pub mod dispatch;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod event;
 pub mod handler;
@@ -19,6 +22,7 @@ pub mod sdk;
 pub mod server;
 pub mod signature;
 pub mod telemetry;
+#[cfg(feature = "emulator")]
 pub mod testing;
 
 pub use handler::{After, Before, Context, HandlerError, Outcome};

@@ -1,18 +1,31 @@
-//! The `coderunner` command: the framework plus the app in `handlers/`.
+//! The `coderunner` command line, as a library entry point: an application
+//! is its handlers plus a `main` that calls [`main`] with its `register`
+//! function.
+//!
+//! ```no_run
+//! fn register(registry: &mut coderunner::Registry) -> Result<(), coderunner::RegistryError> {
+//!     Ok(())
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     coderunner::cli::main(register)
+//! }
+//! ```
 
-#[path = "../handlers/mod.rs"]
-mod handlers;
-
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::config::{Config, Sources};
+#[cfg(feature = "emulator")]
+use crate::dev::DevStack;
+#[cfg(feature = "emulator")]
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::runner::{shutdown_signal, Runner};
+use crate::{Registry, RegistryError};
 use clap::{Parser, Subcommand};
-use coderunner::config::{Config, Sources};
-use coderunner::dev::DevStack;
-use coderunner::emulator::{Emulator, EmulatorConfig};
-use coderunner::runner::{shutdown_signal, Runner};
-use coderunner::Registry;
+
+/// The function an application registers its handlers with.
+pub type Register = fn(&mut Registry) -> Result<(), RegistryError>;
 
 /// Runs Backendless business logic written in Rust.
 #[derive(Debug, Parser)]
@@ -30,8 +43,10 @@ enum Command {
     /// Serve tasks from a backend (production).
     Serve,
     /// Run the emulator, the runner and the handlers in one process.
+    #[cfg(feature = "emulator")]
     Dev(DevArgs),
     /// Run the emulator alone with the dev app (for a runner deployed elsewhere).
+    #[cfg(feature = "emulator")]
     Emulator,
     /// Print the registered handlers as JSON.
     Handlers,
@@ -44,6 +59,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "emulator")]
 #[derive(Debug, clap::Args)]
 struct DevArgs {
     /// Where the emulator listens (default from config/dev.toml: 127.0.0.1:8100).
@@ -103,9 +119,9 @@ struct InvokeArgs {
     timeout_ms: i64,
 }
 
-fn registry() -> Result<Registry, String> {
+fn registry(register: Register) -> Result<Registry, String> {
     let mut registry = Registry::new();
-    handlers::register(&mut registry).map_err(|e| format!("cannot register handlers: {e}"))?;
+    register(&mut registry).map_err(|e| format!("cannot register handlers: {e}"))?;
     Ok(registry)
 }
 
@@ -118,6 +134,7 @@ fn load(cli: &Cli, overlays: Vec<&'static str>) -> Result<Config, String> {
     Config::load(&sources).map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "emulator")]
 fn load_emulator(cli: &Cli, overlays: Vec<&'static str>) -> Result<EmulatorConfig, String> {
     let sources = Sources {
         builtin_overlays: overlays,
@@ -129,6 +146,7 @@ fn load_emulator(cli: &Cli, overlays: Vec<&'static str>) -> Result<EmulatorConfi
 }
 
 /// The password of a dev app user, from the emulator's dev seed.
+#[cfg(feature = "emulator")]
 fn dev_password(login: &str) -> Option<String> {
     EmulatorConfig::dev()
         .users
@@ -137,10 +155,11 @@ fn dev_password(login: &str) -> Option<String> {
         .map(|u| u.password.expose().to_owned())
 }
 
-async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
-    let mut config = load(cli, vec![coderunner::config::DEV_TOML])?;
-    let mut emulator = load_emulator(cli, vec![coderunner::config::DEV_TOML])?;
-    coderunner::telemetry::init_logging(&config.log);
+#[cfg(feature = "emulator")]
+async fn dev(cli: &Cli, args: &DevArgs, register: Register) -> Result<(), String> {
+    let mut config = load(cli, vec![crate::config::DEV_TOML])?;
+    let mut emulator = load_emulator(cli, vec![crate::config::DEV_TOML])?;
+    crate::telemetry::init_logging(&config.log);
     if let Some(addr) = args.runner_listen {
         config.server.listen = addr;
     }
@@ -166,7 +185,7 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
         .iter()
         .map(|k| format!("{} ({})", k.key, k.kind.as_str()))
         .collect();
-    let stack = DevStack::start(&config, emulator, registry()?, args.record.clone())
+    let stack = DevStack::start(&config, emulator, registry(register)?, args.record.clone())
         .await
         .map_err(|e| e.to_string())?;
 
@@ -211,7 +230,10 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
         .push(r#"         -d '{"login":"alice@example.com","password":"alice-pass"}'"#.to_owned());
 
     // A closed stdout (e.g. piped into `head`) must not stop the servers.
-    let _ = writeln!(std::io::stdout(), "{}", banner.join("\n"));
+    let _ = std::io::Write::write_all(
+        &mut std::io::stdout(),
+        format!("{}\n", banner.join("\n")).as_bytes(),
+    );
     let signal = shutdown_signal();
     let stop = stack.shutdown.clone();
     tokio::spawn(async move {
@@ -221,12 +243,13 @@ async fn dev(cli: &Cli, args: &DevArgs) -> Result<(), String> {
     stack.wait().await.map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "emulator")]
 async fn emulator(cli: &Cli) -> Result<(), String> {
     // The dev app is the base; a `--config` file or the environment adds
     // `[emulator.runner]` to fire events at a runner deployed elsewhere.
-    let config = load(cli, vec![coderunner::config::DEV_TOML])?;
-    coderunner::telemetry::init_logging(&config.log);
-    let emulator_config = load_emulator(cli, vec![coderunner::config::DEV_TOML])?;
+    let config = load(cli, vec![crate::config::DEV_TOML])?;
+    crate::telemetry::init_logging(&config.log);
+    let emulator_config = load_emulator(cli, vec![crate::config::DEV_TOML])?;
     let addr = emulator_config.listen.clone();
     let emulator =
         Emulator::new(emulator_config).map_err(|e| format!("section `emulator`: {e:#}"))?;
@@ -242,10 +265,10 @@ async fn emulator(cli: &Cli) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn serve(cli: &Cli) -> Result<(), String> {
+async fn serve(cli: &Cli, register: Register) -> Result<(), String> {
     let config = load(cli, Vec::new())?;
-    coderunner::telemetry::init_logging(&config.log);
-    let runner = Runner::new(&config, registry()?).map_err(|e| e.to_string())?;
+    crate::telemetry::init_logging(&config.log);
+    let runner = Runner::new(&config, registry(register)?).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
@@ -258,16 +281,16 @@ async fn serve(cli: &Cli) -> Result<(), String> {
 }
 
 async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
-    use coderunner::replay;
+    use crate::replay;
     use secrecy::ExposeSecret;
 
-    let config = load(cli, vec![coderunner::config::DEV_TOML])?;
+    let config = load(cli, vec![crate::config::DEV_TOML])?;
     let secret = config
         .security
         .webhook_secrets
         .first()
         .ok_or("no webhook secret configured (security.webhook_secrets)")?;
-    let secret = coderunner::signature::WebhookSecret::parse(secret.expose_secret())
+    let secret = crate::signature::WebhookSecret::parse(secret.expose_secret())
         .map_err(|e| e.to_string())?;
     let mut task: serde_json::Value = match &args.file {
         Some(path) => {
@@ -296,11 +319,11 @@ async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
     };
     let http = reqwest::Client::new();
     if let Some(login) = &args.as_user {
-        let password = args
-            .password
-            .clone()
-            .or_else(|| dev_password(login))
-            .ok_or_else(|| format!("give the password of {login} with --password"))?;
+        let password = args.password.clone();
+        #[cfg(feature = "emulator")]
+        let password = password.or_else(|| dev_password(login));
+        let password =
+            password.ok_or_else(|| format!("give the password of {login} with --password"))?;
         let root = format!(
             "{}/{}/{}",
             args.backend.trim_end_matches('/'),
@@ -341,14 +364,32 @@ async fn probe(url: &str) -> Result<(), String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Runs the `coderunner` command line (`serve`, `dev`, `emulator`,
+/// `handlers`, `invoke`, `probe`) with the handlers that `register` adds, on
+/// a multi-threaded tokio runtime; returns the process exit code.
+pub fn main(register: Register) -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("coderunner: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, register))
+}
+
+async fn run(cli: Cli, register: Register) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve => serve(&cli).await,
-        Command::Dev(args) => dev(&cli, args).await,
+        Command::Serve => serve(&cli, register).await,
+        #[cfg(feature = "emulator")]
+        Command::Dev(args) => dev(&cli, args, register).await,
+        #[cfg(feature = "emulator")]
         Command::Emulator => emulator(&cli).await,
-        Command::Handlers => registry().map(|r| {
+        Command::Handlers => registry(register).map(|r| {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&r.handlers()).expect("handlers serialize")
