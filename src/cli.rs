@@ -50,6 +50,8 @@ enum Command {
     Emulator,
     /// Print the registered handlers as JSON.
     Handlers,
+    /// Print the registered business logic as the official CodeRunner's model.json.
+    Model,
     /// Send a signed task to a running runner and print the reply.
     Invoke(Box<InvokeArgs>),
     /// Exit 0 if a URL answers 2xx (the container's health check).
@@ -393,6 +395,13 @@ async fn run(cli: Cli, register: Register) -> ExitCode {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&r.handlers()).expect("handlers serialize")
+            );
+        }),
+        Command::Model => registry(register).map(|r| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::model::Model::of(&r))
+                    .expect("model serializes")
             );
         }),
         Command::Invoke(args) => invoke(&cli, args).await,

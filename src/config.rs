@@ -52,6 +52,66 @@ pub struct Config {
     pub log: LogConfig,
     /// The Backendless backend the SDK talks to.
     pub backendless: BackendlessConfig,
+    /// Which ways tasks come in.
+    pub transport: TransportConfig,
+    /// Backendless's Redis task queue.
+    pub redis: RedisConfig,
+}
+
+/// `[transport]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportConfig {
+    /// Take signed tasks on `POST /invoke`.
+    pub http: bool,
+    /// Take tasks from Backendless's Redis queue.
+    pub redis: bool,
+}
+
+/// `[redis]`: the Redis transport (docs/protocol.md).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` (`rediss://` for TLS); may hold a password.
+    pub url: SecretString,
+    /// The main task list.
+    pub queue: String,
+    /// The low-priority task list; empty = none.
+    pub low_priority_queue: String,
+    /// The low-priority list is served only while the share of busy slots is below this.
+    pub low_priority_threshold: f64,
+    /// The Pub/Sub channel of service commands (`cleanup_code_all`).
+    pub service_channel: String,
+    /// Frame tasks and replies (`0x00` plain / `0x01` zlib), as `compression.prod`.
+    pub compression: bool,
+    /// Replies of at least this many bytes are zlib-compressed when framing is on.
+    pub compression_threshold: usize,
+    /// Tasks run at once; no task is taken without a free slot.
+    pub max_in_flight: usize,
+    /// How long one blocking pop waits before it is issued again (ms).
+    pub poll_timeout_ms: u64,
+    /// How long a reply is retried while Redis is unreachable before it is logged as lost (ms).
+    pub reply_retry_ms: u64,
+    /// The longest pause between reconnection attempts (ms).
+    pub reconnect_max_ms: u64,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"[redacted]")
+            .field("queue", &self.queue)
+            .field("low_priority_queue", &self.low_priority_queue)
+            .field("low_priority_threshold", &self.low_priority_threshold)
+            .field("service_channel", &self.service_channel)
+            .field("compression", &self.compression)
+            .field("compression_threshold", &self.compression_threshold)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("poll_timeout_ms", &self.poll_timeout_ms)
+            .field("reply_retry_ms", &self.reply_retry_ms)
+            .field("reconnect_max_ms", &self.reconnect_max_ms)
+            .finish()
+    }
 }
 
 /// `[server]`
@@ -300,6 +360,36 @@ impl Config {
             return Err(ConfigError(
                 "key `security.seen_ids_capacity` must be positive".into(),
             ));
+        }
+        if !self.transport.http && !self.transport.redis {
+            return Err(ConfigError(
+                "keys `transport.http` and `transport.redis` are both false: no task could arrive"
+                    .into(),
+            ));
+        }
+        if self.transport.redis {
+            if self.redis.queue.is_empty() {
+                return Err(ConfigError("key `redis.queue` must not be empty".into()));
+            }
+            if self.redis.max_in_flight == 0 {
+                return Err(ConfigError(
+                    "key `redis.max_in_flight` must be positive".into(),
+                ));
+            }
+            if !(1..=3_600_000).contains(&self.redis.poll_timeout_ms) {
+                return Err(ConfigError(
+                    "key `redis.poll_timeout_ms` must be between 1 and 3600000".into(),
+                ));
+            }
+            if self.redis.reply_retry_ms > 86_400_000 || self.redis.reconnect_max_ms > 3_600_000 {
+                return Err(ConfigError(
+                    "keys `redis.reply_retry_ms` (at most a day) and `redis.reconnect_max_ms` \
+                     (at most an hour) are out of range"
+                        .into(),
+                ));
+            }
+            redis::Client::open(self.redis.url.expose_secret())
+                .map_err(|e| ConfigError(format!("key `redis.url`: {}", e.category())))?;
         }
         if self.server.body_limit_bytes == 0 {
             return Err(ConfigError(

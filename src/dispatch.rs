@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::{field, Instrument};
 
 use crate::event::wire::{
     Arguments, Encoding, ExceptionWrapper, ExecutionResult, InvocationResult, Task, TIMEOUT_MESSAGE,
@@ -18,6 +19,7 @@ use crate::event::wire::{
 use crate::event::{EventDef, RunnerContext};
 use crate::handler::Context;
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Registered, Registry};
+use crate::telemetry::InvocationMetrics;
 
 /// How long tasks may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ impl Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     /// The event id is not in the catalog.
-    #[error("unknown eventId {event_id} (target `{target}`)")]
+    #[error("Integrity violation. Unknown event id: [{event_id}]")]
     UnknownEvent {
         /// The id sent.
         event_id: u32,
@@ -91,7 +93,7 @@ pub enum RouteError {
         target: String,
     },
     /// No handler is registered for the event and target.
-    #[error("no handler registered for {event} on target `{target}`")]
+    #[error("{}({target}) event handler does not exist", event.name)]
     NoHandler {
         /// The event.
         event: &'static EventDef,
@@ -154,16 +156,78 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     limits: TaskLimits,
     hook: Option<ContextHook>,
+    /// Made once from the registry, so that recording allocates nothing.
+    metrics: Arc<InvocationMetrics>,
 }
 
 impl Dispatcher {
     /// A dispatcher over `registry`.
     pub fn new(registry: Arc<Registry>, limits: TaskLimits) -> Self {
+        let metrics = Arc::new(InvocationMetrics::new(&registry));
         Self {
             registry,
             limits,
             hook: None,
+            metrics,
         }
+    }
+
+    /// Logs and counts a task that could not be routed; every transport
+    /// calls this for the tasks it answers with a routing error.
+    pub fn refused(&self, task_id: &str, error: &RouteError, started: std::time::Instant) {
+        let event = match error {
+            RouteError::NoHandler { event, .. } => Some(*event),
+            _ => None,
+        };
+        tracing::warn!(task.id = %task_id, error = %error, "task not routed");
+        self.metrics
+            .record_unroutable(event, error.outcome(), started.elapsed());
+    }
+
+    /// Runs a routed task as every transport does: in a span carrying the
+    /// task id, event, target and outcome, with the invocation's log line
+    /// and metrics; resolves to the reply.
+    pub fn execute(
+        &self,
+        routed: Routed,
+        started: std::time::Instant,
+        is_async: bool,
+    ) -> impl std::future::Future<Output = InvocationResult> + Send + 'static {
+        let handler = routed.handler();
+        let event = handler.event;
+        let target = handler.target.clone();
+        let span = tracing::info_span!(
+            "invocation",
+            task.id = %routed.request_id(),
+            event = event.name,
+            event_id = event.id.0,
+            target = %target,
+            is_async,
+            outcome = field::Empty,
+            duration_ms = field::Empty,
+        );
+        let dispatcher = self.clone();
+        async move {
+            let (reply, outcome) = dispatcher.run(routed).await;
+            let elapsed = started.elapsed();
+            let span = tracing::Span::current();
+            span.record("outcome", outcome.as_str());
+            span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+            match outcome {
+                Outcome::Ok => tracing::info!("invocation finished"),
+                _ => tracing::warn!(
+                    error = reply
+                        .exception
+                        .as_ref()
+                        .map(|e| e.exception_message.as_str())
+                        .unwrap_or_default(),
+                    "invocation failed"
+                ),
+            }
+            dispatcher.metrics.record(event, &target, outcome, elapsed);
+            reply
+        }
+        .instrument(span)
     }
 
     /// Sets a hook that completes every handler context (e.g. with SDK clients).
@@ -287,7 +351,21 @@ impl Dispatcher {
             Ok(Ok(Ok(decision))) => decision,
         };
 
+        // As the official runner does, the context comes back with the
+        // response headers and cookies, and with `prematureResult` whenever
+        // the handler returned a value (spec §2.2).
         let mut context_value = context;
+        if let Value::Object(map) = &mut context_value {
+            map.entry("httpResponseHeaders")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            map.entry("httpResponseCookies")
+                .or_insert_with(|| Value::Array(Vec::new()));
+        }
+        let mut set_premature = |value: &Value| {
+            if let Value::Object(map) = &mut context_value {
+                map.insert("prematureResult".to_owned(), value.clone());
+            }
+        };
         let mut reply_values = Vec::with_capacity(original_args.len() + 2);
         match decision {
             Decision::Continue(args) => {
@@ -295,9 +373,7 @@ impl Dispatcher {
                 reply_values.extend(args);
             }
             Decision::ShortCircuit(value) => {
-                if let Value::Object(map) = &mut context_value {
-                    map.insert("prematureResult".to_owned(), value);
-                }
+                set_premature(&value);
                 reply_values.push(context_value);
                 reply_values.extend(original_args);
             }
@@ -305,6 +381,7 @@ impl Dispatcher {
                 let mut result =
                     original_result.unwrap_or_else(|| ExecutionResult::ok(Value::Null));
                 if let Decision::Replace(value) = decision {
+                    set_premature(&value);
                     result.result = value;
                     result.exception = None;
                 }

@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod emulator;
 pub mod event;
 pub mod handler;
+pub mod model;
 pub mod registry;
 pub mod replay;
 pub mod runner;
@@ -24,6 +25,7 @@ pub mod signature;
 pub mod telemetry;
 #[cfg(feature = "emulator")]
 pub mod testing;
+pub mod transport;
 
 pub use handler::{After, Before, Context, HandlerError, Outcome};
 pub use registry::{HandlerInfo, Registry, RegistryError};

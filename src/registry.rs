@@ -516,6 +516,17 @@ impl Registry {
         all
     }
 
+    /// Every registered handler with its function, sorted by event id and target.
+    pub fn registered(&self) -> impl Iterator<Item = &Registered> {
+        let mut all: Vec<&Registered> = self
+            .by_event
+            .values()
+            .flat_map(|targets| targets.values())
+            .collect();
+        all.sort_by(|a, b| (a.event.id, &a.target).cmp(&(b.event.id, &b.target)));
+        all.into_iter()
+    }
+
     /// Whether no handler is registered.
     pub fn is_empty(&self) -> bool {
         self.by_event.is_empty()

@@ -13,6 +13,7 @@ use crate::dispatch::Dispatcher;
 use crate::registry::Registry;
 use crate::sdk::{Backendless, SdkConfig, SuperuserCredentials};
 use crate::server::{Server, ServerOptions};
+use crate::transport::redis::{RedisOptions, RedisTransport};
 
 /// A runner ready to serve: the server over a registry, configured.
 pub struct Runner {
@@ -21,6 +22,10 @@ pub struct Runner {
     dispatcher: Dispatcher,
     /// `None` when `[backendless]` names no app: handlers then get no SDK.
     sdk: Option<Backendless>,
+    /// Backendless's task queue, when `transport.redis` is on.
+    redis: Option<RedisTransport>,
+    /// Time in-flight tasks get after shutdown starts.
+    grace_period: Duration,
 }
 
 /// The SDK configuration of `[backendless]`.
@@ -45,8 +50,13 @@ impl Runner {
     /// Builds a runner from validated configuration and the app's handlers.
     /// Refuses to build without a webhook secret unless unsigned mode is on.
     pub fn new(config: &Config, registry: Registry) -> Result<Runner, ConfigError> {
-        let verifier = config.verifier()?;
-        if verifier.is_none() {
+        // Without the HTTP transport no signed task arrives: no secret is needed.
+        let verifier = if config.transport.http {
+            config.verifier()?
+        } else {
+            None
+        };
+        if verifier.is_none() && config.transport.http {
             tracing::warn!("UNSIGNED MODE: tasks are accepted without a webhook signature; never use this in production");
         }
         let mut dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits());
@@ -61,16 +71,32 @@ impl Runner {
                 .with_context_hook(Arc::new(move |ctx| ctx.with_sdk(for_handlers.clone())));
             Some(sdk)
         };
+        let redis = if config.transport.redis {
+            let transport = RedisTransport::new(
+                &config.redis.url,
+                dispatcher.clone(),
+                RedisOptions::from_config(&config.redis),
+            )
+            .map_err(|e| ConfigError::new(format!("key `redis.url`: {e}")))?;
+            Some(transport)
+        } else {
+            None
+        };
+        let grace_period = Duration::from_secs(config.shutdown.grace_period_secs);
         let options = ServerOptions {
             body_limit_bytes: config.server.body_limit_bytes,
             seen_ids_capacity: config.security.seen_ids_capacity,
-            grace_period: Duration::from_secs(config.shutdown.grace_period_secs),
+            grace_period,
             drain_delay: Duration::from_millis(config.shutdown.drain_delay_ms),
+            invoke: config.transport.http,
+            readiness: redis.iter().map(RedisTransport::readiness).collect(),
         };
         Ok(Runner {
             server: Server::new(dispatcher.clone(), verifier, options),
             dispatcher,
             sdk,
+            redis,
+            grace_period,
         })
     }
 
@@ -92,7 +118,15 @@ impl Runner {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        let redis = self
+            .redis
+            .map(|transport| tokio::spawn(transport.run(shutdown.clone(), self.grace_period)));
         let served = self.server.serve(listener, shutdown).await;
+        if let Some(redis) = redis {
+            if let Err(e) = redis.await {
+                tracing::error!(error = %e, "the Redis transport failed");
+            }
+        }
         if let Some(sdk) = &self.sdk {
             sdk.shutdown().await;
         }

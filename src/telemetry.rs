@@ -1,12 +1,17 @@
 //! Logging (`tracing`, text or JSON) and metrics (a process-wide Prometheus
 //! recorder rendered by the runner's `/metrics`).
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::dispatch::Outcome;
+use crate::event::EventDef;
+use crate::registry::Registry;
 
 /// Buckets (seconds) of the duration histograms.
 const DURATION_BUCKETS: &[f64] = &[
@@ -54,4 +59,111 @@ pub fn init_logging(config: &LogConfig) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Metric handles of one registered handler, made once at startup so that
+/// recording an invocation allocates nothing.
+struct HandlerMetrics {
+    /// Indexed by [`outcome_index`].
+    invocations: [metrics::Counter; 4],
+    duration: metrics::Histogram,
+}
+
+fn outcome_index(outcome: Outcome) -> Option<usize> {
+    match outcome {
+        Outcome::Ok => Some(0),
+        Outcome::Error => Some(1),
+        Outcome::Timeout => Some(2),
+        Outcome::Panic => Some(3),
+        Outcome::NoHandler | Outcome::UnknownEvent => None,
+    }
+}
+
+/// The invocation counters and duration histograms of every registered
+/// handler (labels: provider, event, target, outcome: a bounded set).
+pub(crate) struct InvocationMetrics {
+    by_handler: HashMap<u32, HashMap<String, HandlerMetrics>>,
+}
+
+impl InvocationMetrics {
+    /// Handles for every registered (event id, target).
+    pub(crate) fn new(registry: &Registry) -> Self {
+        metrics();
+        let mut by_handler: HashMap<u32, HashMap<String, HandlerMetrics>> = HashMap::new();
+        for h in registry.handlers() {
+            let base = [
+                ("provider", h.provider.clone()),
+                ("event", h.event.clone()),
+                ("target", h.target.clone()),
+            ];
+            let counter = |outcome: Outcome| {
+                let mut labels = base.to_vec();
+                labels.push(("outcome", outcome.as_str().to_owned()));
+                metrics::counter!("coderunner_invocations_total", &labels)
+            };
+            let m = HandlerMetrics {
+                invocations: [
+                    counter(Outcome::Ok),
+                    counter(Outcome::Error),
+                    counter(Outcome::Timeout),
+                    counter(Outcome::Panic),
+                ],
+                duration: metrics::histogram!("coderunner_invocation_duration_seconds", &base),
+            };
+            by_handler
+                .entry(h.event_id)
+                .or_default()
+                .insert(h.target, m);
+        }
+        Self { by_handler }
+    }
+
+    /// Records one invocation of a registered handler.
+    pub(crate) fn record(
+        &self,
+        event: &EventDef,
+        target: &str,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let cached = self.by_handler.get(&event.id.0).and_then(|m| m.get(target));
+        match (cached, outcome_index(outcome)) {
+            (Some(m), Some(i)) => {
+                m.invocations[i].increment(1);
+                m.duration.record(elapsed.as_secs_f64());
+            }
+            _ => record_uncached(
+                event.provider.as_str(),
+                event.name,
+                target,
+                outcome,
+                elapsed,
+            ),
+        }
+    }
+
+    /// Records a task that found no handler (the target is not a label:
+    /// it is whatever the sender wrote).
+    pub(crate) fn record_unroutable(
+        &self,
+        event: Option<&EventDef>,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let (provider, name) =
+            event.map_or(("unknown", "unknown"), |e| (e.provider.as_str(), e.name));
+        record_uncached(provider, name, "unregistered", outcome, elapsed);
+    }
+}
+
+fn record_uncached(provider: &str, event: &str, target: &str, outcome: Outcome, elapsed: Duration) {
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("event", event.to_owned()),
+        ("target", target.to_owned()),
+        ("outcome", outcome.as_str().to_owned()),
+    ];
+    metrics::counter!("coderunner_invocations_total", &labels).increment(1);
+    metrics::histogram!("coderunner_invocation_duration_seconds", &labels[..3])
+        .record(elapsed.as_secs_f64());
 }

@@ -7,6 +7,7 @@
 
 mod catalog_data;
 pub mod context;
+pub mod markers;
 pub mod wire;
 
 use std::fmt;

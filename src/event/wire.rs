@@ -100,11 +100,21 @@ impl<'de> Visitor<'de> for ArgumentsVisitor {
                 while let Some(b) = seq.next_element::<u8>()? {
                     bytes.push(b);
                 }
-                let values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| {
+                let mut values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| {
                     de::Error::custom(format_args!(
                         "byte-encoded arguments are not a JSON array: {e}"
                     ))
                 })?;
+                // The Backendless wire format's references and dates
+                // (spec §2.4) are resolved here, once, for every transport.
+                if super::markers::may_have_markers(&bytes) {
+                    let mut root = Value::Array(values);
+                    super::markers::resolve(&mut root);
+                    values = match root {
+                        Value::Array(values) => values,
+                        _ => Vec::new(),
+                    };
+                }
                 Ok(Arguments {
                     encoding: Encoding::Bytes,
                     values,
@@ -296,6 +306,38 @@ impl ExecutionResult {
     }
 }
 
+/// Cookies arrive as an array (the official runner) or, from older peers, an
+/// object whose values are the cookies.
+fn cookies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(map)) => map.into_iter().map(|(_, v)| v).collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other],
+    })
+}
+
+/// A single JSON value sent as the UTF-8 bytes of its JSON text, as the
+/// reply of a service invocation or of `ANALYSE_SERVER_CODE` carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ByteEncoded(pub Value);
+
+impl Serialize for ByteEncoded {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes = serde_json::to_vec(&self.0).map_err(serde::ser::Error::custom)?;
+        serializer.collect_seq(bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteEncoded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = Vec::<u8>::deserialize(deserializer)?;
+        serde_json::from_slice(&bytes)
+            .map(ByteEncoded)
+            .map_err(de::Error::custom)
+    }
+}
+
 fn result_class() -> String {
     RESULT_CLASS.to_owned()
 }
@@ -309,15 +351,16 @@ pub struct InvocationResult {
     pub json_class: String,
     /// The task's `id`.
     pub request_id: String,
-    /// The HTTP status a handler chose for the client's response, if any.
-    #[serde(default)]
+    /// The HTTP status a handler chose for the client's response; absent
+    /// unless one was chosen (as the official runner sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_response_status_code: Option<u16>,
     /// Headers a handler added to the client's response.
     #[serde(default)]
     pub http_response_headers: Map<String, Value>,
-    /// Cookies a handler set on the client's response.
-    #[serde(default)]
-    pub http_response_cookies: Map<String, Value>,
+    /// Cookies a handler set on the client's response (`Set-Cookie` values).
+    #[serde(default, deserialize_with = "cookies")]
+    pub http_response_cookies: Vec<Value>,
     /// All arguments with the handler's values, context first; absent on error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Arguments>,
@@ -334,7 +377,7 @@ impl InvocationResult {
             request_id: request_id.into(),
             http_response_status_code: None,
             http_response_headers: Map::new(),
-            http_response_cookies: Map::new(),
+            http_response_cookies: Vec::new(),
             arguments: Some(arguments),
             exception: None,
         }
@@ -347,7 +390,7 @@ impl InvocationResult {
             request_id: request_id.into(),
             http_response_status_code: None,
             http_response_headers: Map::new(),
-            http_response_cookies: Map::new(),
+            http_response_cookies: Vec::new(),
             arguments: None,
             exception: Some(exception),
         }

@@ -7,7 +7,6 @@
 mod error;
 pub mod seen;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,14 +21,14 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{field, Instrument};
 
 pub use error::ApiError;
 use seen::{BoundedSeenIds, SeenIds};
 
-use crate::dispatch::{Dispatcher, Outcome, RouteError};
+use crate::dispatch::{Dispatcher, RouteError};
 use crate::event::wire::{ExceptionWrapper, InvocationResult, Task};
 use crate::signature::{self, SignedHeaders, Verifier};
+use crate::transport::Readiness;
 
 /// How the server behaves; built from the configuration.
 #[derive(Debug, Clone)]
@@ -42,6 +41,11 @@ pub struct ServerOptions {
     pub grace_period: Duration,
     /// Time between readiness turning 503 and the listener closing.
     pub drain_delay: Duration,
+    /// Serve `POST /invoke` (the HTTP transport); off when tasks come only
+    /// from Redis.
+    pub invoke: bool,
+    /// Other transports' readiness, all of which `/readyz` requires.
+    pub readiness: Vec<Readiness>,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +55,8 @@ impl Default for ServerOptions {
             seen_ids_capacity: 200_000,
             grace_period: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
+            invoke: true,
+            readiness: Vec::new(),
         }
     }
 }
@@ -63,10 +69,10 @@ struct AppState {
     body_limit: usize,
     /// False once shutdown has begun.
     ready: AtomicBool,
+    /// Transports that must be ready too.
+    readiness: Vec<Readiness>,
     /// Tracks asynchronous tasks so shutdown can wait for them.
     tracker: TaskTracker,
-    /// Per-handler metric handles, by event id then target.
-    metrics: HashMap<u32, HashMap<String, HandlerMetrics>>,
 }
 
 /// The runner's HTTP server.
@@ -90,14 +96,10 @@ impl Server {
             seen: Box::new(BoundedSeenIds::new(options.seen_ids_capacity, window)),
             body_limit: options.body_limit_bytes,
             ready: AtomicBool::new(true),
+            readiness: options.readiness.clone(),
             tracker: TaskTracker::new(),
-            metrics: HashMap::new(),
         };
         crate::telemetry::metrics();
-        let state = AppState {
-            metrics: handler_metrics(state.dispatcher.registry()),
-            ..state
-        };
         Self {
             state: Arc::new(state),
             options,
@@ -106,8 +108,12 @@ impl Server {
 
     /// The router, for embedding or for tests.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/invoke", post(invoke))
+        let router = if self.options.invoke {
+            Router::new().route("/invoke", post(invoke))
+        } else {
+            Router::new()
+        };
+        router
             .route("/handlers", get(handlers))
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/readyz", get(readyz))
@@ -169,12 +175,26 @@ async fn handlers(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        Json(json!({"status": "ready"})).into_response()
-    } else {
-        (
+    if !state.ready.load(Ordering::SeqCst) {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "shutting down"})),
+        )
+            .into_response();
+    }
+    let down: Vec<&str> = state
+        .readiness
+        .iter()
+        .filter(|r| !r.is_ready())
+        .map(|r| r.name)
+        .collect();
+    if down.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        let message = format!("not connected: {}", down.join(", "));
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "message": message})),
         )
             .into_response()
     }
@@ -187,66 +207,6 @@ async fn metrics() -> Response {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Metric handles of one registered handler, made once at startup so that
-/// recording an invocation allocates nothing.
-struct HandlerMetrics {
-    /// Indexed by [`outcome_index`].
-    invocations: [metrics::Counter; 4],
-    duration: metrics::Histogram,
-}
-
-fn outcome_index(outcome: Outcome) -> Option<usize> {
-    match outcome {
-        Outcome::Ok => Some(0),
-        Outcome::Error => Some(1),
-        Outcome::Timeout => Some(2),
-        Outcome::Panic => Some(3),
-        Outcome::NoHandler | Outcome::UnknownEvent => None,
-    }
-}
-
-/// Handles for every registered (event id, target).
-fn handler_metrics(
-    registry: &crate::registry::Registry,
-) -> HashMap<u32, HashMap<String, HandlerMetrics>> {
-    let mut all: HashMap<u32, HashMap<String, HandlerMetrics>> = HashMap::new();
-    for h in registry.handlers() {
-        let base = [
-            ("provider", h.provider.clone()),
-            ("event", h.event.clone()),
-            ("target", h.target.clone()),
-        ];
-        let counter = |outcome: Outcome| {
-            let mut labels = base.to_vec();
-            labels.push(("outcome", outcome.as_str().to_owned()));
-            metrics::counter!("coderunner_invocations_total", &labels)
-        };
-        let m = HandlerMetrics {
-            invocations: [
-                counter(Outcome::Ok),
-                counter(Outcome::Error),
-                counter(Outcome::Timeout),
-                counter(Outcome::Panic),
-            ],
-            duration: metrics::histogram!("coderunner_invocation_duration_seconds", &base),
-        };
-        all.entry(h.event_id).or_default().insert(h.target, m);
-    }
-    all
-}
-
-fn record(provider: &str, event: &str, target: &str, outcome: Outcome, started: Instant) {
-    let labels = [
-        ("provider", provider.to_owned()),
-        ("event", event.to_owned()),
-        ("target", target.to_owned()),
-        ("outcome", outcome.as_str().to_owned()),
-    ];
-    metrics::counter!("coderunner_invocations_total", &labels).increment(1);
-    metrics::histogram!("coderunner_invocation_duration_seconds", &labels[..3])
-        .record(started.elapsed().as_secs_f64());
 }
 
 async fn invoke(
@@ -318,12 +278,7 @@ async fn invoke(
             );
         }
         Err(e) => {
-            let (provider, event) = match &e {
-                RouteError::NoHandler { event, .. } => (event.provider.as_str(), event.name),
-                _ => ("unknown", "unknown"),
-            };
-            tracing::warn!(task.id = %request_id, error = %e, "task has no handler");
-            record(provider, event, "unregistered", e.outcome(), started);
+            state.dispatcher.refused(&request_id, &e, started);
             let reply = InvocationResult::with_exception(
                 request_id,
                 ExceptionWrapper::new(0, e.to_string(), None),
@@ -331,56 +286,7 @@ async fn invoke(
             return Ok((StatusCode::NOT_FOUND, Json(reply)).into_response());
         }
     };
-
-    let handler = routed.handler();
-    let (provider, event, target) = (
-        handler.event.provider.as_str(),
-        handler.event.name,
-        handler.target.clone(),
-    );
-    let span = tracing::info_span!(
-        "invocation",
-        task.id = %request_id,
-        event = event,
-        event_id = handler.event.id.0,
-        target = %target,
-        is_async,
-        outcome = field::Empty,
-        duration_ms = field::Empty,
-    );
-    let dispatcher = state.dispatcher.clone();
-    let event_id = handler.event.id.0;
-    let shared = Arc::clone(&state);
-    let run = async move {
-        let (reply, outcome) = dispatcher.run(routed).await;
-        let span = tracing::Span::current();
-        span.record("outcome", outcome.as_str());
-        span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
-        match outcome {
-            Outcome::Ok => tracing::info!("invocation finished"),
-            _ => tracing::warn!(
-                error = reply
-                    .exception
-                    .as_ref()
-                    .map(|e| e.exception_message.as_str())
-                    .unwrap_or_default(),
-                "invocation failed"
-            ),
-        }
-        let cached = shared
-            .metrics
-            .get(&event_id)
-            .and_then(|m| m.get(target.as_str()));
-        match (cached, outcome_index(outcome)) {
-            (Some(m), Some(i)) => {
-                m.invocations[i].increment(1);
-                m.duration.record(started.elapsed().as_secs_f64());
-            }
-            _ => record(provider, event, &target, outcome, started),
-        }
-        reply
-    }
-    .instrument(span);
+    let run = state.dispatcher.execute(routed, started, is_async);
 
     // Every task runs on the tracker, so it completes even if the caller
     // hangs up, and shutdown waits for it.
