@@ -118,6 +118,7 @@ impl Runner {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        crate::telemetry::spawn_metrics_upkeep(shutdown.clone());
         let redis = self
             .redis
             .map(|transport| tokio::spawn(transport.run(shutdown.clone(), self.grace_period)));

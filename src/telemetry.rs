@@ -41,6 +41,28 @@ pub fn metrics() -> &'static PrometheusHandle {
     })
 }
 
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes `/metrics`.
+pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every
+/// [`METRICS_UPKEEP_INTERVAL`] until `stop` is cancelled. The recorder keeps
+/// every sample until it is rendered or upkept: without this, a runner that
+/// is never scraped grows by every task it serves.
+pub fn spawn_metrics_upkeep(stop: tokio_util::sync::CancellationToken) {
+    let handle = metrics().clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => handle.run_upkeep(),
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
 /// Installs the global `tracing` subscriber: text or JSON, filtered by
 /// `RUST_LOG` when set, else by `log.level`. Does nothing if one is installed.
 pub fn init_logging(config: &LogConfig) {
