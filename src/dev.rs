@@ -92,11 +92,10 @@ impl DevStack {
 
         let previous = emulator_config.runner.take();
         emulator_config.runner = Some(RunnerLinkConfig {
-            url: runner_url.clone(),
-            secret: Secret::new(secret),
             record_dir: record_dir.or_else(|| previous.as_ref().and_then(|r| r.record_dir.clone())),
             task_timeout_ms: previous
                 .map_or(config.tasks.default_timeout_ms, |r| r.task_timeout_ms),
+            ..RunnerLinkConfig::http(runner_url.clone(), Secret::new(secret))
         });
         let emulator = Emulator::new(emulator_config)
             .map_err(|e| DevError::Config(format!("section `emulator`: {e:#}")))?;

@@ -377,6 +377,22 @@ impl Dispatcher {
                 reply_values.push(context_value);
                 reply_values.extend(original_args);
             }
+            // A custom event's result is the handler's value itself: an
+            // object as it is, anything else as `{"result": value}` (the
+            // official runner's `events.js` wrapper).
+            Decision::Replace(value) if event.provider == crate::event::Provider::Custom => {
+                set_premature(&value);
+                reply_values.push(context_value);
+                reply_values.extend(original_args);
+                reply_values.push(match value {
+                    Value::Object(_) => value,
+                    other => serde_json::json!({ "result": other }),
+                });
+            }
+            Decision::Keep if event.provider == crate::event::Provider::Custom => {
+                reply_values.push(context_value);
+                reply_values.extend(original_args);
+            }
             Decision::Keep | Decision::Replace(_) => {
                 let mut result =
                     original_result.unwrap_or_else(|| ExecutionResult::ok(Value::Null));

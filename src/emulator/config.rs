@@ -186,13 +186,41 @@ pub struct TableConfig {
     pub permissions: Vec<RolePermissions>,
 }
 
+/// How the emulator hands tasks to runners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkTransport {
+    /// Signed `POST {url}/invoke` to one runner, which lists its handlers at `GET {url}/handlers`.
+    #[default]
+    Http,
+    /// Backendless's Redis task queue: runners register (debug mode) or deploy
+    /// their model, and take the tasks of the events it lists from Redis.
+    Redis,
+}
+
 /// The link to a business-logic runner.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RunnerLinkConfig {
-    /// Base URL of the runner: the emulator calls `GET {url}/handlers` and `POST {url}/invoke`.
+    /// `http` (the default) or `redis`.
+    #[serde(default)]
+    pub transport: LinkTransport,
+    /// Base URL of the runner: the emulator calls `GET {url}/handlers` and
+    /// `POST {url}/invoke`. HTTP only.
+    #[serde(default)]
     pub url: String,
-    /// The Standard Webhooks secret (`whsec_...`) that signs every task.
+    /// The Standard Webhooks secret (`whsec_...`) that signs every task. HTTP only.
+    #[serde(default)]
     pub secret: Secret,
+    /// The Redis the tasks go through. Redis only.
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    /// The list tasks of the deployed model go to (a debug runner's tasks go
+    /// to the list named after the app id). Redis only.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Frame tasks and replies as Backendless's `compression` setting does. Redis only.
+    #[serde(default)]
+    pub compression: bool,
     /// If set, every task sent is also written there as `<unix-ms>-<eventName>-<taskId>.json`.
     #[serde(default)]
     pub record_dir: Option<PathBuf>,
@@ -203,6 +231,40 @@ pub struct RunnerLinkConfig {
 
 fn default_task_timeout_ms() -> u64 {
     5000
+}
+
+impl RunnerLinkConfig {
+    /// A signed-HTTP link to the runner at `url`, tasks signed with `secret`.
+    pub fn http(url: impl Into<String>, secret: Secret) -> Self {
+        Self {
+            transport: LinkTransport::Http,
+            url: url.into(),
+            secret,
+            redis_url: default_redis_url(),
+            queue: default_queue(),
+            compression: false,
+            record_dir: None,
+            task_timeout_ms: default_task_timeout_ms(),
+        }
+    }
+
+    /// A Redis link: tasks go through the Redis at `redis_url` to the runners
+    /// that registered or deployed a model.
+    pub fn redis(redis_url: impl Into<String>) -> Self {
+        Self {
+            transport: LinkTransport::Redis,
+            redis_url: redis_url.into(),
+            ..Self::http(String::new(), Secret::default())
+        }
+    }
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".to_owned()
+}
+
+fn default_queue() -> String {
+    "CODE_RUNNER_DRIVER".to_owned()
 }
 
 /// Configuration of the emulator (`[emulator]`).
@@ -324,12 +386,22 @@ impl EmulatorConfig {
         if self.session_timeout_secs == 0 {
             anyhow::bail!("emulator.session_timeout_secs must be at least 1");
         }
-        if let Some(runner) = &self.runner {
-            crate::signature::WebhookSecret::parse(runner.secret.expose())
-                .map_err(|e| anyhow::anyhow!("emulator.runner.secret: {e}"))?;
-            if !runner.url.starts_with("http://") && !runner.url.starts_with("https://") {
-                anyhow::bail!("emulator.runner.url must start with http:// or https://");
+        match &self.runner {
+            Some(runner) if runner.transport == LinkTransport::Http => {
+                crate::signature::WebhookSecret::parse(runner.secret.expose())
+                    .map_err(|e| anyhow::anyhow!("emulator.runner.secret: {e}"))?;
+                if !runner.url.starts_with("http://") && !runner.url.starts_with("https://") {
+                    anyhow::bail!("emulator.runner.url must start with http:// or https://");
+                }
             }
+            Some(runner) => {
+                redis::Client::open(runner.redis_url.as_str())
+                    .map_err(|e| anyhow::anyhow!("emulator.runner.redis_url: {}", e.category()))?;
+                if runner.queue.is_empty() {
+                    anyhow::bail!("emulator.runner.queue must not be empty");
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -343,8 +415,12 @@ mod tests {
     fn debug_hides_passwords() {
         let config = EmulatorConfig {
             runner: Some(RunnerLinkConfig {
+                transport: LinkTransport::Http,
                 url: "http://127.0.0.1:1".into(),
                 secret: Secret::new("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="),
+                redis_url: default_redis_url(),
+                queue: default_queue(),
+                compression: false,
                 record_dir: None,
                 task_timeout_ms: 5000,
             }),

@@ -43,8 +43,8 @@ use serde_json::{Map, Value};
 
 pub use auth::Caller;
 pub use config::{
-    Access, ApiKeyConfig, EmulatorConfig, KeyKind, Operation, RolePermissions, RunnerLinkConfig,
-    Secret, TableConfig, UserConfig,
+    Access, ApiKeyConfig, EmulatorConfig, KeyKind, LinkTransport, Operation, RolePermissions,
+    RunnerLinkConfig, Secret, TableConfig, UserConfig,
 };
 pub use error::ApiError;
 pub use inspect::{Inspector, LogMessage, RequestRecord, SentTask};

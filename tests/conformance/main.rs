@@ -1,5 +1,5 @@
 //! Conformance test with a client nobody here wrote: the official Backendless
-//! JavaScript SDK (npm `backendless`, major version 8) drives the emulator
+//! JavaScript SDK (npm `backendless`, exactly 8.0.0) drives the emulator
 //! from Node.js (`tests/conformance/sdk_flow.js`).
 //!
 //! The package is installed once into `<target>/conformance-node/` and reused.
@@ -8,20 +8,23 @@
 //! every such skip into a failure.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coderunner::emulator::{Emulator, EmulatorConfig, KeyKind};
+use node::{installed_version, run, skip, tool_version};
+
+#[path = "../common/node.rs"]
+mod node;
 use serde_json::Value;
 
-/// The SDK's major version under test.
-const SDK_SPEC: &str = "backendless@8";
-const SDK_MAJOR: &str = "8.";
+/// The SDK version under test, exactly.
+const SDK_SPEC: &str = "backendless@8.0.0";
+const SDK_VERSION: &str = "8.0.0";
+/// What a skip names.
+const WHAT: &str = "the JS SDK conformance test";
 /// The Node script may take this long (it waits ~2.3 s for a cache expiry).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Steps the script must report, all successful (see sdk_flow.js).
 const STEPS: &[&str] = &[
@@ -62,89 +65,15 @@ const STEPS: &[&str] = &[
     "anonymousCreateDeniedAfterLogout",
 ];
 
-fn require_node() -> bool {
-    std::env::var("CODERUNNER_REQUIRE_NODE").is_ok_and(|v| v == "1")
-}
-
-/// Skips the test (the caller returns) or fails it when Node is required.
-fn skip(why: &str) {
-    if require_node() {
-        panic!("CODERUNNER_REQUIRE_NODE=1 but {why}");
-    }
-    // Straight to stderr: libtest would capture `eprintln!` of a passing test.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPING the JS SDK conformance test: {why} (set CODERUNNER_REQUIRE_NODE=1 to fail instead)"
-    );
-}
-
-/// Runs `cmd` to completion within `timeout`, returning (success, stdout, stderr).
-fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<(bool, String, String)> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("{cmd:?} did not finish within {timeout:?}"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok((
-        status.success(),
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    ))
-}
-
-fn tool_version(tool: &str) -> Option<String> {
-    let mut cmd = Command::new(tool);
-    cmd.arg("--version");
-    match run(cmd, Duration::from_secs(30)) {
-        Ok((true, out, _)) => Some(out.trim().to_owned()),
-        _ => None,
-    }
-}
-
-/// `<target>/conformance-node`, next to `CARGO_TARGET_TMPDIR` (`<target>/tmp`).
 fn node_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("conformance-node")
+    node::target_dir("conformance-node")
 }
 
-fn installed_sdk_version(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("node_modules/backendless/package.json")).ok()?;
-    let json: Value = serde_json::from_str(&text).ok()?;
-    Some(json.get("version")?.as_str()?.to_owned())
-}
-
-/// Installs the SDK into `dir` unless a v8 is already there. `Err` = why not.
+/// Installs the SDK into `dir` unless its exact version is already there.
+/// `Err` = why not.
 fn ensure_sdk(dir: &Path) -> Result<String, String> {
-    if let Some(v) = installed_sdk_version(dir).filter(|v| v.starts_with(SDK_MAJOR)) {
-        return Ok(v);
+    if installed_version(dir, "backendless").as_deref() == Some(SDK_VERSION) {
+        return Ok(SDK_VERSION.to_owned());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let manifest = dir.join("package.json");
@@ -156,31 +85,12 @@ fn ensure_sdk(dir: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot write {}: {e}", manifest.display()))?;
     }
     eprintln!("installing {SDK_SPEC} into {}", dir.display());
-    let mut cmd = Command::new("npm");
-    cmd.current_dir(dir).args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--no-progress",
-        "--loglevel=error",
-        // Fail within ~30 s, not minutes, when the registry is unreachable.
-        "--fetch-retries=1",
-        "--fetch-retry-mintimeout=2000",
-        "--fetch-retry-maxtimeout=10000",
-        SDK_SPEC,
-    ]);
-    match run(cmd, INSTALL_TIMEOUT) {
-        Ok((true, _, _)) => {}
-        Ok((false, out, err)) => {
-            return Err(format!("npm install {SDK_SPEC} failed:\n{out}\n{err}"))
-        }
-        Err(e) => return Err(format!("npm install {SDK_SPEC} failed: {e}")),
-    }
-    installed_sdk_version(dir)
-        .filter(|v| v.starts_with(SDK_MAJOR))
+    node::npm_install(dir, &[SDK_SPEC, "--save-exact"])?;
+    installed_version(dir, "backendless")
+        .filter(|v| v == SDK_VERSION)
         .ok_or_else(|| {
             format!(
-                "npm install {SDK_SPEC} left no v8 package in {}",
+                "npm install {SDK_SPEC} left no {SDK_VERSION} in {}",
                 dir.display()
             )
         })
@@ -189,10 +99,10 @@ fn ensure_sdk(dir: &Path) -> Result<String, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_against_the_emulator() {
     let Some(node) = tool_version("node") else {
-        return skip("`node` is not on PATH");
+        return skip(WHAT, "`node` is not on PATH");
     };
     if tool_version("npm").is_none() {
-        return skip("`npm` is not on PATH");
+        return skip(WHAT, "`npm` is not on PATH");
     }
     let dir = node_dir();
     let sdk = match tokio::task::spawn_blocking({
@@ -203,7 +113,7 @@ async fn js_sdk_v8_against_the_emulator() {
     .expect("install task")
     {
         Ok(v) => v,
-        Err(why) => return skip(&why),
+        Err(why) => return skip(WHAT, &why),
     };
     eprintln!("node {node}, backendless {sdk}");
 
@@ -216,18 +126,11 @@ async fn js_sdk_v8_against_the_emulator() {
     let inspect = emu.inspect();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/sdk_flow.js");
-    let mut cmd = Command::new("node");
+    let mut cmd = node::node();
     cmd.arg(&script)
         .arg(&url)
         .arg(dir.join("node_modules"))
-        .current_dir(&dir)
-        // Only 127.0.0.1: no proxy may reroute the SDK's requests.
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env("NO_PROXY", "127.0.0.1")
-        .env("NODE_OPTIONS", "");
+        .current_dir(&dir);
     let started = Instant::now();
     let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
         .await

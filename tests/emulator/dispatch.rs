@@ -157,10 +157,8 @@ async fn linked(record_dir: Option<std::path::PathBuf>) -> (TestApp, Arc<Receive
     let (url, received) = start_runner(&secret).await;
     let config = EmulatorConfig {
         runner: Some(RunnerLinkConfig {
-            url,
-            secret: Secret::new(secret),
             record_dir,
-            task_timeout_ms: 5000,
+            ..RunnerLinkConfig::http(url, Secret::new(secret))
         }),
         ..EmulatorConfig::dev()
     };
@@ -477,12 +475,7 @@ async fn a_handler_registered_after_start_is_found() {
     let (url, received) = start_runner(&secret).await;
     *received.handlers.lock() = json!([]);
     let config = EmulatorConfig {
-        runner: Some(RunnerLinkConfig {
-            url,
-            secret: Secret::new(secret),
-            record_dir: None,
-            task_timeout_ms: 5000,
-        }),
+        runner: Some(RunnerLinkConfig::http(url, Secret::new(secret))),
         ..EmulatorConfig::dev()
     };
     let app = TestApp::start(config).await;
@@ -550,12 +543,10 @@ async fn async_handlers_are_not_awaited_but_are_sent() {
 async fn a_runner_with_another_secret_refuses_and_the_client_sees_an_error() {
     let (url, received) = start_runner(&WebhookSecret::generate()).await;
     let config = EmulatorConfig {
-        runner: Some(RunnerLinkConfig {
+        runner: Some(RunnerLinkConfig::http(
             url,
-            secret: Secret::new(WebhookSecret::generate()),
-            record_dir: None,
-            task_timeout_ms: 5000,
-        }),
+            Secret::new(WebhookSecret::generate()),
+        )),
         ..EmulatorConfig::dev()
     };
     let app = TestApp::start(config).await;

@@ -73,10 +73,8 @@ impl Stack {
         let emu_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let emu_url = format!("http://{}", emu_listener.local_addr().unwrap());
         emulator.runner = Some(RunnerLinkConfig {
-            url: format!("http://{runner}"),
-            secret: Secret::new(SECRET),
-            record_dir: None,
             task_timeout_ms: 15_000,
+            ..RunnerLinkConfig::http(format!("http://{runner}"), Secret::new(SECRET))
         });
         let overlay = format!(
             r#"
