@@ -9,4 +9,5 @@ mod dispatch;
 mod paused;
 mod permissions;
 mod rest;
+mod users;
 mod where_clause;
