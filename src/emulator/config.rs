@@ -113,13 +113,22 @@ impl KeyKind {
     }
 }
 
-/// One API key of the app.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One API key of the app. `Debug` shows a short prefix of the key only.
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct ApiKeyConfig {
     /// The key as it appears in the URL (`/{appId}/{key}/...`).
     pub key: String,
     /// Its channel.
     pub kind: KeyKind,
+}
+
+impl fmt::Debug for ApiKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("key", &super::inspect::mask(&self.key))
+            .field("kind", &self.kind)
+            .finish()
+    }
 }
 
 /// A user created at start-up (if no user with that email exists yet).
@@ -354,6 +363,7 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(!shown.contains("alice-pass"), "{shown}");
+        assert!(!shown.contains("dev-cloudcode-key"), "{shown}");
         assert!(shown.contains("alice@example.com"));
     }
 }

@@ -221,10 +221,11 @@ pub(crate) async fn counter_op(
     Ok(Json(Value::from(st.counters.apply(param(&p, "name"), op))))
 }
 
-/// GET /__emulator/requests
+/// GET /__emulator/requests (tokens and keys masked)
 pub(crate) async fn inspect_requests(State(st): State<Shared>) -> Json<Value> {
     let inspector = super::Emulator { state: st }.inspect();
-    Json(json!(inspector.requests()))
+    let requests: Vec<_> = inspector.requests().iter().map(|r| r.masked()).collect();
+    Json(json!(requests))
 }
 
 /// GET /__emulator/logins
@@ -233,10 +234,11 @@ pub(crate) async fn inspect_logins(State(st): State<Shared>) -> Json<Value> {
     Json(json!(inspector.logins()))
 }
 
-/// GET /__emulator/tasks
+/// GET /__emulator/tasks (tokens, keys and passwords masked)
 pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
     let inspector = super::Emulator { state: st }.inspect();
-    Json(json!(inspector.tasks()))
+    let tasks: Vec<_> = inspector.tasks().iter().map(|t| t.masked()).collect();
+    Json(json!(tasks))
 }
 
 /// GET /__emulator/log
@@ -358,6 +360,54 @@ mod tests {
             (StatusCode::UNAUTHORIZED, json!(3064))
         );
         assert_eq!(emu.inspect().log_messages().len(), 3);
+    }
+
+    /// GET /__emulator/requests from `peer` (none: served without peer
+    /// addresses) with an optional inspection token.
+    async fn inspect_from(
+        emu: &Emulator,
+        peer: Option<[u8; 4]>,
+        token: Option<&str>,
+    ) -> StatusCode {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::get("/__emulator/requests");
+        if let Some(t) = token {
+            req = req.header(super::super::INSPECT_TOKEN_HEADER, t);
+        }
+        let mut req = req.body(axum::body::Body::empty()).unwrap();
+        if let Some(ip) = peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    ip, 40000,
+                ))));
+        }
+        emu.router().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn inspection_from_another_host_needs_the_token() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let token = emu.inspect_token().to_owned();
+        assert!(token.len() >= 32, "{token}");
+        assert_eq!(
+            inspect_from(&emu, Some([127, 0, 0, 1]), None).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), None).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), Some("guess")).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), Some(&token)).await,
+            StatusCode::OK
+        );
+        // A server that does not know its peers fails closed.
+        assert_eq!(inspect_from(&emu, None, None).await, StatusCode::FORBIDDEN);
+        assert_eq!(inspect_from(&emu, None, Some(&token)).await, StatusCode::OK);
     }
 
     #[tokio::test]

@@ -627,3 +627,35 @@ async fn bulk_update_and_delete_fire_their_events() {
     assert_eq!(removed, json!({"removed": 3}));
     assert_eq!(received.of(121)[0].arguments.values[2], json!("n >= 0"));
 }
+
+#[tokio::test]
+async fn the_task_log_masks_tokens_keys_and_passwords() {
+    let (app, received) = linked(None).await;
+    let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
+    app.call(
+        Method::POST,
+        REST,
+        "data/Post",
+        Some(&token),
+        Some(json!({"title": "hello"})),
+    )
+    .await
+    .ok();
+    // The runner got the real values.
+    let sent = received.of(100)[0].arguments.values[0].clone();
+    assert_eq!(sent["userToken"], json!(token));
+    let tasks = app
+        .raw(
+            Method::GET,
+            &format!("{}/__emulator/tasks", app.base),
+            None,
+            None,
+        )
+        .await
+        .ok();
+    assert!(tasks.as_array().is_some_and(|t| t.len() >= 3), "{tasks}");
+    let text = tasks.to_string();
+    for secret in [token.as_str(), CLOUD, "alice-pass"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}

@@ -6,6 +6,7 @@ mod helpers;
 mod cache;
 mod config;
 mod dispatch;
+mod inspection;
 mod paused;
 mod permissions;
 mod rest;
