@@ -293,6 +293,8 @@ pub struct Inspector {
     pub(crate) log: Arc<Log>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) store: crate::emulator::store::Store,
+    /// The runner's handler list, when a runner is linked.
+    pub(crate) handlers: Option<Arc<Mutex<super::dispatch::HandlerList>>>,
 }
 
 impl fmt::Debug for Inspector {
@@ -331,6 +333,15 @@ impl Inspector {
     /// expired: their tokens now get 3064. Returns how many ended.
     pub fn expire_sessions(&self, user: &str) -> usize {
         self.sessions.close_user(user)
+    }
+
+    /// Makes the runner's handler list due for a refresh at the next
+    /// request, as if its time (1 s) had passed; the current list stays the
+    /// last good one, used if the refresh fails.
+    pub fn expire_handler_list(&self) {
+        if let Some(list) = &self.handlers {
+            list.lock().expire();
+        }
     }
 
     /// Every row of `table`, oldest first, read directly from the store

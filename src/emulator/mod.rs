@@ -242,6 +242,7 @@ impl Emulator {
             log: self.state.log.clone(),
             sessions: self.state.sessions.clone(),
             store: self.state.store.clone(),
+            handlers: self.state.dispatcher.handler_list(),
         }
     }
 
