@@ -81,10 +81,34 @@ pub(crate) async fn log_messages(
         });
     }
     for m in messages {
-        tracing::info!(logger = %m.logger, level = %m.level, "client log: {}", m.message);
+        tracing::info!(
+            logger = %escape_controls(&m.logger),
+            level = %escape_controls(&m.level),
+            "client log: {}",
+            escape_controls(&m.message)
+        );
         st.log.message(m);
     }
     Ok(StatusCode::OK)
+}
+
+/// `text` with its control characters (newlines, carriage returns, escape
+/// sequences) written as escapes, so that a client's message stays one log
+/// line and cannot forge others.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// PUT /cache/{key}?timeout=sec
@@ -408,6 +432,51 @@ mod tests {
         // A server that does not know its peers fails closed.
         assert_eq!(inspect_from(&emu, None, None).await, StatusCode::FORBIDDEN);
         assert_eq!(inspect_from(&emu, None, Some(&token)).await, StatusCode::OK);
+    }
+
+    /// A writer into a shared buffer, for capturing log lines.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_log_message_cannot_forge_log_lines() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let forged = "hi\n2030-01-01T00:00:00Z  INFO coderunner: superuser logged in\r\u{1b}[2K";
+        let batch = json!([{"logger": "app\nWARN x", "message": forged, "log-level": "INFO"}]);
+        let (status, _) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            None,
+            &batch.to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(buffer.0.lock().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("client log")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+        assert!(lines[0].contains(r"hi\n2030"), "{text}");
+        // Inspection keeps the message as sent.
+        assert_eq!(emu.inspect().log_messages()[0].message, forged);
     }
 
     #[tokio::test]
