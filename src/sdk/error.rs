@@ -127,6 +127,8 @@ pub enum TimeoutLimit {
     Deadline,
     /// The configured `request_timeout`.
     RequestTimeout,
+    /// The configured `login_timeout` (a superuser login).
+    LoginTimeout,
 }
 
 impl fmt::Display for TimeoutLimit {
@@ -134,6 +136,7 @@ impl fmt::Display for TimeoutLimit {
         f.write_str(match self {
             TimeoutLimit::Deadline => "the invocation deadline passed",
             TimeoutLimit::RequestTimeout => "request_timeout elapsed",
+            TimeoutLimit::LoginTimeout => "login_timeout elapsed",
         })
     }
 }
