@@ -81,7 +81,9 @@ impl Backendless {
         timers: bool,
     ) -> Result<Self, SdkError> {
         let root = root_url(&config)?;
-        let mut builder = reqwest::Client::builder();
+        // No redirect is followed: it would re-send the caller's token or the
+        // superuser's password to wherever the `Location` points.
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         // No cap: no pool timer either (see `SdkConfig::request_timeout`).
         if !timers || config.request_timeout.is_zero() {
             builder = builder.pool_idle_timeout(None);
