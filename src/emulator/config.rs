@@ -45,8 +45,14 @@ impl PartialEq for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// A string; anything else is an error that does not show the value.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Secret::new(s)),
+            _ => Err(serde::de::Error::custom(
+                "a secret must be a string (the value is not shown)",
+            )),
+        }
     }
 }
 
@@ -333,7 +339,15 @@ impl EmulatorConfig {
         if self.session_timeout_secs == 0 {
             anyhow::bail!("emulator.session_timeout_secs must be at least 1");
         }
+        crate::config::check_duration(
+            "emulator.session_timeout_secs",
+            std::time::Duration::from_secs(self.session_timeout_secs),
+        )?;
         if let Some(runner) = &self.runner {
+            crate::config::check_duration(
+                "emulator.runner.task_timeout_ms",
+                std::time::Duration::from_millis(runner.task_timeout_ms),
+            )?;
             crate::signature::WebhookSecret::parse(runner.secret.expose())
                 .map_err(|e| anyhow::anyhow!("emulator.runner.secret: {e}"))?;
             if !runner.url.starts_with("http://") && !runner.url.starts_with("https://") {
@@ -365,5 +379,32 @@ mod tests {
         assert!(!shown.contains("alice-pass"), "{shown}");
         assert!(!shown.contains("dev-cloudcode-key"), "{shown}");
         assert!(shown.contains("alice@example.com"));
+    }
+
+    #[test]
+    fn durations_that_would_overflow_a_clock_are_refused() {
+        let config = EmulatorConfig {
+            session_timeout_secs: u64::MAX,
+            ..EmulatorConfig::dev()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("emulator.session_timeout_secs"), "{err}");
+        let config = EmulatorConfig {
+            runner: Some(RunnerLinkConfig {
+                url: "http://127.0.0.1:1".into(),
+                secret: Secret::new("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="),
+                record_dir: None,
+                task_timeout_ms: u64::MAX,
+            }),
+            ..EmulatorConfig::dev()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("emulator.runner.task_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        let err = serde_json::from_str::<Secret>("987654321").unwrap_err();
+        assert!(!err.to_string().contains("987654321"), "{err}");
     }
 }
