@@ -210,6 +210,10 @@ async fn dev(cli: &Cli, args: &DevArgs, register: Register) -> Result<(), String
         "  inspect requests            {}/__emulator/requests",
         stack.emulator_url
     ));
+    banner.push(format!(
+        "  inspect token               {} (header x-emulator-token, from other hosts)",
+        stack.emulator.inspect_token()
+    ));
     banner.push(String::new());
     banner.push(format!("  API keys   {}", keys.join(", ")));
     for (email, password, roles) in &users {

@@ -3,13 +3,19 @@
 //! `CODERUNNER__SECTION__KEY`. Any string key can instead be read from a file
 //! by setting `KEY_FILE` (as container secrets are mounted). Invalid
 //! configuration stops startup with a message naming the key.
+//!
+//! Secrets ([`SECRET_KEYS`]) are strings whatever they look like: an
+//! environment value `12345`, `true` or `[a, b]` is not parsed, and an error
+//! about a secret never shows its value. Durations are refused above
+//! [`MAX_DURATION`] at startup, before they can overflow a clock.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
-use figment::Figment;
+use figment::value::{Dict, Map as FigmentMap, Value as FigmentValue};
+use figment::{Figment, Metadata, Profile, Provider};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +29,31 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 pub const DEV_TOML: &str = include_str!("../config/dev.toml");
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "CODERUNNER__";
+
+/// The keys that hold secrets. Their values are always strings (an
+/// environment value is never parsed as a number, boolean or list) and are
+/// never shown in an error.
+pub const SECRET_KEYS: &[&str] = &[
+    "security.webhook_secrets",
+    "backendless.api_key",
+    "backendless.superuser.password",
+    "emulator.runner.secret",
+];
+
+/// The longest duration a `*_ms` or `*_secs` key may hold: one year. Longer
+/// ones would overflow clock arithmetic (`Instant + Duration`) when used.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `Ok` when `value` is at most [`MAX_DURATION`]; else an error naming `key`.
+pub fn check_duration(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value > MAX_DURATION {
+        return Err(ConfigError(format!(
+            "key `{key}` is longer than the maximum of one year ({} s)",
+            MAX_DURATION.as_secs()
+        )));
+    }
+    Ok(())
+}
 
 /// A configuration error that names the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +160,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// `whsec_...` secrets; any of them may sign a task (rotation).
-    #[serde(deserialize_with = "string_or_list")]
+    #[serde(deserialize_with = "secret_list")]
     pub webhook_secrets: Vec<SecretString>,
     /// Accept unsigned tasks. Only for local experiments.
     pub allow_unsigned: bool,
@@ -202,6 +233,7 @@ pub struct BackendlessConfig {
     /// The application id.
     pub app_id: String,
     /// The app's CloudCode API key.
+    #[serde(deserialize_with = "secret")]
     pub api_key: SecretString,
     /// A custom domain; when set the root is `{custom_domain}/api`.
     pub custom_domain: String,
@@ -234,6 +266,7 @@ pub struct SuperuserConfig {
     /// The superuser's login (email); empty = no superuser.
     pub login: String,
     /// The superuser's password.
+    #[serde(deserialize_with = "secret")]
     pub password: SecretString,
     /// Log the superuser out when the runner stops.
     pub logout_on_shutdown: bool,
@@ -249,16 +282,38 @@ impl std::fmt::Debug for SuperuserConfig {
     }
 }
 
-fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+/// A secret: a string, or an error that does not show the value.
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(SecretString::from(s)),
+        other => Err(serde::de::Error::custom(format!(
+            "a secret must be a string, not {} (the value is not shown)",
+            json_kind(&other)
+        ))),
     }
-    let items = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split([',', ' ', '\n']).map(str::to_owned).collect(),
-        OneOrMany::Many(v) => v,
+}
+
+/// Secrets given as one string (split at commas, spaces and newlines) or a
+/// list of strings; errors do not show the values.
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    let items = match Value::deserialize(d)? {
+        Value::String(s) => s.split([',', ' ', '\n']).map(str::to_owned).collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(serde::de::Error::custom(format!(
+                    "a secret must be a string, not {} (the value is not shown)",
+                    json_kind(&other)
+                ))),
+            })
+            .collect::<Result<Vec<_>, D::Error>>()?,
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a string or a list of strings, not {} (the value is not shown)",
+                json_kind(&other)
+            )))
+        }
     };
     Ok(items
         .into_iter()
@@ -266,6 +321,84 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretSt
         .filter(|s| !s.is_empty())
         .map(SecretString::from)
         .collect())
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// The `CODERUNNER__*` environment layer. Values are parsed as figment
+/// does (`10` is a number, `true` a boolean), except those of
+/// [`SECRET_KEYS`] (and their `_file` forms), which stay the raw text.
+pub struct EnvLayer {
+    /// `(dotted.lowercase.key, raw value)`.
+    vars: Vec<(String, String)>,
+}
+
+impl EnvLayer {
+    /// The process environment's `CODERUNNER__*` variables.
+    pub fn from_env() -> Self {
+        let env = Env::prefixed(ENV_PREFIX).split("__");
+        Self::from_pairs(env.iter().map(|(k, v)| (k.as_str().to_owned(), v)))
+    }
+
+    /// Given variables, keyed as after the prefix and `__` splitting
+    /// (`backendless.api_key`); for tests.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into().to_ascii_lowercase(), v.into()))
+                .collect(),
+        }
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key.strip_suffix("_file").unwrap_or(key))
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("`{ENV_PREFIX}` environment variable(s)"))
+    }
+
+    fn data(&self) -> Result<FigmentMap<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, raw) in &self.vars {
+            let value = if is_secret_key(key) {
+                FigmentValue::from(raw.clone())
+            } else {
+                raw.parse().unwrap_or_else(|e| match e {})
+            };
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let Some(last) = parts.pop() else { continue };
+            let mut at = &mut dict;
+            for part in parts {
+                let entry = at
+                    .entry(part.to_owned())
+                    .or_insert_with(|| FigmentValue::from(Dict::new()));
+                if entry.as_dict().is_none() {
+                    *entry = FigmentValue::from(Dict::new());
+                }
+                at = match entry {
+                    FigmentValue::Dict(_, d) => d,
+                    _ => unreachable!("made a dict above"),
+                };
+            }
+            at.insert(last.to_owned(), value);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
 }
 
 /// Where configuration comes from, besides the built-in defaults.
@@ -308,7 +441,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         if sources.env {
-            figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+            figment = figment.merge(EnvLayer::from_env());
         }
         Ok(figment)
     }
@@ -341,6 +474,34 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        for (key, value) in [
+            (
+                "tasks.default_timeout_ms",
+                ms(self.tasks.default_timeout_ms),
+            ),
+            ("tasks.max_timeout_ms", ms(self.tasks.max_timeout_ms)),
+            (
+                "shutdown.grace_period_secs",
+                secs(self.shutdown.grace_period_secs),
+            ),
+            ("shutdown.drain_delay_ms", ms(self.shutdown.drain_delay_ms)),
+            (
+                "security.timestamp_tolerance_secs",
+                secs(self.security.timestamp_tolerance_secs),
+            ),
+            (
+                "backendless.request_timeout_ms",
+                ms(self.backendless.request_timeout_ms),
+            ),
+            (
+                "backendless.session_timeout_secs",
+                secs(self.backendless.session_timeout_secs),
+            ),
+        ] {
+            check_duration(key, value)?;
+        }
         for (i, secret) in self.security.webhook_secrets.iter().enumerate() {
             WebhookSecret::parse(secret.expose_secret())
                 .map_err(|e| ConfigError(format!("key `security.webhook_secrets[{i}]`: {e}")))?;
@@ -555,6 +716,88 @@ mod tests {
         assert!(!err.contains("nope"), "{err}");
         let err = load("[server]\nlisen = \"x\"").unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_strings_whatever_they_look_like() {
+        let secret = WebhookSecret::generate();
+        let env = EnvLayer::from_pairs([
+            ("BACKENDLESS.API_KEY", "1234567890"),
+            ("backendless.app_id", "app"),
+            ("backendless.superuser.login", "admin@example.com"),
+            ("backendless.superuser.password", "[not, a, list]"),
+            ("security.webhook_secrets", secret.as_str()),
+            // Other keys are still typed.
+            ("tasks.max_timeout_ms", "30000"),
+            ("security.allow_unsigned", "true"),
+        ]);
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(env);
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.backendless.api_key.expose_secret(), "1234567890");
+        assert_eq!(
+            config.backendless.superuser.password.expose_secret(),
+            "[not, a, list]"
+        );
+        assert_eq!(config.security.webhook_secrets.len(), 1);
+        assert_eq!(config.tasks.max_timeout_ms, 30000);
+        assert!(config.security.allow_unsigned);
+        let env = EnvLayer::from_pairs([("backendless.superuser.password", "true")]);
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(env);
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(
+            config.backendless.superuser.password.expose_secret(),
+            "true"
+        );
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        for overlay in [
+            "[backendless]\napi_key = 987654321",
+            "[backendless.superuser]\npassword = 987654321",
+            "[security]\nwebhook_secrets = [987654321]",
+        ] {
+            let err = Config::from_toml(overlay).unwrap_err().to_string();
+            assert!(!err.contains("987654321"), "{err}");
+            assert!(err.contains("not shown"), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations_that_would_overflow_a_clock_are_refused_naming_the_key() {
+        for key in [
+            "[backendless]\nrequest_timeout_ms",
+            "[backendless]\nsession_timeout_secs",
+            "[tasks]\nmax_timeout_ms",
+            "[shutdown]\ngrace_period_secs",
+            "[shutdown]\ndrain_delay_ms",
+            "[security]\ntimestamp_tolerance_secs",
+        ] {
+            let err = Config::from_toml(&format!("{key} = 9223372036854775807"))
+                .unwrap_err()
+                .to_string();
+            let name = key.replace("]\n", ".").replace('[', "");
+            assert!(err.contains(&name), "{key}: {err}");
+        }
+        let err = Config::from_toml("[tasks]\ndefault_timeout_ms = 9223372036854775807\nmax_timeout_ms = 9223372036854775807")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tasks.default_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let secret = WebhookSecret::generate();
+        let overlay = format!(
+            "[security]\nwebhook_secrets = [\"{secret}\"]\n\
+             [backendless]\napi_key = \"the-cloudcode-key\"\n\
+             [backendless.superuser]\nlogin = \"a@b\"\npassword = \"the-password\""
+        );
+        let config = Config::from_toml(&overlay).unwrap();
+        let shown = format!("{config:?} {:?}", crate::runner::sdk_config(&config));
+        for s in [secret.as_str(), "the-cloudcode-key", "the-password"] {
+            assert!(!shown.contains(s), "{s} in {shown}");
+        }
     }
 
     #[test]

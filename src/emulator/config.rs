@@ -45,8 +45,14 @@ impl PartialEq for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// A string; anything else is an error that does not show the value.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Secret::new(s)),
+            _ => Err(serde::de::Error::custom(
+                "a secret must be a string (the value is not shown)",
+            )),
+        }
     }
 }
 
@@ -113,13 +119,22 @@ impl KeyKind {
     }
 }
 
-/// One API key of the app.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One API key of the app. `Debug` shows a short prefix of the key only.
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct ApiKeyConfig {
     /// The key as it appears in the URL (`/{appId}/{key}/...`).
     pub key: String,
     /// Its channel.
     pub kind: KeyKind,
+}
+
+impl fmt::Debug for ApiKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("key", &super::inspect::mask(&self.key))
+            .field("kind", &self.kind)
+            .finish()
+    }
 }
 
 /// A user created at start-up (if no user with that email exists yet).
@@ -386,6 +401,16 @@ impl EmulatorConfig {
         if self.session_timeout_secs == 0 {
             anyhow::bail!("emulator.session_timeout_secs must be at least 1");
         }
+        crate::config::check_duration(
+            "emulator.session_timeout_secs",
+            std::time::Duration::from_secs(self.session_timeout_secs),
+        )?;
+        if let Some(runner) = &self.runner {
+            crate::config::check_duration(
+                "emulator.runner.task_timeout_ms",
+                std::time::Duration::from_millis(runner.task_timeout_ms),
+            )?;
+        }
         match &self.runner {
             Some(runner) if runner.transport == LinkTransport::Http => {
                 crate::signature::WebhookSecret::parse(runner.secret.expose())
@@ -430,6 +455,35 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(!shown.contains("alice-pass"), "{shown}");
+        assert!(!shown.contains("dev-cloudcode-key"), "{shown}");
         assert!(shown.contains("alice@example.com"));
+    }
+
+    #[test]
+    fn durations_that_would_overflow_a_clock_are_refused() {
+        let config = EmulatorConfig {
+            session_timeout_secs: u64::MAX,
+            ..EmulatorConfig::dev()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("emulator.session_timeout_secs"), "{err}");
+        let config = EmulatorConfig {
+            runner: Some(RunnerLinkConfig {
+                task_timeout_ms: u64::MAX,
+                ..RunnerLinkConfig::http(
+                    "http://127.0.0.1:1",
+                    Secret::new("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="),
+                )
+            }),
+            ..EmulatorConfig::dev()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("emulator.runner.task_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_refused_without_its_value() {
+        let err = serde_json::from_str::<Secret>("987654321").unwrap_err();
+        assert!(!err.to_string().contains("987654321"), "{err}");
     }
 }

@@ -12,12 +12,12 @@ use serde_json::{json, Map, Value};
 use crate::event::{persistence, user, EventId};
 
 use super::auth::Caller;
-use super::config::Operation;
+use super::config::{KeyKind, Operation};
 use super::dispatch::Before;
 use super::error::ApiError;
 use super::store::{self, FindQuery, Object};
 use super::where_clause::{compile, is_identifier};
-use super::{json_body, json_object, kind_of, query_map, Shared};
+use super::{json_body, json_object, kind_of, query_map, AppState, Shared};
 
 type Params = Path<HashMap<String, String>>;
 type Reply = Result<Json<Value>, ApiError>;
@@ -325,7 +325,7 @@ pub(crate) async fn create_object(
         .await
 }
 
-/// Loads a row and checks `op` on it (owner policy included); 1000 if missing.
+/// Loads a row and checks `op` on it (see [`check_row`]); 1000 if missing.
 async fn load_checked(
     st: &Shared,
     caller: &Caller,
@@ -339,18 +339,32 @@ async fn load_checked(
         .call(move |c| store::get(c, &t, &i))
         .await?
         .ok_or_else(ApiError::not_found)?;
+    check_row(st, caller, table, op, &row)?;
+    Ok(row)
+}
+
+/// The per-row rule, the same for one row and for each row of a bulk
+/// operation: the table permissions with the owner policy, and a user may be
+/// changed or removed only by that user or by business logic.
+fn check_row(
+    st: &AppState,
+    caller: &Caller,
+    table: &str,
+    op: Operation,
+    row: &Object,
+) -> Result<(), ApiError> {
     let owner = row.get("ownerId").and_then(Value::as_str);
     st.permissions
         .check(table, op, &caller.roles, caller.user_id(), Some(owner))?;
-    // A user may be changed or removed only by that user or by business logic.
-    if table == "Users"
+    let id = row.get("objectId").and_then(Value::as_str);
+    if table == store::USERS
         && matches!(op, Operation::Update | Operation::Remove)
-        && caller.key_kind != super::config::KeyKind::CloudCode
-        && caller.user_id() != Some(id)
+        && caller.key_kind != KeyKind::CloudCode
+        && (caller.user_id().is_none() || caller.user_id() != id)
     {
         return Err(op.denied());
     }
-    Ok(row)
+    Ok(())
 }
 
 /// PUT /data/{table}/{id}
@@ -386,21 +400,16 @@ pub(crate) async fn update_object(
         Ok(a) => a,
         Err(premature) => return Ok(premature),
     };
-    let mut changes = as_object(args[0].clone(), "item")?;
-    let password = if table == "Users" {
-        changes.remove("password")
-    } else {
-        None
-    };
+    let changes = as_object(args[0].clone(), "item")?;
     let t = table.to_owned();
     let saved = st
         .store
         .call(move |c| {
-            let existing = store::get(c, &t, &id)?.ok_or_else(ApiError::not_found)?;
-            if let Some(Value::String(pw)) = &password {
-                store::set_password(c, &id, pw)?;
-            }
-            store::update(c, &t, existing, changes)
+            let tx = c.transaction()?;
+            let existing = store::get(&tx, &t, &id)?.ok_or_else(ApiError::not_found)?;
+            let saved = store::update(&tx, &t, existing, changes)?;
+            tx.commit()?;
+            Ok(saved)
         })
         .await?;
     st.dispatcher
@@ -462,11 +471,7 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
     if !st.store.call(move |c| store::delete(c, &t, &i)).await? {
         return Err(ApiError::not_found());
     }
-    if table == "Users" {
-        let i = id.clone();
-        st.store
-            .call(move |c| store::delete_credentials(c, &i))
-            .await?;
+    if table == store::USERS {
         st.sessions.close_user(&id);
     }
     let result = json!({"deletionTime": store::now_ms()});
@@ -787,14 +792,16 @@ pub(crate) async fn bulk_update(
     };
     let condition = compile(args[1].as_str().unwrap_or_default())?;
     let changes = as_object(args[2].clone(), "changes")?;
-    let t = table.clone();
+    let (t, shared, who) = (table.clone(), st.clone(), caller.clone());
     let n = st
         .store
         .call(move |c| {
+            // One refused row refuses the whole operation (nothing is written).
             let tx = c.transaction()?;
             let ids = store::matching_ids(&tx, &t, condition.as_ref())?;
             for id in &ids {
                 if let Some(row) = store::get(&tx, &t, id)? {
+                    check_row(&shared, &who, &t, Operation::Update, &row)?;
                     store::update(&tx, &t, row, changes.clone())?;
                 }
             }
@@ -832,19 +839,29 @@ async fn bulk_delete(st: &Shared, caller: &Caller, table: String, clause: &str) 
         Err(premature) => return Ok(Json(premature)),
     };
     let condition = compile(args[1].as_str().unwrap_or_default())?;
-    let t = table.clone();
-    let n = st
+    let (t, shared, who) = (table.clone(), st.clone(), caller.clone());
+    let ids = st
         .store
         .call(move |c| {
+            // One refused row refuses the whole operation (nothing is deleted).
             let tx = c.transaction()?;
             let ids = store::matching_ids(&tx, &t, condition.as_ref())?;
             for id in &ids {
-                store::delete(&tx, &t, id)?;
+                if let Some(row) = store::get(&tx, &t, id)? {
+                    check_row(&shared, &who, &t, Operation::Remove, &row)?;
+                    store::delete(&tx, &t, id)?;
+                }
             }
             tx.commit()?;
-            Ok(ids.len())
+            Ok(ids)
         })
         .await?;
+    if table == store::USERS {
+        for id in &ids {
+            st.sessions.close_user(id);
+        }
+    }
+    let n = ids.len();
     st.dispatcher
         .after(
             caller,

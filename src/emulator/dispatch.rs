@@ -4,6 +4,11 @@
 //! replacement result or an error for the client (spec §1.3).
 //!
 //! Requests made with the CloudCode key fire nothing (spec §8.5).
+//!
+//! Fails closed: without a handler list (the runner is down or slow and none
+//! was ever fetched) a request that could fire an event is refused with 502
+//! rather than run without its handlers; a failed refresh keeps the last
+//! good list.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +35,25 @@ use super::store::now_ms;
 /// How long the handler list is trusted before it is fetched again.
 const HANDLERS_TTL: Duration = Duration::from_secs(1);
 
+/// How long fetching the handler list may take.
+const HANDLERS_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The runner's handler list as last fetched.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerList {
+    /// The last list fetched with success; used while refreshes fail.
+    last_good: Option<Arc<Vec<HandlerInfo>>>,
+    /// When to fetch again; `None` = at the next use.
+    refresh_at: Option<Instant>,
+}
+
+impl HandlerList {
+    /// Makes the list due for a refresh (it stays the last good one).
+    pub(crate) fn expire(&mut self) {
+        self.refresh_at = None;
+    }
+}
+
 /// One handler the runner registered (`GET {runner}/handlers`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -54,8 +78,8 @@ struct Link {
     record_dir: Option<PathBuf>,
     timeout_ms: u64,
     client: reqwest::Client,
-    /// The last handler list and when it was fetched.
-    handlers: Mutex<Option<(Instant, Arc<Vec<HandlerInfo>>)>>,
+    /// The handler list; shared with the [`super::Inspector`].
+    handlers: Arc<Mutex<HandlerList>>,
 }
 
 /// What a before-handler decided.
@@ -91,7 +115,7 @@ impl Dispatcher {
                 client: reqwest::Client::builder()
                     .timeout(Duration::from_millis(r.task_timeout_ms + 2000))
                     .build()?,
-                handlers: Mutex::new(None),
+                handlers: Arc::default(),
             }),
         };
         let api_key = config
@@ -120,16 +144,25 @@ impl Dispatcher {
         }
     }
 
-    async fn handlers(&self, link: &Link) -> Arc<Vec<HandlerInfo>> {
-        if let Some((at, list)) = link.handlers.lock().as_ref() {
-            if at.elapsed() < HANDLERS_TTL {
-                return list.clone();
+    /// The runner's handler list, if a runner is linked.
+    pub(crate) fn handler_list(&self) -> Option<Arc<Mutex<HandlerList>>> {
+        self.link.as_ref().map(|l| l.handlers.clone())
+    }
+
+    /// The handler list: the cached one while fresh, else a fetched one,
+    /// else (the fetch failed) the last good one; 502 when there is none.
+    async fn handlers(&self, link: &Link) -> Result<Arc<Vec<HandlerInfo>>, ApiError> {
+        let last_good = {
+            let cached = link.handlers.lock();
+            match (&cached.last_good, cached.refresh_at) {
+                (Some(list), Some(at)) if Instant::now() < at => return Ok(list.clone()),
+                (last_good, _) => last_good.clone(),
             }
-        }
+        };
         let fetched = async {
             link.client
                 .get(format!("{}/handlers", link.url))
-                .timeout(Duration::from_secs(2))
+                .timeout(HANDLERS_FETCH_TIMEOUT)
                 .send()
                 .await?
                 .error_for_status()?
@@ -137,27 +170,60 @@ impl Dispatcher {
                 .await
         }
         .await;
-        let list = match fetched {
-            Ok(list) => Arc::new(list),
-            Err(e) => {
-                tracing::warn!(error = %e, "emulator.runner_handlers_unavailable");
-                Arc::new(Vec::new())
+        let mut cached = link.handlers.lock();
+        cached.refresh_at = Some(Instant::now() + HANDLERS_TTL);
+        match fetched {
+            Ok(list) => {
+                let list = Arc::new(list);
+                cached.last_good = Some(list.clone());
+                Ok(list)
             }
-        };
-        *link.handlers.lock() = Some((Instant::now(), list.clone()));
-        list
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    has_last_good = last_good.is_some(),
+                    "emulator.runner_handlers_unavailable"
+                );
+                last_good.ok_or_else(|| {
+                    let why = if e.is_timeout() {
+                        "it did not answer in time".to_owned()
+                    } else if let Some(status) = e.status() {
+                        format!("it answered HTTP {status}")
+                    } else if e.is_decode() {
+                        "its reply is not a handler list".to_owned()
+                    } else {
+                        "it cannot be reached".to_owned()
+                    };
+                    ApiError::new(
+                        0,
+                        format!(
+                            "the business logic runner's handler list is unavailable ({why}); \
+                             the request is refused rather than run without its handlers"
+                        ),
+                    )
+                    .with_status(StatusCode::BAD_GATEWAY)
+                })
+            }
+        }
     }
 
-    async fn find(&self, caller: &Caller, event: EventId, target: &str) -> Option<(&Link, bool)> {
+    async fn find(
+        &self,
+        caller: &Caller,
+        event: EventId,
+        target: &str,
+    ) -> Result<Option<(&Link, bool)>, ApiError> {
         if caller.key_kind == KeyKind::CloudCode {
-            return None;
+            return Ok(None);
         }
-        let link = self.link.as_ref()?;
-        let handlers = self.handlers(link).await;
-        let h = handlers
+        let Some(link) = self.link.as_ref() else {
+            return Ok(None);
+        };
+        let handlers = self.handlers(link).await?;
+        Ok(handlers
             .iter()
-            .find(|h| h.event_id == event.0 && h.target == target)?;
-        Some((link, h.is_async))
+            .find(|h| h.event_id == event.0 && h.target == target)
+            .map(|h| (link, h.is_async)))
     }
 
     fn context(&self, caller: &Caller, target: &str) -> Value {
@@ -183,7 +249,7 @@ impl Dispatcher {
         target: &str,
         args: Vec<Value>,
     ) -> Result<Before, ApiError> {
-        let Some((link, is_async)) = self.find(caller, event, target).await else {
+        let Some((link, is_async)) = self.find(caller, event, target).await? else {
             return Ok(Before::Continue(args));
         };
         let mut values = vec![self.context(caller, target)];
@@ -218,7 +284,7 @@ impl Dispatcher {
         args: Vec<Value>,
         result: Value,
     ) -> Result<Value, ApiError> {
-        let Some((link, is_async)) = self.find(caller, event, target).await else {
+        let Some((link, is_async)) = self.find(caller, event, target).await? else {
             return Ok(result);
         };
         let mut values = vec![self.context(caller, target)];

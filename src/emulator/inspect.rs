@@ -1,14 +1,23 @@
 //! What the emulator saw, for tests and for curious users: the request log,
 //! login counts and the tasks sent to the runner. Also reachable over HTTP
-//! under `/__emulator/`.
+//! under `/__emulator/`, where secrets are masked ([`mask`]) and only
+//! loopback clients, or clients with the inspection token, are answered
+//! ([`guard`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::Value;
+
+use super::error::ApiError;
+use super::Shared;
 
 use super::config::KeyKind;
 use super::sessions::Sessions;
@@ -35,7 +44,7 @@ impl fmt::Debug for RequestRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestRecord")
             .field("method", &self.method)
-            .field("path", &redact_path(&self.path))
+            .field("path", &mask_path(&self.path))
             .field(
                 "user_token",
                 &self.user_token.as_ref().map(|_| "[redacted]"),
@@ -47,13 +56,135 @@ impl fmt::Debug for RequestRecord {
     }
 }
 
-/// The path with the token of `users/isvalidusertoken/{token}` hidden.
-fn redact_path(path: &str) -> String {
-    const MARK: &str = "/users/isvalidusertoken/";
-    match path.find(MARK) {
-        Some(i) => format!("{}[redacted]", &path[..i + MARK.len()]),
-        None => path.to_owned(),
+/// How many characters of a secret the inspection routes keep.
+const SHOWN_PREFIX: usize = 4;
+
+/// A secret as the inspection routes show it: at most a short prefix, then
+/// `…` (`"3F2A…"`).
+pub fn mask(secret: &str) -> String {
+    if secret == "[redacted]" {
+        return secret.to_owned();
     }
+    let count = secret.chars().count();
+    let keep = if count > 2 * SHOWN_PREFIX {
+        SHOWN_PREFIX
+    } else {
+        count / 4
+    };
+    let prefix: String = secret.chars().take(keep).collect();
+    format!("{prefix}…")
+}
+
+/// A request path with its secrets masked: the API key of
+/// `/{appId}/{apiKey}/...` and the token of `users/isvalidusertoken/{token}`.
+pub fn mask_path(path: &str) -> String {
+    let mut segments: Vec<String> = path.split('/').map(str::to_owned).collect();
+    // ["", appId, apiKey, ...]
+    if segments.len() > 2 && !segments[1].starts_with("__") {
+        segments[2] = mask(&segments[2]);
+    }
+    if let Some(i) = segments.iter().position(|s| s == "isvalidusertoken") {
+        if let Some(token) = segments.get_mut(i + 1) {
+            *token = mask(token);
+        }
+    }
+    segments.join("/")
+}
+
+/// Property names whose string values are secrets in a task body or a
+/// header map (compared without case).
+const SECRET_PROPERTIES: &[&str] = &[
+    "usertoken",
+    "user-token",
+    "apikey",
+    "secretkey",
+    "password",
+    "authorization",
+    "cookie",
+];
+
+/// `value` with every secret property masked, at any depth.
+pub fn mask_secrets(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let secret = SECRET_PROPERTIES.contains(&k.to_ascii_lowercase().as_str());
+                match v {
+                    Value::String(s) if secret => *s = mask(s),
+                    other => mask_secrets(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+impl RequestRecord {
+    /// The record as the inspection route shows it: token and key masked.
+    pub fn masked(&self) -> RequestRecord {
+        RequestRecord {
+            path: mask_path(&self.path),
+            user_token: self.user_token.as_deref().map(mask),
+            ..self.clone()
+        }
+    }
+}
+
+impl SentTask {
+    /// The task as the inspection route shows it: tokens, the API key and
+    /// passwords masked.
+    pub fn masked(&self) -> SentTask {
+        let mut task = self.clone();
+        mask_secrets(&mut task.body);
+        task
+    }
+}
+
+/// The header that carries the inspection token.
+pub const TOKEN_HEADER: &str = "x-emulator-token";
+
+/// Guards `/__emulator/*`: answered when the peer is a loopback address and
+/// the `Host` is a loopback name (no DNS rebinding), or when the request
+/// carries the inspection token in `x-emulator-token`. Anything else, or a
+/// server that does not know its peers, gets 403.
+pub(crate) async fn guard(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let token_ok = req.headers().get(TOKEN_HEADER).is_some_and(|t| {
+        subtle::ConstantTimeEq::ct_eq(t.as_bytes(), st.inspect_token.as_bytes()).into()
+    });
+    let peer_ok = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|ConnectInfo(addr)| addr.ip().to_canonical().is_loopback());
+    let host_ok = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .is_none_or(|h| h.to_str().is_ok_and(is_loopback_host));
+    if token_ok || (peer_ok && host_ok) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        0,
+        format!(
+            "the emulator's inspection routes answer loopback clients only; \
+             from elsewhere send the header {TOKEN_HEADER} printed by `coderunner dev`"
+        ),
+    )
+    .with_status(StatusCode::FORBIDDEN)
+    .into_response()
+}
+
+/// Whether a `Host` header names this machine: `localhost`, a loopback IPv4
+/// address or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A task sent to the runner (passwords are redacted; the caller's token is
@@ -162,6 +293,8 @@ pub struct Inspector {
     pub(crate) log: Arc<Log>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) store: crate::emulator::store::Store,
+    /// The runner's handler list, when a runner is linked.
+    pub(crate) handlers: Option<Arc<Mutex<super::dispatch::HandlerList>>>,
 }
 
 impl fmt::Debug for Inspector {
@@ -200,6 +333,15 @@ impl Inspector {
     /// expired: their tokens now get 3064. Returns how many ended.
     pub fn expire_sessions(&self, user: &str) -> usize {
         self.sessions.close_user(user)
+    }
+
+    /// Makes the runner's handler list due for a refresh at the next
+    /// request, as if its time (1 s) had passed; the current list stays the
+    /// last good one, used if the refresh fails.
+    pub fn expire_handler_list(&self) {
+        if let Some(list) = &self.handlers {
+            list.lock().expire();
+        }
     }
 
     /// Every row of `table`, oldest first, read directly from the store
@@ -251,5 +393,49 @@ mod tests {
         assert!(!format!("{:?}", record("/x")).contains("SECRET-TOKEN"));
         let shown = format!("{:?}", record("/a/k/users/isvalidusertoken/SECRET-TOKEN"));
         assert!(!shown.contains("SECRET-TOKEN"), "{shown}");
+        let shown = format!("{:?}", record("/app/dev-cloudcode-key/data/Post"));
+        assert!(!shown.contains("dev-cloudcode-key"), "{shown}");
+    }
+
+    #[test]
+    fn masks_keep_at_most_a_short_prefix() {
+        assert_eq!(mask("3F2A9C1E-AAAA-BBBB"), "3F2A…");
+        assert_eq!(mask("abc"), "…");
+        assert_eq!(
+            mask_path("/app/dev-cloudcode-key/users/isvalidusertoken/ABCDEFGHIJ"),
+            "/app/dev-…/users/isvalidusertoken/ABCD…"
+        );
+        let mut body = serde_json::json!({
+            "initAppData": {"url": "http://x", "apiKey": "dev-cloudcode-key"},
+            "arguments": [{"userToken": "ABCDEFGHIJKL", "httpHeaders": {"User-Token": "ABCDEFGHIJKL"}}],
+        });
+        mask_secrets(&mut body);
+        let text = body.to_string();
+        assert!(
+            !text.contains("ABCDEFGHIJKL") && !text.contains("dev-cloudcode-key"),
+            "{text}"
+        );
+        assert_eq!(body["initAppData"]["url"], "http://x");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:8100",
+            "127.0.0.1:8100",
+            "[::1]:8100",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8100",
+            "10.0.0.1:8100",
+            "[::2]",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 }

@@ -81,10 +81,34 @@ pub(crate) async fn log_messages(
         });
     }
     for m in messages {
-        tracing::info!(logger = %m.logger, level = %m.level, "client log: {}", m.message);
+        tracing::info!(
+            logger = %escape_controls(&m.logger),
+            level = %escape_controls(&m.level),
+            "client log: {}",
+            escape_controls(&m.message)
+        );
         st.log.message(m);
     }
     Ok(StatusCode::OK)
+}
+
+/// `text` with its control characters (newlines, carriage returns, escape
+/// sequences) written as escapes, so that a client's message stays one log
+/// line and cannot forge others.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// PUT /cache/{key}?timeout=sec
@@ -221,10 +245,11 @@ pub(crate) async fn counter_op(
     Ok(Json(Value::from(st.counters.apply(param(&p, "name"), op))))
 }
 
-/// GET /__emulator/requests
+/// GET /__emulator/requests (tokens and keys masked)
 pub(crate) async fn inspect_requests(State(st): State<Shared>) -> Json<Value> {
     let inspector = super::Emulator { state: st }.inspect();
-    Json(json!(inspector.requests()))
+    let requests: Vec<_> = inspector.requests().iter().map(|r| r.masked()).collect();
+    Json(json!(requests))
 }
 
 /// GET /__emulator/logins
@@ -233,10 +258,11 @@ pub(crate) async fn inspect_logins(State(st): State<Shared>) -> Json<Value> {
     Json(json!(inspector.logins()))
 }
 
-/// GET /__emulator/tasks
+/// GET /__emulator/tasks (tokens, keys and passwords masked)
 pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
     let inspector = super::Emulator { state: st }.inspect();
-    Json(json!(inspector.tasks()))
+    let tasks: Vec<_> = inspector.tasks().iter().map(|t| t.masked()).collect();
+    Json(json!(tasks))
 }
 
 /// GET /__emulator/log
@@ -358,6 +384,99 @@ mod tests {
             (StatusCode::UNAUTHORIZED, json!(3064))
         );
         assert_eq!(emu.inspect().log_messages().len(), 3);
+    }
+
+    /// GET /__emulator/requests from `peer` (none: served without peer
+    /// addresses) with an optional inspection token.
+    async fn inspect_from(
+        emu: &Emulator,
+        peer: Option<[u8; 4]>,
+        token: Option<&str>,
+    ) -> StatusCode {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::get("/__emulator/requests");
+        if let Some(t) = token {
+            req = req.header(super::super::INSPECT_TOKEN_HEADER, t);
+        }
+        let mut req = req.body(axum::body::Body::empty()).unwrap();
+        if let Some(ip) = peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    ip, 40000,
+                ))));
+        }
+        emu.router().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn inspection_from_another_host_needs_the_token() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let token = emu.inspect_token().to_owned();
+        assert!(token.len() >= 32, "{token}");
+        assert_eq!(
+            inspect_from(&emu, Some([127, 0, 0, 1]), None).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), None).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), Some("guess")).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), Some(&token)).await,
+            StatusCode::OK
+        );
+        // A server that does not know its peers fails closed.
+        assert_eq!(inspect_from(&emu, None, None).await, StatusCode::FORBIDDEN);
+        assert_eq!(inspect_from(&emu, None, Some(&token)).await, StatusCode::OK);
+    }
+
+    /// A writer into a shared buffer, for capturing log lines.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_log_message_cannot_forge_log_lines() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        let forged = "hi\n2030-01-01T00:00:00Z  INFO coderunner: superuser logged in\r\u{1b}[2K";
+        let batch = json!([{"logger": "app\nWARN x", "message": forged, "log-level": "INFO"}]);
+        let (status, _) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-js-key/log",
+            None,
+            &batch.to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(buffer.0.lock().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("client log")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+        assert!(lines[0].contains(r"hi\n2030"), "{text}");
+        // Inspection keeps the message as sent.
+        assert_eq!(emu.inspect().log_messages()[0].message, forged);
     }
 
     #[tokio::test]

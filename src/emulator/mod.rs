@@ -47,7 +47,9 @@ pub use config::{
     RunnerLinkConfig, Secret, TableConfig, UserConfig,
 };
 pub use error::ApiError;
-pub use inspect::{Inspector, LogMessage, RequestRecord, SentTask};
+pub use inspect::{
+    Inspector, LogMessage, RequestRecord, SentTask, TOKEN_HEADER as INSPECT_TOKEN_HEADER,
+};
 pub use where_clause::{compile as compile_where, SqlCondition};
 
 /// Everything the routes share.
@@ -62,6 +64,9 @@ pub(crate) struct AppState {
     counters: cache::Counters,
     dispatcher: dispatch::Dispatcher,
     log: Arc<inspect::Log>,
+    /// Lets a non-loopback client use `/__emulator/*` (header
+    /// `x-emulator-token`); random per start.
+    inspect_token: String,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -116,6 +121,7 @@ impl Emulator {
             store,
             log,
             config,
+            inspect_token: uuid::Uuid::new_v4().simple().to_string(),
         };
         Ok(Emulator {
             state: Arc::new(state),
@@ -182,16 +188,21 @@ impl Emulator {
             .route("/counters/{name}/get/compareandset", put(misc::counter_cas))
             .route("/counters/{name}/{a}/{b}", put(misc::counter_op))
             .method_not_allowed_fallback(misc::method_not_allowed);
+        let inspection = Router::new()
+            .route("/requests", get(misc::inspect_requests))
+            .route("/logins", get(misc::inspect_logins))
+            .route("/tasks", get(misc::inspect_tasks))
+            .route("/log", get(misc::inspect_log))
+            .route("/sessions/{user}/expire", post(misc::inspect_expire))
+            .fallback(misc::not_found)
+            .method_not_allowed_fallback(misc::method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                inspect::guard,
+            ));
         Router::new()
             .nest("/{app_id}/{api_key}", api)
-            .route("/__emulator/requests", get(misc::inspect_requests))
-            .route("/__emulator/logins", get(misc::inspect_logins))
-            .route("/__emulator/tasks", get(misc::inspect_tasks))
-            .route("/__emulator/log", get(misc::inspect_log))
-            .route(
-                "/__emulator/sessions/{user}/expire",
-                post(misc::inspect_expire),
-            )
+            .nest("/__emulator", inspection)
             .fallback(misc::not_found)
             .method_not_allowed_fallback(misc::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(
@@ -203,7 +214,8 @@ impl Emulator {
             .with_state(self.state.clone())
     }
 
-    /// Serves the routes on `listener` until `shutdown` completes.
+    /// Serves the routes on `listener` until `shutdown` completes. Each
+    /// request knows its peer's address (the inspection routes need it).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -215,9 +227,12 @@ impl Emulator {
                 .set_callback_url(format!("http://{addr}"));
         }
         let router = self.router();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 
     /// A handle on what the emulator saw (requests, logins, tasks) that can
@@ -227,6 +242,7 @@ impl Emulator {
             log: self.state.log.clone(),
             sessions: self.state.sessions.clone(),
             store: self.state.store.clone(),
+            handlers: self.state.dispatcher.handler_list(),
         }
     }
 
@@ -234,16 +250,27 @@ impl Emulator {
     pub fn config(&self) -> &EmulatorConfig {
         &self.state.config
     }
+
+    /// The token that lets a client that is not on this machine use the
+    /// inspection routes (`/__emulator/*`): send it in the header
+    /// `x-emulator-token`. Random for each emulator; `coderunner dev` prints it.
+    pub fn inspect_token(&self) -> &str {
+        &self.state.inspect_token
+    }
 }
 
-/// Lets browser apps call the emulator: answers preflights and allows any
-/// origin (the JS SDK in Node needs none of it).
+/// Lets browser apps call the Backendless API of the emulator: answers
+/// preflights and allows any origin (the JS SDK in Node needs none of it).
+/// Not the inspection routes: no web page may read them.
 async fn cors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::{header, HeaderValue, Method, StatusCode};
     use axum::response::IntoResponse;
+    if req.uri().path().starts_with("/__emulator") {
+        return next.run(req).await;
+    }
     let mut response = if req.method() == Method::OPTIONS {
         StatusCode::NO_CONTENT.into_response()
     } else {
@@ -330,10 +357,16 @@ pub(crate) async fn test_call(
     if let Some(t) = token {
         req = req.header("user-token", t);
     }
-    let req = req
+    let mut req = req
         .header("content-type", "application/json")
         .body(axum::body::Body::from(body.to_owned()))
         .unwrap();
+    // As `serve` does: the peer of a local client.
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
     let resp = emu.router().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)

@@ -4,6 +4,12 @@
 //! Objects are stored as JSON text, one row each, with the system fields
 //! (`objectId`, `ownerId`, `created`, `updated`, `___class`) both inside the
 //! JSON (so that where clauses see them) and in columns.
+//!
+//! A user is a row of `Users` plus its credentials (login, salted password
+//! hash, custom roles) in a table of their own. A `password` property never
+//! reaches a `Users` row: [`insert`] and [`update`] take it out (an update
+//! turns it into a new hash), changing `email` moves the login (3033 when
+//! another user has it), and [`delete`] of a user forgets its credentials.
 
 use std::sync::Arc;
 
@@ -20,6 +26,9 @@ pub type Object = Map<String, Value>;
 
 /// The system fields a client cannot set directly.
 pub const SYSTEM_FIELDS: &[&str] = &["objectId", "ownerId", "created", "updated", "___class"];
+
+/// The table of users.
+pub const USERS: &str = "Users";
 
 /// The shared SQLite connection.
 #[derive(Clone)]
@@ -79,7 +88,9 @@ impl Store {
                  PRIMARY KEY (class, object_id));
              CREATE TABLE IF NOT EXISTS credentials(
                  user_id TEXT PRIMARY KEY, login TEXT NOT NULL UNIQUE COLLATE NOCASE,
-                 salt TEXT NOT NULL, hash TEXT NOT NULL, roles TEXT NOT NULL DEFAULT '[]');",
+                 salt TEXT NOT NULL, hash TEXT NOT NULL, roles TEXT NOT NULL DEFAULT '[]');
+             UPDATE objects SET body = json_remove(body, '$.password')
+                 WHERE class = 'Users' AND json_type(body, '$.password') IS NOT NULL;",
         )
         .context("while creating the emulator schema")?;
         Ok(Store {
@@ -110,7 +121,8 @@ fn parse_body(text: &str) -> Result<Object, ApiError> {
 }
 
 /// Inserts a new object of `class`; `item`'s system fields are replaced, except
-/// a client-chosen string `objectId` that is not yet taken.
+/// a client-chosen string `objectId` that is not yet taken. A user's
+/// `password` is dropped (credentials are made by [`create_user`]).
 pub fn insert(
     conn: &Connection,
     class: &str,
@@ -123,6 +135,9 @@ pub fn insert(
     };
     for f in SYSTEM_FIELDS {
         item.remove(*f);
+    }
+    if class == USERS {
+        item.remove("password");
     }
     let now = now_ms();
     item.insert("objectId".into(), Value::String(id.clone()));
@@ -161,12 +176,17 @@ pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, A
 }
 
 /// Merges `changes` into `existing` (system fields are kept) and stores it.
+/// For a user, a `password` change sets a new hash instead, and an `email`
+/// change moves the login (see [`change_credentials`]).
 pub fn update(
     conn: &Connection,
     class: &str,
     mut existing: Object,
-    changes: Object,
+    mut changes: Object,
 ) -> Result<Object, ApiError> {
+    if class == USERS {
+        change_credentials(conn, &existing, &mut changes)?;
+    }
     for (k, v) in changes {
         if !SYSTEM_FIELDS.contains(&k.as_str()) {
             existing.insert(k, v);
@@ -187,12 +207,75 @@ pub fn update(
     Ok(existing)
 }
 
-/// Deletes the object; whether it existed.
+/// Deletes the object; whether it existed. Deleting a user forgets its
+/// credentials too, so that its email can register again (its sessions are
+/// the caller's to end).
 pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, ApiError> {
+    if class == USERS {
+        delete_credentials(conn, id)?;
+    }
     Ok(conn.execute(
         "DELETE FROM objects WHERE class = ?1 AND object_id = ?2",
         params![class, id],
     )? > 0)
+}
+
+/// Applies the credential part of a user update and takes it out of
+/// `changes`: a `password` becomes a new salted hash; a new `email` becomes
+/// the login, unless another user has it (3033). Both are checked before
+/// either is written.
+fn change_credentials(
+    conn: &Connection,
+    existing: &Object,
+    changes: &mut Object,
+) -> Result<(), ApiError> {
+    let id = existing
+        .get("objectId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let password = match changes.remove("password") {
+        None => None,
+        Some(Value::String(pw)) if !pw.is_empty() => Some(pw),
+        Some(_) => {
+            return Err(ApiError::new(
+                3011,
+                "Property 'password' must be a non-empty string",
+            ))
+        }
+    };
+    let email = match changes.get("email") {
+        None => None,
+        Some(Value::String(e)) if !e.is_empty() => Some(e.as_str()),
+        Some(_) => return Err(ApiError::new(3011, "Property 'email' is required")),
+    };
+    if let Some(email) = email {
+        let holder: Option<String> = conn
+            .query_row(
+                "SELECT user_id FROM credentials WHERE login = ?1",
+                params![email],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if holder.is_some_and(|h| h != id) {
+            return Err(email_taken(email));
+        }
+        conn.execute(
+            "UPDATE credentials SET login = ?1 WHERE user_id = ?2",
+            params![email, id],
+        )?;
+    }
+    if let Some(password) = password {
+        set_password(conn, id, &password)?;
+    }
+    Ok(())
+}
+
+/// 3033, the error of a register or an email change to a taken email.
+fn email_taken(email: &str) -> ApiError {
+    ApiError::new(
+        3033,
+        format!("User already exists. Unable to register user with email {email}"),
+    )
 }
 
 fn where_sql(
@@ -308,16 +391,13 @@ pub fn create_user(
         |r| r.get(0),
     )?;
     if taken {
-        return Err(ApiError::new(
-            3033,
-            format!("User already exists. Unable to register user with email {email}"),
-        ));
+        return Err(email_taken(&email));
     }
     let id = new_id();
     user.insert("objectId".into(), Value::String(id.clone()));
     user.entry("userStatus")
         .or_insert(Value::String("ENABLED".into()));
-    let mut stored = insert(&tx, "Users", user, Some(&id))?;
+    let mut stored = insert(&tx, USERS, user, Some(&id))?;
     stored.insert("ownerId".into(), Value::String(id.clone()));
     let salt = new_id();
     tx.execute(

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::Url;
 use secrecy::ExposeSecret;
@@ -18,7 +19,7 @@ use super::config::SdkConfig;
 use super::counters::Counters;
 use super::data::{Data, Table};
 use super::error::{SdkError, TimeoutLimit};
-use super::session::{MemorySessionStore, SessionStore, SuperuserSession};
+use super::session::{MemorySessionStore, SessionLimits, SessionStore, SuperuserSession};
 use super::transport::{decode, Call, Transport};
 use super::users::Users;
 use crate::event::UserToken;
@@ -45,6 +46,8 @@ struct Inner {
     transport: Arc<Transport>,
     session: Arc<SuperuserSession>,
     logout_on_shutdown: bool,
+    /// The bound on [`Backendless::shutdown`]; `None` = none.
+    shutdown_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Backendless {
@@ -78,7 +81,9 @@ impl Backendless {
         timers: bool,
     ) -> Result<Self, SdkError> {
         let root = root_url(&config)?;
-        let mut builder = reqwest::Client::builder();
+        // No redirect is followed: it would re-send the caller's token or the
+        // superuser's password to wherever the `Location` points.
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         // No cap: no pool timer either (see `SdkConfig::request_timeout`).
         if !timers || config.request_timeout.is_zero() {
             builder = builder.pool_idle_timeout(None);
@@ -96,18 +101,26 @@ impl Backendless {
             config.request_timeout,
             timers,
         ));
+        // Untimed (paused-time tests) or zero: no bound, no timer.
+        let bound = |d: Duration| Some(d).filter(|d| timers && !d.is_zero());
+        let limits = SessionLimits {
+            login: bound(config.login_timeout),
+            logout: bound(config.logout_timeout),
+        };
         let session = Arc::new(SuperuserSession::new(
             Arc::clone(&transport),
             config.superuser,
             store,
             config.login_backoff,
             config.session_timeout,
+            limits,
         ));
         Ok(Backendless {
             inner: Arc::new(Inner {
                 transport,
                 session,
                 logout_on_shutdown: config.logout_on_shutdown,
+                shutdown_timeout: bound(config.shutdown_timeout),
             }),
         })
     }
@@ -139,10 +152,24 @@ impl Backendless {
     }
 
     /// Logs the superuser out when `logout_on_shutdown` is set and a session
-    /// exists. Errors are logged, not returned.
+    /// exists. Errors are logged, not returned. Returns within
+    /// `shutdown_timeout` even when the backend does not answer or a login
+    /// is in progress (the session is then left to expire).
     pub async fn shutdown(&self) {
-        if self.inner.logout_on_shutdown {
-            self.inner.session.logout().await;
+        if !self.inner.logout_on_shutdown {
+            return;
+        }
+        let logout = self.inner.session.logout();
+        match self.inner.shutdown_timeout {
+            Some(limit) => {
+                if tokio::time::timeout(limit, logout).await.is_err() {
+                    tracing::warn!(
+                        timeout_ms = limit.as_millis() as u64,
+                        "superuser logout at shutdown did not finish in time; the session is left to expire"
+                    );
+                }
+            }
+            None => logout.await,
         }
     }
 }

@@ -42,14 +42,35 @@ pub struct SdkConfig {
     /// Log the superuser out in [`crate::sdk::Backendless::shutdown`], so that
     /// the session does not count against a login limit after the process ends.
     pub logout_on_shutdown: bool,
+    /// The most a superuser login may take, whatever `request_timeout` says
+    /// (also when it is zero). A login holds the lock every superuser call
+    /// waits on, so a backend that never answers must not hold it for ever.
+    /// Default [`LOGIN_TIMEOUT`]; `Duration::ZERO` = no bound (only for
+    /// tests on paused time, like `request_timeout`).
+    pub login_timeout: Duration,
+    /// The most a superuser logout may take (on renewal and at shutdown).
+    /// Default [`LOGOUT_TIMEOUT`]; `Duration::ZERO` = no bound (tests only).
+    pub logout_timeout: Duration,
+    /// The most [`crate::sdk::Backendless::shutdown`] may take, waiting for a
+    /// login in progress included; then it gives up on the logout. Default
+    /// [`SHUTDOWN_TIMEOUT`]; `Duration::ZERO` = no bound (tests only).
+    pub shutdown_timeout: Duration,
     /// How failed superuser logins back off.
     pub login_backoff: LoginBackoffConfig,
 }
 
+/// The default [`SdkConfig::login_timeout`]: 15 s.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The default [`SdkConfig::logout_timeout`]: 5 s.
+pub const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default [`SdkConfig::shutdown_timeout`]: 10 s.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl SdkConfig {
     /// A configuration with the given backend, no superuser, no custom domain,
     /// a 10 s request timeout, the Backendless default session timeout
-    /// (3600 s), logout on shutdown and the default login backoff.
+    /// (3600 s), logout on shutdown, the default login backoff and the
+    /// default login, logout and shutdown bounds.
     pub fn new(
         server_url: impl Into<String>,
         app_id: impl Into<String>,
@@ -65,6 +86,9 @@ impl SdkConfig {
             session_timeout: Some(Duration::from_secs(3600)),
             logout_on_shutdown: true,
             login_backoff: LoginBackoffConfig::default(),
+            login_timeout: LOGIN_TIMEOUT,
+            logout_timeout: LOGOUT_TIMEOUT,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -81,6 +105,9 @@ impl fmt::Debug for SdkConfig {
             .field("session_timeout", &self.session_timeout)
             .field("logout_on_shutdown", &self.logout_on_shutdown)
             .field("login_backoff", &self.login_backoff)
+            .field("login_timeout", &self.login_timeout)
+            .field("logout_timeout", &self.logout_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
     }
 }

@@ -33,6 +33,16 @@ pub enum SdkError {
         /// The backend's message, with any secret of this call masked.
         message: String,
     },
+    /// The backend answered with a redirect (3xx). The SDK follows none: a
+    /// redirect could send the caller's token or the superuser's password to
+    /// another host.
+    #[error("the backend ({service}) answered with a redirect (HTTP {status}), which the SDK does not follow; check `server_url` and `custom_domain`")]
+    Redirected {
+        /// Which service was called.
+        service: &'static str,
+        /// The HTTP status (301, 302, 307...).
+        status: u16,
+    },
     /// The request could not be sent or the reply not read.
     #[error("could not reach the backend ({service})")]
     Transport {
@@ -95,12 +105,14 @@ impl SdkError {
         }
     }
 
-    /// Whether the backend said the user token used is no longer valid
-    /// (3064, 3048, 3091 or HTTP 401).
+    /// Whether the backend said the user token used is no longer valid: one
+    /// of [`INVALID_SESSION_CODES`] (3064, 3048, 3091), whatever the HTTP
+    /// status. Another 401 (a bad API key, 2002; a refused login, 3003) is
+    /// not about the session, and logging in again would not help.
     pub fn is_invalid_session(&self) -> bool {
         match self {
-            SdkError::Backend { status, code, .. } => {
-                *status == 401 || code.is_some_and(|c| INVALID_SESSION_CODES.contains(&c))
+            SdkError::Backend { code, .. } => {
+                code.is_some_and(|c| INVALID_SESSION_CODES.contains(&c))
             }
             _ => false,
         }
@@ -127,6 +139,8 @@ pub enum TimeoutLimit {
     Deadline,
     /// The configured `request_timeout`.
     RequestTimeout,
+    /// The configured `login_timeout` (a superuser login).
+    LoginTimeout,
 }
 
 impl fmt::Display for TimeoutLimit {
@@ -134,6 +148,7 @@ impl fmt::Display for TimeoutLimit {
         f.write_str(match self {
             TimeoutLimit::Deadline => "the invocation deadline passed",
             TimeoutLimit::RequestTimeout => "request_timeout elapsed",
+            TimeoutLimit::LoginTimeout => "login_timeout elapsed",
         })
     }
 }

@@ -23,7 +23,10 @@ mod tests;
 
 pub use cache::{Cache, MAX_CACHE_TTL, MIN_CACHE_TTL};
 pub use client::{Backendless, Client, IdentityKind};
-pub use config::{LoginBackoffConfig, SdkConfig, SuperuserCredentials};
+pub use config::{
+    LoginBackoffConfig, SdkConfig, SuperuserCredentials, LOGIN_TIMEOUT, LOGOUT_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+};
 pub use counters::Counters;
 pub use data::{Data, Query, Saved, Table};
 pub use error::{

@@ -22,7 +22,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::config::{LoginBackoffConfig, SuperuserCredentials};
-use super::error::{LoginError, LoginErrorKind, SdkError};
+use super::error::{LoginError, LoginErrorKind, SdkError, TimeoutLimit};
 use super::transport::{Call, Service, Transport};
 use super::IdentityKind;
 use crate::event::UserToken;
@@ -128,6 +128,16 @@ pub(crate) struct SuperuserSession {
     /// When this process last used the token with success; drives renewal.
     last_used: parking_lot::Mutex<Option<Instant>>,
     session_timeout: Option<Duration>,
+    /// Bounds on a login and a logout, whatever `request_timeout` says.
+    limits: SessionLimits,
+}
+
+/// The most a login and a logout may take; `None` = no bound (tests on
+/// paused time).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SessionLimits {
+    pub(crate) login: Option<Duration>,
+    pub(crate) logout: Option<Duration>,
 }
 
 impl SuperuserSession {
@@ -137,6 +147,7 @@ impl SuperuserSession {
         store: Arc<dyn SessionStore>,
         backoff: LoginBackoffConfig,
         session_timeout: Option<Duration>,
+        limits: SessionLimits,
     ) -> Self {
         SuperuserSession {
             transport,
@@ -146,6 +157,7 @@ impl SuperuserSession {
             backoff: parking_lot::Mutex::new(Backoff::new(backoff)),
             last_used: parking_lot::Mutex::new(None),
             session_timeout,
+            limits,
         }
     }
 
@@ -257,21 +269,31 @@ impl SuperuserSession {
             "login": credentials.login,
             "password": credentials.password.expose_secret(),
         }));
-        let result = self
+        let request = self
             .transport
-            .execute(&call, None, IdentityKind::Superuser, None)
-            .await
-            .and_then(|reply| {
-                reply
-                    .get("user-token")
-                    .and_then(|t| t.as_str())
-                    .filter(|t| !t.is_empty())
-                    .map(UserToken::new)
-                    .ok_or(SdkError::Decode {
+            .execute(&call, None, IdentityKind::Superuser, None);
+        let reply = match self.limits.login {
+            Some(limit) => tokio::time::timeout(limit, request)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(SdkError::Timeout {
                         service: Service::Users.as_str(),
-                        message: "the login reply has no user-token".to_owned(),
+                        limit: TimeoutLimit::LoginTimeout,
                     })
-            });
+                }),
+            None => request.await,
+        };
+        let result = reply.and_then(|reply| {
+            reply
+                .get("user-token")
+                .and_then(|t| t.as_str())
+                .filter(|t| !t.is_empty())
+                .map(UserToken::new)
+                .ok_or(SdkError::Decode {
+                    service: Service::Users.as_str(),
+                    message: "the login reply has no user-token".to_owned(),
+                })
+        });
         match result {
             Ok(token) => {
                 metrics::counter!("coderunner_superuser_logins_total", "outcome" => "ok")
@@ -305,15 +327,28 @@ impl SuperuserSession {
         }
     }
 
-    /// Ends `token`'s session, ignoring "already logged out"; failures are
-    /// logged, not returned.
+    /// Ends `token`'s session, ignoring "already logged out"; failures
+    /// (and a logout that takes longer than its bound) are logged, not
+    /// returned.
     async fn logout_token(&self, token: &UserToken) {
         let call = Call::new(Service::Users, Method::GET, ["users", "logout"]);
-        match self
-            .transport
-            .execute(&call, Some(token.expose()), IdentityKind::Superuser, None)
-            .await
-        {
+        let request =
+            self.transport
+                .execute(&call, Some(token.expose()), IdentityKind::Superuser, None);
+        let result = match self.limits.logout {
+            Some(limit) => match tokio::time::timeout(limit, request).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        timeout_ms = limit.as_millis() as u64,
+                        "superuser logout did not finish in time; giving up on it"
+                    );
+                    return;
+                }
+            },
+            None => request.await,
+        };
+        match result {
             Ok(_) => {}
             Err(e) if e.code().is_some_and(|c| ALREADY_LOGGED_OUT.contains(&c)) => {}
             Err(e) => tracing::warn!(error = %e, "superuser logout failed"),

@@ -1351,3 +1351,94 @@ fn logs_name_identity_service_and_path_but_no_secret() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_no_credential_reaches_the_other_host() {
+    let elsewhere = MockServer::builder().start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"user-token": "stolen"})))
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::builder().start().await;
+    for status in [302, 307] {
+        Mock::given(wiremock::matchers::any())
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("location", format!("{}/collect", elsewhere.uri())),
+            )
+            .up_to_n_times(2)
+            .mount(&server)
+            .await;
+    }
+    let backendless = Backendless::new(config(&server)).unwrap();
+    let caller = backendless.caller(Some(UserToken::new("caller-token")));
+    let err = caller.counters().get("c").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdkError::Redirected {
+                service: "counters",
+                status: 302
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("redirect"), "{err}");
+    let err = backendless
+        .superuser()
+        .counters()
+        .get("c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SdkError::Login(e) if e.kind == LoginErrorKind::Unreachable && e.message.contains("redirect")),
+        "{err:?}"
+    );
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "nothing was sent to the other host"
+    );
+}
+
+#[tokio::test]
+async fn only_the_session_codes_end_the_superuser_session() {
+    let server = MockServer::builder().start().await;
+    let sessions = Arc::new(Sessions::default());
+    sessions.mount(&server, Duration::ZERO).await;
+    // A 401 that is not about the session (an API key the backend refuses).
+    Mock::given(method("GET"))
+        .and(path(p("counters/c")))
+        .respond_with(backend_error(401, 2002, "Application not found"))
+        .mount(&server)
+        .await;
+    let backendless = Backendless::new(config(&server)).unwrap();
+    let err = backendless
+        .superuser()
+        .counters()
+        .get("c")
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.status()), (Some(2002), Some(401)));
+    assert!(!err.is_invalid_session());
+    assert_eq!(
+        sessions.logins(),
+        1,
+        "a 401 with 2002 is no reason to log in again"
+    );
+    for code in INVALID_SESSION_CODES {
+        let err = SdkError::Backend {
+            service: "data",
+            status: 400,
+            code: Some(*code),
+            message: String::new(),
+        };
+        assert!(err.is_invalid_session(), "{code}");
+    }
+    let no_code = SdkError::Backend {
+        service: "data",
+        status: 401,
+        code: None,
+        message: String::new(),
+    };
+    assert!(!no_code.is_invalid_session());
+}

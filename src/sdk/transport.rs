@@ -149,7 +149,23 @@ impl Transport {
         self.timers
     }
 
-    fn url(&self, call: &Call) -> Url {
+    /// The call's URL: each segment percent-encoded on its own (a `/`, `?`
+    /// or `#` in an id stays inside its segment); `.` and `..`, which URL
+    /// normalisation would drop or resolve into another route, are refused.
+    fn url(&self, call: &Call) -> Result<Url, SdkError> {
+        for segment in &call.segments {
+            let (Segment::Plain(s) | Segment::Secret(s)) = segment;
+            if s == "." || s == ".." {
+                return Err(SdkError::invalid(
+                    "path",
+                    format!(
+                        "`{s}` cannot be an object id, key or name: it would change the route of {} {}",
+                        call.method,
+                        call.log_path()
+                    ),
+                ));
+            }
+        }
         let mut url = self.root.clone();
         {
             // The root was checked to be a base URL in `Backendless::new`.
@@ -167,7 +183,7 @@ impl Transport {
                 pairs.append_pair(k, v);
             }
         }
-        url
+        Ok(url)
     }
 
     /// Sends `call` with `token` in the `user-token` header (none when
@@ -196,6 +212,7 @@ impl Transport {
             Ok(_) => "ok",
             Err(SdkError::Backend { .. }) => "backend_error",
             Err(SdkError::Timeout { .. }) => "timeout",
+            Err(SdkError::Redirected { .. }) => "redirect",
             Err(SdkError::Decode { .. }) => "decode_error",
             Err(SdkError::InvalidArgument { .. }) => "invalid_argument",
             Err(_) => "transport_error",
@@ -252,7 +269,7 @@ impl Transport {
             }
         }
 
-        let mut request = self.http.request(call.method.clone(), self.url(call));
+        let mut request = self.http.request(call.method.clone(), self.url(call)?);
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(token).map_err(|_| {
                 SdkError::invalid("user_token", "the token is not a valid header value")
@@ -287,6 +304,12 @@ impl Transport {
             None => send.await?,
         };
 
+        if status.is_redirection() {
+            return Err(SdkError::Redirected {
+                service,
+                status: status.as_u16(),
+            });
+        }
         if status.is_success() {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Value::Null);

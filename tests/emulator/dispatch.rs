@@ -143,7 +143,15 @@ async fn start_runner(secret: &str) -> (String, Arc<Received>) {
     let app = Router::new()
         .route(
             "/handlers",
-            get(move || async move { Json(listed.handlers.lock().clone()) }),
+            // A null list stands for a runner that cannot list its handlers.
+            get(move || async move {
+                let list = listed.handlers.lock().clone();
+                if list.is_null() {
+                    Err(StatusCode::SERVICE_UNAVAILABLE)
+                } else {
+                    Ok(Json(list))
+                }
+            }),
         )
         .route("/invoke", post(invoke));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -617,4 +625,105 @@ async fn bulk_update_and_delete_fire_their_events() {
         .ok();
     assert_eq!(removed, json!({"removed": 3}));
     assert_eq!(received.of(121)[0].arguments.values[2], json!("n >= 0"));
+}
+
+#[tokio::test]
+async fn the_task_log_masks_tokens_keys_and_passwords() {
+    let (app, received) = linked(None).await;
+    let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
+    app.call(
+        Method::POST,
+        REST,
+        "data/Post",
+        Some(&token),
+        Some(json!({"title": "hello"})),
+    )
+    .await
+    .ok();
+    // The runner got the real values.
+    let sent = received.of(100)[0].arguments.values[0].clone();
+    assert_eq!(sent["userToken"], json!(token));
+    let tasks = app
+        .raw(
+            Method::GET,
+            &format!("{}/__emulator/tasks", app.base),
+            None,
+            None,
+        )
+        .await
+        .ok();
+    assert!(tasks.as_array().is_some_and(|t| t.len() >= 3), "{tasks}");
+    let text = tasks.to_string();
+    for secret in [token.as_str(), CLOUD, "alice-pass"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_handler_list_requests_are_refused_not_run_without_handlers() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let config = EmulatorConfig {
+        runner: Some(RunnerLinkConfig::http(
+            url,
+            Secret::new(WebhookSecret::generate()),
+        )),
+        ..EmulatorConfig::dev()
+    };
+    let app = TestApp::start(config).await;
+    let users = app.inspect.rows("Users").len();
+    let r = app
+        .call(
+            Method::POST,
+            REST,
+            "users/register",
+            None,
+            Some(json!({"email": "new@example.com", "password": "p"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (502, Some(0)), "{}", r.body);
+    let message = r.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("handler list") && message.contains("cannot be reached"),
+        "{message}"
+    );
+    assert_eq!(app.inspect.rows("Users").len(), users, "nothing was stored");
+    let r = app.call(Method::GET, REST, "data/Post", None, None).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    // Business logic's own calls fire no events, so they need no list.
+    app.call(Method::GET, CLOUD, "data/Post", None, None)
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_last_good_handler_list() {
+    let (app, received) = linked(None).await;
+    let (token, _) = app.login(REST, "alice@example.com", "alice-pass").await;
+    let post = |title: &'static str| {
+        app.call(
+            Method::POST,
+            REST,
+            "data/Post",
+            Some(&token),
+            Some(json!({"title": title})),
+        )
+    };
+    assert_eq!(post("a").await.ok()["title"], json!("changed by handler"));
+
+    *received.handlers.lock() = Value::Null;
+    app.inspect.expire_handler_list();
+    // The refresh fails; the before-handler still runs and still validates.
+    assert_eq!(post("b").await.ok()["title"], json!("changed by handler"));
+    app.inspect.expire_handler_list();
+    post("reject").await.err(4001, 403);
+    assert_eq!(received.of(100).len(), 3);
+    let titles: Vec<Value> = app
+        .inspect
+        .rows("Post")
+        .into_iter()
+        .map(|p| p["title"].clone())
+        .collect();
+    assert!(!titles.contains(&json!("reject")), "{titles:?}");
 }

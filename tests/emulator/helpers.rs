@@ -15,6 +15,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub inspect: Inspector,
+    /// The emulator's inspection token (`Emulator::inspect_token`).
+    pub token: String,
     stop: CancellationToken,
 }
 
@@ -69,12 +71,14 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let inspect = emulator.inspect();
+        let token = emulator.inspect_token().to_owned();
         let s = stop.clone();
         tokio::spawn(emulator.serve(listener, async move { s.cancelled().await }));
         TestApp {
             base,
             client: reqwest::Client::new(),
             inspect,
+            token,
             stop,
         }
     }

@@ -1,7 +1,10 @@
 //! The login limit on paused tokio time. The emulator runs on its own
 //! real-time runtime in another thread; the SDK runs on the test's paused
-//! runtime without timers (`request_timeout: Duration::ZERO`), so the paused
-//! clock moves only when the test advances it.
+//! runtime without timers ([`without_timers`]), so the paused clock moves
+//! only when the test advances it.
+//!
+//! Also backends that never answer: there the SDK's own bounds are the only
+//! timers, and the paused clock jumps straight to them.
 
 use std::time::Duration;
 
@@ -12,6 +15,40 @@ use coderunner::sdk::{
 use tokio::time::Instant;
 
 use crate::helpers::{api_path, ADMIN, ADMIN_PASS, APP, CLOUD, REST};
+
+/// No cap and no bound: the SDK starts no timer, so the paused clock does
+/// not jump while a real socket is being read.
+fn without_timers(sdk: &mut SdkConfig) {
+    sdk.request_timeout = Duration::ZERO;
+    sdk.login_timeout = Duration::ZERO;
+    sdk.logout_timeout = Duration::ZERO;
+    sdk.shutdown_timeout = Duration::ZERO;
+}
+
+/// A backend that accepts connections and never answers; how many it accepted.
+async fn silent_backend() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, accepted)
+}
+
+fn superuser_config(url: String) -> SdkConfig {
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    sdk.superuser = Some(SuperuserCredentials {
+        login: ADMIN.into(),
+        password: ADMIN_PASS.into(),
+    });
+    sdk
+}
 
 /// Starts the emulator on a thread of its own, logs the admin in there (the
 /// session "elsewhere") and returns its URL and inspector.
@@ -51,12 +88,8 @@ async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
     let (url, inspect) = emulator_elsewhere(config);
     assert_eq!(inspect.login_count(ADMIN), 1);
 
-    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
-    sdk.superuser = Some(SuperuserCredentials {
-        login: ADMIN.into(),
-        password: ADMIN_PASS.into(),
-    });
-    sdk.request_timeout = Duration::ZERO;
+    let mut sdk = superuser_config(url);
+    without_timers(&mut sdk);
     let backendless = Backendless::new(sdk).unwrap();
 
     let started = Instant::now();
@@ -121,12 +154,8 @@ async fn the_superuser_session_is_renewed_before_it_lapses_under_a_one_session_l
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(emulator.serve(listener, std::future::pending()));
 
-    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
-    sdk.superuser = Some(SuperuserCredentials {
-        login: ADMIN.into(),
-        password: ADMIN_PASS.into(),
-    });
-    sdk.request_timeout = Duration::ZERO;
+    let mut sdk = superuser_config(url);
+    without_timers(&mut sdk);
     sdk.session_timeout = Some(Duration::from_secs(100));
     let backendless = Backendless::new(sdk).unwrap();
     let su = backendless.superuser();
@@ -251,4 +280,108 @@ async fn waiting_for_the_login_counts_against_the_deadline_and_the_login_goes_on
         1,
         "one login for both callers, not restarted when the first gave up"
     );
+}
+
+/// With no request cap, a login to a backend that never answers still ends
+/// at `login_timeout`, and frees the login lock for the next caller.
+#[tokio::test(start_paused = true)]
+async fn a_login_to_a_silent_backend_ends_at_the_login_timeout() {
+    let (url, accepted) = silent_backend().await;
+    let mut sdk = superuser_config(url);
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+
+    let started = Instant::now();
+    let err = backendless
+        .superuser()
+        .counters()
+        .get("c")
+        .await
+        .unwrap_err();
+    match &err {
+        SdkError::Login(LoginError {
+            kind: LoginErrorKind::Unreachable,
+            message,
+            ..
+        }) => assert!(message.contains("login_timeout"), "{message}"),
+        other => panic!("expected an unreachable login, got {other:?}"),
+    }
+    assert_eq!(started.elapsed(), coderunner::sdk::LOGIN_TIMEOUT);
+    // The lock is free: the next caller is told at once (backing off).
+    let again = Instant::now();
+    let err = backendless
+        .superuser()
+        .counters()
+        .get("c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SdkError::Login(e) if e.retry_in.is_some()),
+        "{err:?}"
+    );
+    assert_eq!(again.elapsed(), Duration::ZERO);
+    // One connection at most (the clock may jump before it is accepted):
+    // the backed-off call sent nothing.
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) <= 1);
+}
+
+/// SIGTERM while a login hangs: `shutdown` waits for the login lock no
+/// longer than `shutdown_timeout`.
+#[tokio::test(start_paused = true)]
+async fn shutdown_returns_in_time_while_a_login_hangs() {
+    let (url, accepted) = silent_backend().await;
+    let mut sdk = superuser_config(url);
+    sdk.request_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+    let su = backendless.superuser();
+    let hung = tokio::spawn(async move { su.counters().get("c").await });
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    backendless.shutdown().await;
+    assert_eq!(started.elapsed(), coderunner::sdk::SHUTDOWN_TIMEOUT);
+    assert!(hung.await.unwrap().is_err());
+}
+
+/// A logout the backend never answers ends at `logout_timeout`, so
+/// `shutdown` returns.
+#[tokio::test(start_paused = true)]
+async fn a_logout_the_backend_never_answers_ends_at_the_logout_timeout() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::builder().start().await;
+    let root = format!("/{APP}/{CLOUD}");
+    Mock::given(method("POST"))
+        .and(path(format!("{root}/users/login")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"user-token": "su-1"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{root}/counters/c")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(7))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{root}/users/logout")))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)))
+        .mount(&server)
+        .await;
+    let mut sdk = superuser_config(server.uri());
+    // No timer while the login is answered (the paused clock stays put).
+    sdk.request_timeout = Duration::ZERO;
+    sdk.login_timeout = Duration::ZERO;
+    let backendless = Backendless::new(sdk).unwrap();
+    assert_eq!(
+        backendless.superuser().counters().get("c").await.unwrap(),
+        7
+    );
+
+    // (Whether the logout reaches the server before the paused clock jumps
+    // is a race; either way it gets no answer.)
+    let started = Instant::now();
+    backendless.shutdown().await;
+    assert_eq!(started.elapsed(), coderunner::sdk::LOGOUT_TIMEOUT);
 }

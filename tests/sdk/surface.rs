@@ -293,3 +293,46 @@ async fn counter_and_cache_calls_agree_with_the_emulator() {
     cache.put("a b/c?d", &1, None).await.unwrap();
     assert_eq!(cache.get::<i64>("a b/c?d").await.unwrap(), Some(1));
 }
+
+#[tokio::test]
+async fn ids_stay_inside_their_path_segment() {
+    let (sdk, inspect) = emulator().await;
+    let key = sdk.server_key();
+    let table = key.table::<Value>("Note");
+    for bad in [".", ".."] {
+        let before = inspect.requests().len();
+        let errors = [
+            table.find_by_id(bad).await.unwrap_err(),
+            table.delete(bad).await.unwrap_err(),
+            table.update(bad, &json!({"x": 1})).await.unwrap_err(),
+            key.users().find_by_id::<Value>(bad).await.unwrap_err(),
+            key.cache().get::<Value>(bad).await.unwrap_err(),
+            key.counters().get(bad).await.unwrap_err(),
+        ];
+        for err in errors {
+            assert!(
+                matches!(
+                    err,
+                    SdkError::InvalidArgument {
+                        argument: "path",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("change the route"), "{err}");
+        }
+        assert_eq!(inspect.requests().len(), before, "nothing was sent");
+    }
+    // `/`, `?` and `#` are encoded: the id reaches the emulator whole.
+    let odd = "a/b?c=1#d";
+    let created = table
+        .create(&json!({"objectId": odd, "title": "odd"}))
+        .await
+        .unwrap();
+    assert_eq!(created.object_id, odd);
+    let found = table.find_by_id(odd).await.unwrap().unwrap();
+    assert_eq!(found.data["title"], json!("odd"));
+    table.delete(odd).await.unwrap();
+    assert!(table.find_by_id(odd).await.unwrap().is_none());
+}
