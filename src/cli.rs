@@ -54,6 +54,12 @@ enum Command {
     Model,
     /// Send a signed task to a running runner and print the reply.
     Invoke(Box<InvokeArgs>),
+    /// Run as an app's debug runner: register with the API server, take the
+    /// app's tasks from its message broker (Redis), unregister on exit.
+    Debug(Box<DebugArgs>),
+    /// Publish the registered business logic (model.json) to an app, so its
+    /// server routes the registered events to runners.
+    Deploy(Box<AppArgs>),
     /// Exit 0 if a URL answers 2xx (the container's health check).
     Probe {
         /// The URL to probe, e.g. http://127.0.0.1:8200/healthz.
@@ -61,9 +67,62 @@ enum Command {
     },
 }
 
+/// The app a management command acts on; each default comes from the
+/// configuration's `[backendless]` section.
+#[derive(Debug, clap::Args)]
+struct AppArgs {
+    /// The application id (default: `backendless.app_id`).
+    #[arg(long)]
+    app_id: Option<String>,
+    /// The app's CodeRunner API key (default: `backendless.api_key`).
+    #[arg(long, env = "CODERUNNER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The Backendless API server (default: `backendless.server_url`,
+    /// https://api.backendless.com).
+    #[arg(long)]
+    api_server: Option<String>,
+    /// The deployment model's name.
+    #[arg(long, default_value = "default")]
+    model: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct DebugArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// The message broker (Redis) host of debug mode.
+    #[arg(long, default_value = "cl.backendless.com")]
+    msg_broker_host: String,
+    /// The message broker port.
+    #[arg(long, default_value_t = 6379)]
+    msg_broker_port: u16,
+    /// The message broker's password, if it has one.
+    #[arg(long, env = "CODERUNNER_MSG_BROKER_PASSWORD", hide_env_values = true)]
+    msg_broker_password: Option<String>,
+    /// Frame tasks and replies (the app's `compression.debug` setting).
+    #[arg(long)]
+    compression: bool,
+    /// Where the runner's health, readiness and metrics are served.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+}
+
+#[cfg(feature = "emulator")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DevTransport {
+    /// The emulator signs tasks and POSTs them to the runner's /invoke.
+    Http,
+    /// The runner registers with the emulator as a debug runner and takes
+    /// tasks from Redis (`[redis] url`), as against a Backendless server.
+    Redis,
+}
+
 #[cfg(feature = "emulator")]
 #[derive(Debug, clap::Args)]
 struct DevArgs {
+    /// How the emulator hands tasks to the runner.
+    #[arg(long, value_enum, default_value = "http")]
+    transport: DevTransport,
     /// Where the emulator listens (default from config/dev.toml: 127.0.0.1:8100).
     #[arg(long)]
     emulator_listen: Option<String>,
@@ -187,9 +246,19 @@ async fn dev(cli: &Cli, args: &DevArgs, register: Register) -> Result<(), String
         .iter()
         .map(|k| format!("{} ({})", k.key, k.kind.as_str()))
         .collect();
-    let stack = DevStack::start(&config, emulator, registry(register)?, args.record.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let link = match args.transport {
+        DevTransport::Http => crate::dev::DevLink::Http,
+        DevTransport::Redis => crate::dev::DevLink::Redis,
+    };
+    let stack = DevStack::start_with(
+        &config,
+        emulator,
+        registry(register)?,
+        args.record.clone(),
+        link,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
 
     let mut banner: Vec<String> = Vec::new();
     banner.push("coderunner dev is running. Stop it with ctrl-c.".to_owned());
@@ -356,6 +425,98 @@ async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The management API of the app `args` names, with `[backendless]` defaults.
+fn management(config: &Config, args: &AppArgs) -> Result<crate::management::ManagementApi, String> {
+    use secrecy::ExposeSecret;
+    let app_id = args
+        .app_id
+        .clone()
+        .unwrap_or_else(|| config.backendless.app_id.clone());
+    if app_id.is_empty() {
+        return Err("no application id: give --app-id or set backendless.app_id".to_owned());
+    }
+    let api_key = match &args.api_key {
+        Some(key) => secrecy::SecretString::from(key.clone()),
+        None => config.backendless.api_key.clone(),
+    };
+    if api_key.expose_secret().is_empty() {
+        return Err(
+            "no API key: give --api-key (or CODERUNNER_API_KEY) or set backendless.api_key"
+                .to_owned(),
+        );
+    }
+    let server = args
+        .api_server
+        .clone()
+        .unwrap_or_else(|| config.backendless.server_url.clone());
+    Ok(crate::management::ManagementApi::new(
+        &server, &app_id, api_key,
+    ))
+}
+
+async fn debug(cli: &Cli, args: &DebugArgs, register: Register) -> Result<(), String> {
+    let mut config = load(cli, Vec::new())?;
+    crate::telemetry::init_logging(&config.log);
+    // Tasks come only from the app's debug list; /invoke is off.
+    config.transport.http = false;
+    config.transport.redis = false;
+    config.server.listen = args.listen;
+    let api = management(&config, &args.app)?;
+    let broker_name = format!("{}:{}", args.msg_broker_host, args.msg_broker_port);
+    let credentials = args
+        .msg_broker_password
+        .as_deref()
+        .map(|p| {
+            format!(
+                ":{}@",
+                percent_encoding::utf8_percent_encode(p, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .unwrap_or_default();
+    let broker_url = secrecy::SecretString::from(format!(
+        "redis://{credentials}{}:{}",
+        args.msg_broker_host, args.msg_broker_port
+    ));
+    let mut transport = crate::transport::redis::RedisOptions::from_config(&config.redis);
+    transport.compression = args.compression;
+    let options = crate::transport::debug::DebugOptions {
+        api,
+        broker_url,
+        broker_name,
+        model_name: args.app.model.clone(),
+        transport,
+    };
+    let runner = Runner::debug(&config, registry(register)?, options).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "debug runner health and metrics");
+    runner
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How often `deploy` asks for the deployment's status.
+const DEPLOY_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long `deploy` waits for the deployment to finish.
+const DEPLOY_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+async fn deploy(cli: &Cli, args: &AppArgs, register: Register) -> Result<(), String> {
+    let config = load(cli, Vec::new())?;
+    let api = management(&config, args)?;
+    let model = crate::model::Model::of(&registry(register)?).to_json();
+    let log = api
+        .deploy(&model, &args.model, DEPLOY_POLL, DEPLOY_LIMIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    for line in log {
+        println!("{}", line.message);
+    }
+    Ok(())
+}
+
 async fn probe(url: &str) -> Result<(), String> {
     let response = reqwest::Client::new()
         .get(url)
@@ -409,6 +570,8 @@ async fn run(cli: Cli, register: Register) -> ExitCode {
             );
         }),
         Command::Invoke(args) => invoke(&cli, args).await,
+        Command::Debug(args) => debug(&cli, args, register).await,
+        Command::Deploy(args) => deploy(&cli, args, register).await,
         Command::Probe { url } => probe(url).await,
     };
     match result {

@@ -13,8 +13,22 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::emulator::{Emulator, EmulatorConfig, RunnerLinkConfig, Secret};
+use crate::management::ManagementApi;
 use crate::registry::Registry;
 use crate::runner::Runner;
+use crate::transport::debug::DebugOptions;
+use crate::transport::redis::RedisOptions;
+
+/// How the emulator hands tasks to the dev runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DevLink {
+    /// Signed `POST /invoke` (the default).
+    #[default]
+    Http,
+    /// Through Redis (`[redis] url`): the runner registers with the emulator
+    /// as the app's debug runner, as against a Backendless server.
+    Redis,
+}
 
 /// A running emulator + runner pair.
 pub struct DevStack {
@@ -62,6 +76,30 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), DevError> {
     Ok((listener, local))
 }
 
+/// How long a debug runner may take to register with the emulator.
+const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits until the runner's `/readyz` answers 200.
+async fn wait_ready(runner_url: &str) -> Result<(), DevError> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        let ready = http
+            .get(format!("{runner_url}/readyz"))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Err(DevError::Config(format!(
+        "the runner did not register with the emulator through Redis within {REGISTER_TIMEOUT:?}: is Redis running at the [redis] url?"
+    )))
+}
+
 impl DevStack {
     /// Starts the emulator on `emulator_config.listen` and the runner on
     /// `config.server.listen` (either may use port 0), linked with the
@@ -69,9 +107,20 @@ impl DevStack {
     /// `record_dir` makes the emulator record every task it sends.
     pub async fn start(
         config: &Config,
+        emulator_config: EmulatorConfig,
+        registry: Registry,
+        record_dir: Option<PathBuf>,
+    ) -> Result<DevStack, DevError> {
+        Self::start_with(config, emulator_config, registry, record_dir, DevLink::Http).await
+    }
+
+    /// [`DevStack::start`] with the emulator linked to the runner by `link`.
+    pub async fn start_with(
+        config: &Config,
         mut emulator_config: EmulatorConfig,
         registry: Registry,
         record_dir: Option<PathBuf>,
+        link: DevLink,
     ) -> Result<DevStack, DevError> {
         let secret = config
             .security
@@ -91,19 +140,51 @@ impl DevStack {
         let emulator_url = format!("http://{emulator_addr}");
 
         let previous = emulator_config.runner.take();
+        let linked = match link {
+            DevLink::Http => RunnerLinkConfig::http(runner_url.clone(), Secret::new(secret)),
+            DevLink::Redis => RunnerLinkConfig {
+                compression: config.redis.compression,
+                ..RunnerLinkConfig::redis(config.redis.url.expose_secret())
+            },
+        };
         emulator_config.runner = Some(RunnerLinkConfig {
             record_dir: record_dir.or_else(|| previous.as_ref().and_then(|r| r.record_dir.clone())),
             task_timeout_ms: previous
                 .map_or(config.tasks.default_timeout_ms, |r| r.task_timeout_ms),
-            ..RunnerLinkConfig::http(runner_url.clone(), Secret::new(secret))
+            ..linked
         });
+        let cloudcode_key = emulator_config
+            .keys
+            .iter()
+            .find(|k| k.kind == crate::emulator::KeyKind::CloudCode)
+            .map(|k| k.key.clone());
+        let app_id = emulator_config.app_id.clone();
         let emulator = Emulator::new(emulator_config)
             .map_err(|e| DevError::Config(format!("section `emulator`: {e:#}")))?;
 
         let mut config = config.clone();
         config.backendless.server_url = emulator_url.clone();
         config.backendless.custom_domain = String::new();
-        let runner = Runner::new(&config, registry).map_err(|e| DevError::Config(e.to_string()))?;
+        let runner = match link {
+            DevLink::Http => Runner::new(&config, registry),
+            DevLink::Redis => {
+                let key = cloudcode_key.ok_or_else(|| {
+                    DevError::Config(
+                        "the emulator has no CloudCode key: a debug runner registers with it"
+                            .into(),
+                    )
+                })?;
+                let options = DebugOptions {
+                    api: ManagementApi::new(&emulator_url, &app_id, key.into()),
+                    broker_url: config.redis.url.clone(),
+                    broker_name: "the [redis] url".to_owned(),
+                    model_name: "default".to_owned(),
+                    transport: RedisOptions::from_config(&config.redis),
+                };
+                Runner::debug(&config, registry, options)
+            }
+        }
+        .map_err(|e| DevError::Config(e.to_string()))?;
 
         // The runner stops first (its in-flight tasks and the superuser's
         // logout still need the emulator), then the emulator.
@@ -120,6 +201,10 @@ impl DevStack {
         let emulator_task = tokio::spawn(emulator.clone().serve(emulator_listener, async move {
             runner_done.cancelled().await
         }));
+        if link == DevLink::Redis {
+            // Events fire only once the runner has registered its model.
+            wait_ready(&runner_url).await?;
+        }
         Ok(DevStack {
             emulator,
             emulator_url,

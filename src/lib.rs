@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod emulator;
 pub mod event;
 pub mod handler;
+pub mod management;
 pub mod model;
 pub mod registry;
 pub mod replay;

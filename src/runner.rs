@@ -13,7 +13,18 @@ use crate::dispatch::Dispatcher;
 use crate::registry::Registry;
 use crate::sdk::{Backendless, SdkConfig, SuperuserCredentials};
 use crate::server::{Server, ServerOptions};
+use crate::transport::debug::{DebugOptions, DebugSession};
 use crate::transport::redis::{RedisOptions, RedisTransport};
+
+/// How tasks come from Redis, if they do. One exists per runner, so the
+/// size of its variants does not matter.
+#[expect(clippy::large_enum_variant)]
+enum RedisMode {
+    /// Backendless Pro: the production lists.
+    Pro(RedisTransport),
+    /// Debug mode: registered as an app's debug runner.
+    Debug(DebugSession),
+}
 
 /// A runner ready to serve: the server over a registry, configured.
 pub struct Runner {
@@ -22,8 +33,8 @@ pub struct Runner {
     dispatcher: Dispatcher,
     /// `None` when `[backendless]` names no app: handlers then get no SDK.
     sdk: Option<Backendless>,
-    /// Backendless's task queue, when `transport.redis` is on.
-    redis: Option<RedisTransport>,
+    /// Backendless's task queue, when `transport.redis` is on or in debug mode.
+    redis: Option<RedisMode>,
     /// Time in-flight tasks get after shutdown starts.
     grace_period: Duration,
 }
@@ -50,6 +61,25 @@ impl Runner {
     /// Builds a runner from validated configuration and the app's handlers.
     /// Refuses to build without a webhook secret unless unsigned mode is on.
     pub fn new(config: &Config, registry: Registry) -> Result<Runner, ConfigError> {
+        Self::build(config, registry, None)
+    }
+
+    /// A runner in debug mode (`coderunner debug`): it registers as the
+    /// debug runner of the app `debug` names and takes that app's tasks from
+    /// Redis (in place of the production lists of `transport.redis`).
+    pub fn debug(
+        config: &Config,
+        registry: Registry,
+        debug: DebugOptions,
+    ) -> Result<Runner, ConfigError> {
+        Self::build(config, registry, Some(debug))
+    }
+
+    fn build(
+        config: &Config,
+        registry: Registry,
+        debug: Option<DebugOptions>,
+    ) -> Result<Runner, ConfigError> {
         // Without the HTTP transport no signed task arrives: no secret is needed.
         let verifier = if config.transport.http {
             config.verifier()?
@@ -71,14 +101,18 @@ impl Runner {
                 .with_context_hook(Arc::new(move |ctx| ctx.with_sdk(for_handlers.clone())));
             Some(sdk)
         };
-        let redis = if config.transport.redis {
+        let redis = if let Some(debug) = debug {
+            let session = DebugSession::new(debug, dispatcher.clone())
+                .map_err(|e| ConfigError::new(e.to_string()))?;
+            Some(RedisMode::Debug(session))
+        } else if config.transport.redis {
             let transport = RedisTransport::new(
                 &config.redis.url,
                 dispatcher.clone(),
                 RedisOptions::from_config(&config.redis),
             )
             .map_err(|e| ConfigError::new(format!("key `redis.url`: {e}")))?;
-            Some(transport)
+            Some(RedisMode::Pro(transport))
         } else {
             None
         };
@@ -89,7 +123,13 @@ impl Runner {
             grace_period,
             drain_delay: Duration::from_millis(config.shutdown.drain_delay_ms),
             invoke: config.transport.http,
-            readiness: redis.iter().map(RedisTransport::readiness).collect(),
+            readiness: redis
+                .iter()
+                .map(|mode| match mode {
+                    RedisMode::Pro(transport) => transport.readiness(),
+                    RedisMode::Debug(session) => session.readiness(),
+                })
+                .collect(),
         };
         Ok(Runner {
             server: Server::new(dispatcher.clone(), verifier, options),
@@ -119,19 +159,41 @@ impl Runner {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         crate::telemetry::spawn_metrics_upkeep(shutdown.clone());
-        let redis = self
-            .redis
-            .map(|transport| tokio::spawn(transport.run(shutdown.clone(), self.grace_period)));
+        let grace = self.grace_period;
+        let redis = self.redis.map(|mode| {
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                match mode {
+                    RedisMode::Pro(transport) => {
+                        transport.run(stop, grace).await;
+                        Ok(())
+                    }
+                    RedisMode::Debug(session) => {
+                        let ended = session.run(stop.clone(), grace).await;
+                        // A session that cannot start or is ended by the
+                        // server stops the whole runner.
+                        stop.cancel();
+                        ended
+                    }
+                }
+            })
+        });
         let served = self.server.serve(listener, shutdown).await;
+        let mut transport_error = None;
         if let Some(redis) = redis {
-            if let Err(e) = redis.await {
-                tracing::error!(error = %e, "the Redis transport failed");
+            match redis.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => transport_error = Some(std::io::Error::other(e)),
+                Err(e) => tracing::error!(error = %e, "the Redis transport failed"),
             }
         }
         if let Some(sdk) = &self.sdk {
             sdk.shutdown().await;
         }
-        served
+        match transport_error {
+            Some(e) => Err(e),
+            None => served,
+        }
     }
 }
 

@@ -27,9 +27,10 @@ use crate::event::{EventDef, EventId, RunnerContext, UserToken};
 use crate::signature::WebhookSecret;
 
 use super::auth::Caller;
-use super::config::{EmulatorConfig, KeyKind};
+use super::config::{EmulatorConfig, KeyKind, LinkTransport};
 use super::error::ApiError;
 use super::inspect::{Log, SentTask};
+use super::redis_link::{Destination, RedisLink};
 use super::store::now_ms;
 
 /// How long the handler list is trusted before it is fetched again.
@@ -91,9 +92,19 @@ pub enum Before {
     Premature(Value),
 }
 
+/// Where one task goes.
+enum Route<'a> {
+    /// Signed HTTP to the linked runner.
+    Http(&'a Link),
+    /// Through Redis to a registered or deployed runner.
+    Redis(&'a RedisLink, Destination),
+}
+
 /// Sends tasks to the runner, if one is configured.
 pub struct Dispatcher {
     link: Option<Link>,
+    /// The Redis link, when runners take tasks from Redis.
+    redis: Option<RedisLink>,
     app_id: String,
     /// `initAppData` of every task: where and with which key handlers call back.
     init_app_data: parking_lot::RwLock<Value>,
@@ -104,8 +115,20 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub(crate) fn new(config: &EmulatorConfig, log: Arc<Log>) -> anyhow::Result<Self> {
+        let redis = match &config.runner {
+            Some(r) if r.transport == LinkTransport::Redis => Some(RedisLink::new(
+                &r.redis_url,
+                &r.queue,
+                &config.app_id,
+                r.compression,
+                r.task_timeout_ms,
+                r.record_dir.clone(),
+            )?),
+            _ => None,
+        };
         let link = match &config.runner {
             None => None,
+            Some(r) if r.transport == LinkTransport::Redis => None,
             Some(r) => Some(Link {
                 url: r.url.trim_end_matches('/').to_owned(),
                 secret: WebhookSecret::parse(r.secret.expose())
@@ -129,6 +152,7 @@ impl Dispatcher {
             .unwrap_or_else(|| format!("http://{}", config.listen));
         Ok(Self {
             link,
+            redis,
             app_id: config.app_id.clone(),
             init_app_data: parking_lot::RwLock::new(json!({"url": url, "apiKey": api_key})),
             fixed_url: config.public_url.is_some(),
@@ -142,6 +166,11 @@ impl Dispatcher {
         if !self.fixed_url {
             self.init_app_data.write()["url"] = Value::String(url);
         }
+    }
+
+    /// The Redis link, when runners take tasks from Redis.
+    pub(crate) fn redis_link(&self) -> Option<&RedisLink> {
+        self.redis.as_ref()
     }
 
     /// The runner's handler list, if a runner is linked.
@@ -212,9 +241,15 @@ impl Dispatcher {
         caller: &Caller,
         event: EventId,
         target: &str,
-    ) -> Result<Option<(&Link, bool)>, ApiError> {
+    ) -> Result<Option<(Route<'_>, bool)>, ApiError> {
         if caller.key_kind == KeyKind::CloudCode {
             return Ok(None);
+        }
+        if let Some(redis) = &self.redis {
+            return Ok(redis
+                .route(event.0, target)
+                .await?
+                .map(|(destination, is_async)| (Route::Redis(redis, destination), is_async)));
         }
         let Some(link) = self.link.as_ref() else {
             return Ok(None);
@@ -223,7 +258,7 @@ impl Dispatcher {
         Ok(handlers
             .iter()
             .find(|h| h.event_id == event.0 && h.target == target)
-            .map(|h| (link, h.is_async)))
+            .map(|h| (Route::Http(link), h.is_async)))
     }
 
     fn context(&self, caller: &Caller, target: &str) -> Value {
@@ -249,12 +284,12 @@ impl Dispatcher {
         target: &str,
         args: Vec<Value>,
     ) -> Result<Before, ApiError> {
-        let Some((link, is_async)) = self.find(caller, event, target).await? else {
+        let Some((route, is_async)) = self.find(caller, event, target).await? else {
             return Ok(Before::Continue(args));
         };
         let mut values = vec![self.context(caller, target)];
         values.extend(args.iter().cloned());
-        let Some(reply) = self.invoke(link, event, target, is_async, values).await? else {
+        let Some(reply) = self.invoke(route, event, target, is_async, values).await? else {
             return Ok(Before::Continue(args));
         };
         raise(&reply)?;
@@ -284,7 +319,7 @@ impl Dispatcher {
         args: Vec<Value>,
         result: Value,
     ) -> Result<Value, ApiError> {
-        let Some((link, is_async)) = self.find(caller, event, target).await? else {
+        let Some((route, is_async)) = self.find(caller, event, target).await? else {
             return Ok(result);
         };
         let mut values = vec![self.context(caller, target)];
@@ -293,7 +328,7 @@ impl Dispatcher {
             serde_json::to_value(ExecutionResult::ok(result.clone()))
                 .map_err(ApiError::internal)?,
         );
-        let Some(reply) = self.invoke(link, event, target, is_async, values).await? else {
+        let Some(reply) = self.invoke(route, event, target, is_async, values).await? else {
             return Ok(result);
         };
         raise(&reply)?;
@@ -316,7 +351,7 @@ impl Dispatcher {
     /// Sends one task; `None` when it was sent without waiting (async).
     async fn invoke(
         &self,
-        link: &Link,
+        route: Route<'_>,
         event: EventId,
         target: &str,
         is_async: bool,
@@ -324,6 +359,18 @@ impl Dispatcher {
     ) -> Result<Option<InvocationResult>, ApiError> {
         let def = EventDef::by_id(event.0)
             .ok_or_else(|| ApiError::internal(format!("unknown event {event}")))?;
+        let (timeout_ms, record_dir, encoding) = match &route {
+            Route::Http(link) => (link.timeout_ms, link.record_dir.as_ref(), Encoding::Json),
+            // The Backendless wire format: arguments as UTF-8 bytes.
+            Route::Redis(redis, _) => {
+                (redis.timeout_ms, redis.record_dir.as_ref(), Encoding::Bytes)
+            }
+        };
+        let caller_dto = values.first().map(|ctx| {
+            json!({"userId": ctx.get("userId"), "userToken": ctx.get("userToken"),
+                   "userRoles": ctx.get("userRoles"), "deviceType": ctx.get("deviceType"),
+                   "httpHeaders": ctx.get("httpHeaders")})
+        });
         let task = Task {
             json_class: TASK_CLASS.to_owned(),
             id: uuid::Uuid::new_v4().to_string(),
@@ -331,15 +378,28 @@ impl Dispatcher {
             event_id: event.0,
             target: target.to_owned(),
             is_async,
-            timeout: Some(link.timeout_ms as i64),
+            timeout: Some(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
             timestamp: Some(now_ms()),
-            arguments: Arguments::new(Encoding::Json, values),
-            invocation_context_dto: None,
+            arguments: Arguments::new(encoding, values),
+            invocation_context_dto: caller_dto.filter(|_| matches!(route, Route::Redis(..))),
             init_app_data: Some(self.init_app_data.read().clone()),
             provider: Some(def.provider.as_str().to_owned()),
         };
+        self.record(record_dir, def, &task);
+        let link = match route {
+            Route::Http(link) => link,
+            Route::Redis(redis, destination) => {
+                let mut body = serde_json::to_value(&task).map_err(ApiError::internal)?;
+                body["mode"] = Value::from(match destination {
+                    Destination::Debug => "DEBUG",
+                    Destination::Production => "PRODUCTION",
+                });
+                body["relativePath"] = Value::from("servercode/RUST/default");
+                tracing::debug!(task_id = %task.id, event = def.name, target, is_async, "emulator.task_queued");
+                return redis.send(body, &destination, is_async).await;
+            }
+        };
         let body = serde_json::to_vec(&task).map_err(ApiError::internal)?;
-        self.record(link, def, &task);
         let headers = link.secret.sign_headers(&body);
         let mut request = link
             .client
@@ -371,7 +431,7 @@ impl Dispatcher {
                     15000,
                     format!(
                         "Custom business logic execution has been terminated because it did not complete in permitted time - {} seconds",
-                        link.timeout_ms / 1000
+                        timeout_ms / 1000
                     ),
                 )
             } else {
@@ -400,7 +460,7 @@ impl Dispatcher {
             })
     }
 
-    fn record(&self, link: &Link, def: &EventDef, task: &Task) {
+    fn record(&self, record_dir: Option<&PathBuf>, def: &EventDef, task: &Task) {
         let mut shown = task.clone();
         if def.provider == crate::event::Provider::User {
             let redacted = || Value::String("[redacted]".to_owned());
@@ -423,7 +483,7 @@ impl Dispatcher {
             }
         }
         let body = serde_json::to_value(&shown).unwrap_or(Value::Null);
-        if let Some(dir) = &link.record_dir {
+        if let Some(dir) = record_dir {
             let path = dir.join(format!("{}-{}-{}.json", now_ms(), def.name, task.id));
             let text = serde_json::to_vec_pretty(&body).unwrap_or_default();
             if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text))

@@ -26,7 +26,9 @@ mod dispatch;
 mod error;
 mod inspect;
 mod misc;
+mod redis_link;
 mod security;
+mod servercode;
 mod sessions;
 mod store;
 mod users;
@@ -67,6 +69,8 @@ pub(crate) struct AppState {
     /// Lets a non-loopback client use `/__emulator/*` (header
     /// `x-emulator-token`); random per start.
     inspect_token: String,
+    /// Recent deployments' status logs.
+    deploys: servercode::Deploys,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -122,6 +126,7 @@ impl Emulator {
             log,
             config,
             inspect_token: uuid::Uuid::new_v4().simple().to_string(),
+            deploys: servercode::Deploys::default(),
         };
         Ok(Emulator {
             state: Arc::new(state),
@@ -187,6 +192,27 @@ impl Emulator {
             .route("/counters/{name}/reset", put(misc::counter_reset))
             .route("/counters/{name}/get/compareandset", put(misc::counter_cas))
             .route("/counters/{name}/{a}/{b}", put(misc::counter_op))
+            // business logic management (runners linked over Redis)
+            .route(
+                "/servercode/registerRunner/{lang}",
+                post(servercode::register_runner),
+            )
+            .route(
+                "/servercode/registermodel",
+                post(servercode::register_model),
+            )
+            .route(
+                "/servercode/unregisterRunner",
+                get(servercode::unregister_runner),
+            )
+            .route(
+                "/servercode/publishcode/async/{lang}",
+                post(servercode::publish_code),
+            )
+            .route(
+                "/servercode/publishcode/status/{deploy_id}",
+                get(servercode::publish_status),
+            )
             .method_not_allowed_fallback(misc::method_not_allowed);
         let inspection = Router::new()
             .route("/requests", get(misc::inspect_requests))

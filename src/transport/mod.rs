@@ -4,6 +4,7 @@
 //! identities, deadlines, panic containment, spans and metrics are the
 //! dispatcher's, shared by every transport.
 
+pub mod debug;
 pub mod framing;
 pub mod redis;
 

@@ -124,9 +124,15 @@ fn rust_app() -> Registry {
     registry
 }
 
+/// One install at a time (the tests of this binary run in parallel).
+static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Installs the official runner from `tests/official/package.json` (exact
 /// versions, lock without download addresses) into `<target>/official-runner`.
 fn ensure_official() -> Result<PathBuf, String> {
+    let _one_at_a_time = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = node::target_dir("official-runner");
     if node::installed_version(&dir, "backendless-coderunner").as_deref() == Some(RUNNER_VERSION) {
         return Ok(dir);
@@ -412,4 +418,48 @@ async fn the_same_tasks_get_the_same_replies_as_from_the_official_runner() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_model_loader_accepts_coderunner_model() {
+    if node::tool_version("node").is_none() || node::tool_version("npm").is_none() {
+        return node::skip(WHAT, "`node` or `npm` is not on PATH");
+    }
+    let dir = match tokio::task::spawn_blocking(ensure_official).await.unwrap() {
+        Ok(dir) => dir,
+        Err(why) => return node::skip(WHAT, &why),
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coderunner"))
+        .arg("model")
+        .env_remove("CODERUNNER_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model: Value = serde_json::from_slice(&out.stdout).expect("coderunner model prints JSON");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &out.stdout).unwrap();
+
+    let mut cmd = node::node();
+    cmd.arg(official_dir().join("load_model.js"))
+        .arg("--modules")
+        .arg(dir.join("node_modules"))
+        .arg(file.path());
+    let (ok, stdout, stderr) = node::run(cmd, Duration::from_secs(60)).unwrap();
+    let verdict: Value = stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("load_model.js printed no verdict:\n{stdout}\n{stderr}"));
+    assert!(
+        ok && verdict["ok"] == true,
+        "the official loader refused the model: {verdict}\n{stderr}"
+    );
+    assert_eq!(
+        verdict["handlers"],
+        model["handlers"].as_array().unwrap().len()
+    );
+    assert_eq!(verdict["handlers"], 3, "the example app's three handlers");
 }

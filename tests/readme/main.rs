@@ -132,6 +132,18 @@ fn the_two_commands_are_near_the_top() {
 
 #[test]
 fn the_walkthrough_gives_the_results_it_shows() {
+    walk_through(&[]);
+}
+
+/// The same walkthrough with the emulator handing tasks to the runner
+/// through Redis (the runner registered as the app's debug runner), as a
+/// Backendless server does: every reply must be the same.
+#[test]
+fn the_walkthrough_gives_the_same_results_through_redis() {
+    walk_through(&["--transport", "redis"]);
+}
+
+fn walk_through(dev_args: &[&str]) {
     if !have("bash") || !have("curl") {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -148,6 +160,7 @@ fn the_walkthrough_gives_the_results_it_shows() {
             "--runner-listen",
             "127.0.0.1:0",
         ])
+        .args(dev_args)
         .env_remove("CODERUNNER_CONFIG")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -5,6 +5,7 @@
 #[path = "../../handlers/mod.rs"]
 #[allow(dead_code)]
 mod app;
+mod management;
 mod support;
 
 use std::collections::HashSet;

@@ -43,7 +43,19 @@ impl RedisRunner {
         redis_url: &str,
         extra: &str,
     ) -> Self {
-        let prefix = fresh_prefix();
+        Self::start_prefixed(registry, compression, redis_url, &fresh_prefix(), extra).await
+    }
+
+    /// A runner whose lists and channels start with `prefix`; `extra` is
+    /// TOML added inside `[redis]` (later tables may follow).
+    pub async fn start_prefixed(
+        registry: Registry,
+        compression: bool,
+        redis_url: &str,
+        prefix: &str,
+        extra: &str,
+    ) -> Self {
+        let prefix = prefix.to_owned();
         let overlay = format!(
             r#"
 [transport]
