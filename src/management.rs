@@ -183,13 +183,7 @@ impl ManagementApi {
                     .header("content-length", "0"),
             )
             .await?;
-        reply["debugId"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| ManagementError::Invalid {
-                what: WHAT,
-                reason: "it has no `debugId`".to_owned(),
-            })
+        text(WHAT, &reply["debugId"], "it has no `debugId`")
     }
 
     /// `POST registermodel`: the debug runner's model.
@@ -250,13 +244,7 @@ impl ManagementApi {
                     .multipart(form),
             )
             .await?;
-        reply
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| ManagementError::Invalid {
-                what: WHAT,
-                reason: "the deploy id is not a string".to_owned(),
-            })
+        text(WHAT, &reply, "the deploy id is not a string")
     }
 
     /// The status log of a deployment from `offset` on.
@@ -319,6 +307,17 @@ impl ManagementApi {
             tokio::time::sleep(poll).await;
         }
     }
+}
+
+/// The string a reply must hold, or why the reply is invalid.
+fn text(what: &'static str, value: &Value, missing: &str) -> Result<String, ManagementError> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ManagementError::Invalid {
+            what,
+            reason: missing.to_owned(),
+        })
 }
 
 /// A zip archive holding `model.json`.
