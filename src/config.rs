@@ -212,6 +212,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `coderunner=debug`.
     pub level: String,
+    /// Send what handlers log to the app's log (`PUT .../log`), as the official runner does.
+    pub app_log: bool,
 }
 
 /// The log output format.

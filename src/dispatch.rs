@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::{field, Instrument};
 
+use crate::app_log::{AppLogLine, AppLogTarget, TaskLog};
 use crate::event::wire::{
     Arguments, Encoding, ExceptionWrapper, ExecutionResult, InvocationResult, Task, TIMEOUT_MESSAGE,
 };
@@ -132,6 +133,8 @@ pub struct Routed {
     result: Option<ExecutionResult>,
     deadline: tokio::time::Instant,
     run: Prepared,
+    /// Where the handler's lines go, when the app's log is on and the task names one.
+    app_log: Option<AppLogTarget>,
 }
 
 impl Routed {
@@ -146,6 +149,10 @@ impl Routed {
     }
 }
 
+/// Sends a task's handler lines to the app's log; the dispatcher knows
+/// nothing of how (see `app_log.rs`).
+pub type AppLogHook = Arc<dyn Fn(AppLogTarget, &str, Vec<AppLogLine>) + Send + Sync>;
+
 /// Builds the extra parts of a handler's [`Context`] (such as SDK clients)
 /// from the RunnerContext; the dispatcher knows nothing of them.
 pub type ContextHook = Arc<dyn Fn(Context) -> Context + Send + Sync>;
@@ -156,6 +163,7 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     limits: TaskLimits,
     hook: Option<ContextHook>,
+    app_log: Option<AppLogHook>,
     /// Made once from the registry, so that recording allocates nothing.
     metrics: Arc<InvocationMetrics>,
 }
@@ -168,6 +176,7 @@ impl Dispatcher {
             registry,
             limits,
             hook: None,
+            app_log: None,
             metrics,
         }
     }
@@ -230,6 +239,12 @@ impl Dispatcher {
         .instrument(span)
     }
 
+    /// Sends what each handler logs to the app's log with `hook`.
+    pub fn with_app_log(mut self, hook: AppLogHook) -> Self {
+        self.app_log = Some(hook);
+        self
+    }
+
     /// Sets a hook that completes every handler context (e.g. with SDK clients).
     pub fn with_context_hook(mut self, hook: ContextHook) -> Self {
         self.hook = Some(hook);
@@ -277,6 +292,15 @@ impl Dispatcher {
             None
         };
 
+        let app_log = self.app_log.as_ref().and_then(|_| {
+            AppLogTarget::of(
+                task.init_app_data.as_ref(),
+                task.application_id
+                    .as_deref()
+                    .or(Some(runner.app_id.as_str())),
+                runner.user_token.as_ref().map(|t| t.expose()),
+            )
+        });
         let deadline = tokio::time::Instant::now() + self.limits.timeout_for(task.timeout);
         let mut ctx = Context::new(runner, task.id.clone(), event, task.target, Some(deadline));
         if let Some(hook) = &self.hook {
@@ -306,6 +330,7 @@ impl Dispatcher {
             result,
             deadline,
             run,
+            app_log,
         })
     }
 
@@ -320,9 +345,19 @@ impl Dispatcher {
             result: original_result,
             deadline,
             run,
+            app_log,
         } = routed;
         let event = handler.event;
-        let ran = tokio::time::timeout_at(deadline, AssertUnwindSafe(run).catch_unwind()).await;
+        let contained = AssertUnwindSafe(run).catch_unwind();
+        let ran = match (app_log, &self.app_log) {
+            (Some(target), Some(send)) => {
+                let lines = TaskLog::default();
+                let ran = tokio::time::timeout_at(deadline, lines.clone().scope(contained)).await;
+                send(target, &request_id, lines.take());
+                ran
+            }
+            _ => tokio::time::timeout_at(deadline, contained).await,
+        };
 
         let fail = |exception: ExceptionWrapper, outcome| {
             (

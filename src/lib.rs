@@ -6,6 +6,7 @@
 //! `docs/` for the whole picture.
 #![warn(missing_docs)]
 
+pub mod app_log;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "emulator")]

@@ -90,6 +90,12 @@ impl Runner {
             tracing::warn!("UNSIGNED MODE: tasks are accepted without a webhook signature; never use this in production");
         }
         let mut dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits());
+        if config.log.app_log {
+            let sender = crate::app_log::AppLogSender::default();
+            dispatcher = dispatcher.with_app_log(Arc::new(move |target, task_id, lines| {
+                sender.send(target, task_id, lines);
+            }));
+        }
         let sdk = if config.backendless.app_id.is_empty() {
             tracing::info!("no `backendless.app_id` configured: handlers get no SDK client");
             None

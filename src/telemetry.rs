@@ -66,20 +66,27 @@ pub fn spawn_metrics_upkeep(stop: tokio_util::sync::CancellationToken) {
 /// Installs the global `tracing` subscriber: text or JSON, filtered by
 /// `RUST_LOG` when set, else by `log.level`. Does nothing if one is installed.
 pub fn init_logging(config: &LogConfig) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let app_log = config.app_log.then_some(crate::app_log::AppLogLayer);
+    let registry = tracing_subscriber::registry().with(filter).with(app_log);
     let _ = match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
     };
 }
 

@@ -477,3 +477,71 @@ async fn redis_restarted_mid_task_readiness_drops_and_the_reply_still_arrives() 
     assert_eq!(reply["arguments"][1], 1);
     runner.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_handler_logs_reaches_the_apps_log_once_per_task() {
+    use coderunner::emulator::{Emulator, EmulatorConfig};
+    use tracing_subscriber::layer::SubscriberExt;
+    // The layer `telemetry::init_logging` installs, without printing.
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(coderunner::app_log::AppLogLayer),
+    );
+    let emulator = Emulator::new(EmulatorConfig::dev()).unwrap();
+    let inspect = emulator.inspect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(emulator.serve(listener, std::future::pending()));
+
+    let mut registry = Registry::new();
+    registry
+        .before(
+            persistence::BEFORE_CREATE,
+            "Order",
+            |_: Context, order: Value| async move {
+                tracing::info!(total = 3, "checking the order");
+                tracing::warn!("the order has no title");
+                Ok(Before::Continue(order))
+            },
+        )
+        .unwrap();
+    let runner = RedisRunner::start(registry, false).await;
+    let mut task = method_task(
+        "logged",
+        100,
+        "Order",
+        json!([{"appId": "dev-app"}, {"total": 3}]),
+    );
+    task["applicationId"] = json!("dev-app");
+    task["initAppData"] = json!({"url": url, "apiKey": "dev-cloudcode-key"});
+    let reply = runner.driver().call(task, WAIT, QUIET).await.single(false);
+    assert_eq!(reply["exception"], Value::Null);
+
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        lines = inspect.log_messages();
+        if lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shown: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| (l.logger.clone(), l.level.clone(), l.message.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (
+                "SERVER_CODE".to_owned(),
+                "INFO".to_owned(),
+                "[logged] checking the order total=3".to_owned()
+            ),
+            (
+                "SERVER_CODE".to_owned(),
+                "WARN".to_owned(),
+                "[logged] the order has no title".to_owned()
+            ),
+        ]
+    );
+    runner.shutdown.cancel();
+}
