@@ -27,6 +27,7 @@ pub mod signature;
 pub mod telemetry;
 #[cfg(feature = "emulator")]
 pub mod testing;
+pub mod timer;
 pub mod transport;
 
 pub use handler::{After, Before, Context, HandlerError, Outcome};

@@ -35,8 +35,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::wire::ExecutionResult;
+use crate::event::{custom, timer};
 use crate::event::{EventDef, EventId, Phase};
 use crate::handler::{After, Before, Context, HandlerError, Outcome};
+use crate::timer::{Schedule, ScheduleError};
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -152,6 +154,14 @@ pub enum RegistryError {
         /// The handler registered second.
         second: &'static str,
     },
+    /// A timer's schedule is not valid.
+    #[error("timer `{name}`: {error}")]
+    Schedule {
+        /// The timer.
+        name: String,
+        /// What is wrong.
+        error: ScheduleError,
+    },
     /// An empty target.
     #[error("{event}: the target must not be empty (use `*` for a generic handler)")]
     EmptyTarget {
@@ -164,6 +174,8 @@ pub enum RegistryError {
 #[derive(Default, Clone)]
 pub struct Registry {
     by_event: HashMap<u32, HashMap<String, Registered>>,
+    /// Timer schedules by timer name (their handlers are event 800's).
+    timers: std::collections::BTreeMap<String, Schedule>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -281,6 +293,101 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Registers a timer: `handler` runs on `schedule` (event 800, target
+    /// `name`). An invalid schedule is refused here, at startup.
+    ///
+    /// ```
+    /// use coderunner::timer::{Frequency, Schedule};
+    /// use coderunner::{Context, HandlerError, Registry};
+    ///
+    /// async fn digest(_ctx: Context) -> Result<(), HandlerError> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// let hourly = Schedule::new(1_767_225_600_000, Frequency::Custom { every_secs: 3600 });
+    /// registry.timer("digest", hourly, digest).unwrap();
+    /// assert_eq!(registry.timers().count(), 1);
+    /// ```
+    pub fn timer<F, Fut>(
+        &mut self,
+        name: &str,
+        schedule: Schedule,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        F: Fn(Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        schedule
+            .validate()
+            .map_err(|error| RegistryError::Schedule {
+                name: name.to_owned(),
+                error,
+            })?;
+        let handler_name = std::any::type_name::<F>();
+        self.add_before(timer::EXECUTE, name, false, move |ctx: Context, (): ()| {
+            let run = handler(ctx);
+            async move { run.await.map(|()| Before::Continue(())) }
+        })?;
+        self.rename(timer::EXECUTE, name, handler_name);
+        self.timers.insert(name.to_owned(), schedule);
+        Ok(self)
+    }
+
+    /// Registers a custom event's handler (event 900, target `name`): it
+    /// takes the event's arguments object and returns the event's result
+    /// (an object as it is; any other value reaches the client as
+    /// `{"result": value}`).
+    pub fn custom_event<A, R, F, Fut>(
+        &mut self,
+        name: &str,
+        handler: F,
+    ) -> Result<&mut Self, RegistryError>
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
+    {
+        let handler_name = std::any::type_name::<F>();
+        self.add_after(
+            custom::EXECUTE,
+            name,
+            false,
+            move |ctx: Context, args: A, _: Outcome<Value>| {
+                let run = handler(ctx, args);
+                async move {
+                    let value = serde_json::to_value(run.await?).map_err(|e| {
+                        HandlerError::msg(format!(
+                            "the custom event's result cannot be encoded: {e}"
+                        ))
+                    })?;
+                    Ok(After::Replace(value))
+                }
+            },
+        )?;
+        self.rename(custom::EXECUTE, name, handler_name);
+        Ok(self)
+    }
+
+    fn rename(&mut self, event: EventId, target: &str, handler_name: &'static str) {
+        if let Some(r) = self
+            .by_event
+            .get_mut(&event.0)
+            .and_then(|t| t.get_mut(target))
+        {
+            r.handler_name = handler_name;
+        }
+    }
+
+    /// Every timer with its schedule, by name.
+    pub fn timers(&self) -> impl Iterator<Item = (&str, &Schedule)> {
+        self.timers
+            .iter()
+            .map(|(name, schedule)| (name.as_str(), schedule))
     }
 
     /// Registers a before-handler (also for standalone events without a
