@@ -82,7 +82,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
-            max_tasks_in_flight: 256,
+            max_tasks_in_flight: 1024,
             max_async_tasks: 1024,
             seen_ids_capacity: 200_000,
             reply_cache_bytes: 32 << 20,
