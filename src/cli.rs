@@ -535,7 +535,25 @@ async fn probe(url: &str) -> Result<(), String> {
 /// `handlers`, `invoke`, `probe`) with the handlers that `register` adds, on
 /// a multi-threaded tokio runtime; returns the process exit code.
 pub fn main(register: Register) -> ExitCode {
-    let cli = Cli::parse();
+    main_from(register, std::env::args_os())
+}
+
+/// [`main`] with the given command line (the program name first), as a test
+/// or an embedding application runs it.
+///
+/// It returns once the command is done, without waiting for threads a
+/// handler still blocks (they end with the process): after SIGTERM, within
+/// `shutdown.grace_period_secs` + `shutdown.drain_delay_ms` + the superuser
+/// logout's bound (10 s) + [`EXIT_MARGIN`].
+pub fn main_from<I, T>(register: Register, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -546,8 +564,16 @@ pub fn main(register: Register) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli, register))
+    let code = runtime.block_on(run(cli, register));
+    // Blocking work still running (a database call, a stuck thread) gets
+    // this long, then is left to end with the process.
+    runtime.shutdown_timeout(EXIT_MARGIN);
+    code
 }
+
+/// How long, once a command is done, blocking work still running is waited
+/// for before the process exits anyway.
+pub const EXIT_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn run(cli: Cli, register: Register) -> ExitCode {
     let result = match &cli.command {

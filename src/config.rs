@@ -44,6 +44,13 @@ pub const SECRET_KEYS: &[&str] = &[
 /// ones would overflow clock arithmetic (`Instant + Duration`) when used.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// The most task slots `server.max_tasks_in_flight` and
+/// `server.max_async_tasks` may hold.
+pub const MAX_TASK_SLOTS: usize = 1 << 20;
+
+/// The most threads `tasks.handler_threads` may ask for.
+pub const MAX_HANDLER_THREADS: usize = 1024;
+
 /// `Ok` when `value` is at most [`MAX_DURATION`]; else an error naming `key`.
 pub fn check_duration(key: &str, value: Duration) -> Result<(), ConfigError> {
     if value > MAX_DURATION {
@@ -153,6 +160,16 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Time a client gets to send a complete request head, in ms.
+    pub header_read_timeout_ms: u64,
+    /// Time a client gets to send the body once the head is read, in ms.
+    pub body_read_timeout_ms: u64,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Synchronous tasks in flight at once; more get 503.
+    pub max_tasks_in_flight: usize,
+    /// Asynchronous tasks accepted and not finished; more get 503.
+    pub max_async_tasks: usize,
 }
 
 /// `[security]`
@@ -168,6 +185,8 @@ pub struct SecurityConfig {
     pub timestamp_tolerance_secs: u64,
     /// How many recent `webhook-id`s are remembered to refuse replays.
     pub seen_ids_capacity: usize,
+    /// Bytes of replies kept for retries of a delivery whose reply was lost.
+    pub reply_cache_bytes: usize,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -180,6 +199,7 @@ impl std::fmt::Debug for SecurityConfig {
             .field("allow_unsigned", &self.allow_unsigned)
             .field("timestamp_tolerance_secs", &self.timestamp_tolerance_secs)
             .field("seen_ids_capacity", &self.seen_ids_capacity)
+            .field("reply_cache_bytes", &self.reply_cache_bytes)
             .finish()
     }
 }
@@ -192,6 +212,8 @@ pub struct TasksConfig {
     pub default_timeout_ms: u64,
     /// The most time any task gets, in ms.
     pub max_timeout_ms: u64,
+    /// Threads of the runtime handlers run on (0 = one per CPU).
+    pub handler_threads: usize,
 }
 
 /// `[shutdown]`
@@ -490,6 +512,14 @@ impl Config {
             ),
             ("shutdown.drain_delay_ms", ms(self.shutdown.drain_delay_ms)),
             (
+                "server.header_read_timeout_ms",
+                ms(self.server.header_read_timeout_ms),
+            ),
+            (
+                "server.body_read_timeout_ms",
+                ms(self.server.body_read_timeout_ms),
+            ),
+            (
                 "security.timestamp_tolerance_secs",
                 secs(self.security.timestamp_tolerance_secs),
             ),
@@ -554,10 +584,45 @@ impl Config {
             redis::Client::open(self.redis.url.expose_secret())
                 .map_err(|e| ConfigError(format!("key `redis.url`: {}", e.category())))?;
         }
-        if self.server.body_limit_bytes == 0 {
-            return Err(ConfigError(
-                "key `server.body_limit_bytes` must be positive".into(),
-            ));
+        for (key, value) in [
+            ("server.body_limit_bytes", self.server.body_limit_bytes),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms as usize,
+            ),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms as usize,
+            ),
+            ("server.max_connections", self.server.max_connections),
+            (
+                "server.max_tasks_in_flight",
+                self.server.max_tasks_in_flight,
+            ),
+            ("server.max_async_tasks", self.server.max_async_tasks),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("key `{key}` must be positive")));
+            }
+        }
+        // Past this, tokio's semaphore panics.
+        for (key, value) in [
+            (
+                "server.max_tasks_in_flight",
+                self.server.max_tasks_in_flight,
+            ),
+            ("server.max_async_tasks", self.server.max_async_tasks),
+        ] {
+            if value > MAX_TASK_SLOTS {
+                return Err(ConfigError(format!(
+                    "key `{key}` must be at most {MAX_TASK_SLOTS}"
+                )));
+            }
+        }
+        if self.tasks.handler_threads > MAX_HANDLER_THREADS {
+            return Err(ConfigError(format!(
+                "key `tasks.handler_threads` must be at most {MAX_HANDLER_THREADS}"
+            )));
         }
         if !self.backendless.superuser.login.is_empty()
             && self
@@ -774,6 +839,8 @@ mod tests {
             "[shutdown]\ngrace_period_secs",
             "[shutdown]\ndrain_delay_ms",
             "[security]\ntimestamp_tolerance_secs",
+            "[server]\nheader_read_timeout_ms",
+            "[server]\nbody_read_timeout_ms",
         ] {
             let err = Config::from_toml(&format!("{key} = 9223372036854775807"))
                 .unwrap_err()
@@ -785,6 +852,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tasks.default_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_must_be_positive_and_bounded_naming_the_key() {
+        for key in [
+            "header_read_timeout_ms",
+            "body_read_timeout_ms",
+            "max_connections",
+            "max_tasks_in_flight",
+            "max_async_tasks",
+        ] {
+            let err = Config::from_toml(&format!("[server]\n{key} = 0"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("server.{key}")), "{err}");
+        }
+        let err = Config::from_toml("[server]\nmax_async_tasks = 100000000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.max_async_tasks"), "{err}");
+        let err = Config::from_toml("[tasks]\nhandler_threads = 100000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tasks.handler_threads"), "{err}");
     }
 
     #[test]

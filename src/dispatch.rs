@@ -1,6 +1,12 @@
 //! Runs one task: registry lookup, typed decode, deadline, panic
 //! containment, and the reply in the encoding the task used.
 //!
+//! Handlers run on a runtime of their own ([`HandlerRuntime`]) when one is
+//! set, and their deadline is kept by a timer of the caller's runtime: a
+//! handler that blocks its thread can neither stall the server nor delay the
+//! timeout reply. Its thread stays blocked (a thread cannot be stopped), and
+//! the slot it was given is held until it returns.
+//!
 //! Knows nothing of HTTP: the server hands it a decoded [`Task`] and sends
 //! back the [`InvocationResult`] it returns.
 
@@ -21,6 +27,49 @@ use crate::event::{EventDef, RunnerContext};
 use crate::handler::Context;
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
+
+/// The runtime handlers run on, apart from the server's: threads blocked by
+/// a handler (`std::thread::sleep`, blocking I/O, a CPU loop) are threads of
+/// this runtime only. Dropping the last clone shuts it down without waiting
+/// for blocked threads.
+#[derive(Clone)]
+pub struct HandlerRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    /// Taken on drop, to shut it down in the background.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl HandlerRuntime {
+    /// A multi-threaded runtime with `threads` worker threads (`0`: one per CPU).
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all().thread_name("coderunner-handler");
+        if threads > 0 {
+            builder.worker_threads(threads);
+        }
+        let runtime = builder.build()?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                runtime: Some(runtime),
+                handle,
+            }),
+        })
+    }
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Never joins a thread a handler blocks.
+            runtime.shutdown_background();
+        }
+    }
+}
 
 /// How long tasks may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,9 +184,19 @@ pub struct Routed {
     run: Prepared,
     /// Where the handler's lines go, when the app's log is on and the task names one.
     app_log: Option<AppLogTarget>,
+    /// Held until the handler returns, also past its deadline: what a
+    /// transport counts its tasks in flight with.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Routed {
+    /// Holds `slot` until the handler returns (past the timeout reply if it
+    /// blocks), so that a handler still running counts as in flight.
+    pub fn hold(mut self, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+
     /// The handler that will run.
     pub fn handler(&self) -> &Registered {
         &self.handler
@@ -166,6 +225,8 @@ pub struct Dispatcher {
     app_log: Option<AppLogHook>,
     /// Made once from the registry, so that recording allocates nothing.
     metrics: Arc<InvocationMetrics>,
+    /// Where handlers run; `None`: on the caller's runtime.
+    handlers: Option<HandlerRuntime>,
 }
 
 impl Dispatcher {
@@ -178,7 +239,14 @@ impl Dispatcher {
             hook: None,
             app_log: None,
             metrics,
+            handlers: None,
         }
+    }
+
+    /// Runs handlers on `runtime` rather than on the caller's.
+    pub fn with_handler_runtime(mut self, runtime: HandlerRuntime) -> Self {
+        self.handlers = Some(runtime);
+        self
     }
 
     /// Logs and counts a task that could not be routed; every transport
@@ -331,6 +399,7 @@ impl Dispatcher {
             deadline,
             run,
             app_log,
+            slot: None,
         })
     }
 
@@ -346,18 +415,47 @@ impl Dispatcher {
             deadline,
             run,
             app_log,
+            slot,
         } = routed;
         let event = handler.event;
-        let contained = AssertUnwindSafe(run).catch_unwind();
-        let ran = match (app_log, &self.app_log) {
-            (Some(target), Some(send)) => {
-                let lines = TaskLog::default();
-                let ran = tokio::time::timeout_at(deadline, lines.clone().scope(contained)).await;
-                send(target, &request_id, lines.take());
+        // Lines the handler logs are collected inside its own task.
+        let lines = app_log.as_ref().map(|_| TaskLog::default());
+        let body = AssertUnwindSafe(run).catch_unwind();
+        let task = {
+            let lines = lines.clone();
+            async move {
+                let ran = match lines {
+                    Some(lines) => lines.scope(body).await,
+                    None => body.await,
+                };
+                drop(slot);
                 ran
             }
-            _ => tokio::time::timeout_at(deadline, contained).await,
+        }
+        .in_current_span();
+        let running = match &self.handlers {
+            Some(runtime) => runtime.inner.handle.spawn(task),
+            None => tokio::spawn(task),
         };
+        let abort = running.abort_handle();
+        // This timer runs on the caller's runtime: it fires even while the
+        // handler blocks every thread of its own.
+        let ran = match tokio::time::timeout_at(deadline, running).await {
+            Err(elapsed) => {
+                // A handler awaiting something is stopped; a blocked one
+                // keeps its thread (and its slot) until it returns.
+                abort.abort();
+                Err(elapsed)
+            }
+            Ok(Ok(ran)) => Ok(ran),
+            Ok(Err(join)) if join.is_panic() => Ok(Err(join.into_panic())),
+            Ok(Err(_cancelled)) => Ok(Err(
+                Box::new("the runner is stopping") as Box<dyn std::any::Any + Send>
+            )),
+        };
+        if let (Some(target), Some(lines), Some(send)) = (app_log, lines, &self.app_log) {
+            send(target, &request_id, lines.take());
+        }
 
         let fail = |exception: ExceptionWrapper, outcome| {
             (

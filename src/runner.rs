@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, HandlerRuntime};
 use crate::registry::Registry;
 use crate::sdk::{Backendless, SdkConfig, SuperuserCredentials};
 use crate::server::{Server, ServerOptions};
@@ -89,7 +89,10 @@ impl Runner {
         if verifier.is_none() && config.transport.http {
             tracing::warn!("UNSIGNED MODE: tasks are accepted without a webhook signature; never use this in production");
         }
-        let mut dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits());
+        let handlers = HandlerRuntime::new(config.tasks.handler_threads)
+            .map_err(|e| ConfigError::new(format!("key `tasks.handler_threads`: {e}")))?;
+        let mut dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits())
+            .with_handler_runtime(handlers);
         if config.log.app_log {
             let sender = crate::app_log::AppLogSender::default();
             dispatcher = dispatcher.with_app_log(Arc::new(move |target, task_id, lines| {
@@ -112,12 +115,10 @@ impl Runner {
                 .map_err(|e| ConfigError::new(e.to_string()))?;
             Some(RedisMode::Debug(session))
         } else if config.transport.redis {
-            let transport = RedisTransport::new(
-                &config.redis.url,
-                dispatcher.clone(),
-                RedisOptions::from_config(&config.redis),
-            )
-            .map_err(|e| ConfigError::new(format!("key `redis.url`: {e}")))?;
+            let mut options = RedisOptions::from_config(&config.redis);
+            options.app_id = Some(config.backendless.app_id.clone()).filter(|a| !a.is_empty());
+            let transport = RedisTransport::new(&config.redis.url, dispatcher.clone(), options)
+                .map_err(|e| ConfigError::new(format!("key `redis.url`: {e}")))?;
             Some(RedisMode::Pro(transport))
         } else {
             None
@@ -125,7 +126,14 @@ impl Runner {
         let grace_period = Duration::from_secs(config.shutdown.grace_period_secs);
         let options = ServerOptions {
             body_limit_bytes: config.server.body_limit_bytes,
+            header_read_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
+            max_connections: config.server.max_connections,
+            max_tasks_in_flight: config.server.max_tasks_in_flight,
+            max_async_tasks: config.server.max_async_tasks,
             seen_ids_capacity: config.security.seen_ids_capacity,
+            reply_cache_bytes: config.security.reply_cache_bytes,
+            app_id: Some(config.backendless.app_id.clone()).filter(|a| !a.is_empty()),
             grace_period,
             drain_delay: Duration::from_millis(config.shutdown.drain_delay_ms),
             invoke: config.transport.http,

@@ -23,6 +23,9 @@ pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 /// How far a timestamp may be from now, either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+/// The longest accepted `webhook-id`, in bytes: ids are remembered for the
+/// replay window, so their size is bounded.
+pub const MAX_ID_BYTES: usize = 256;
 
 const PREFIX: &str = "whsec_";
 
@@ -45,6 +48,9 @@ pub enum SignatureError {
     /// A required header is absent.
     #[error("missing header `{0}`")]
     MissingHeader(&'static str),
+    /// `webhook-id` is longer than [`MAX_ID_BYTES`].
+    #[error("header `webhook-id` is longer than {MAX_ID_BYTES} bytes")]
+    IdTooLong,
     /// The timestamp header is not an integer.
     #[error("header `webhook-timestamp` is not a number of seconds")]
     BadTimestamp,
@@ -124,6 +130,21 @@ pub struct Verifier {
     tolerance: Duration,
 }
 
+/// The signature headers of a request that passed [`Verifier::check_headers`]:
+/// present, an id of bounded size, a timestamp within the tolerance. The
+/// signature itself is not checked yet (the body has not been read).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedHeaders<'a> {
+    /// `webhook-id`.
+    pub id: &'a str,
+    /// `webhook-timestamp`, seconds since the epoch, as signed.
+    pub timestamp: i64,
+    /// `webhook-timestamp` as received (the signed text).
+    timestamp_raw: &'a str,
+    /// `webhook-signature`.
+    signatures: &'a str,
+}
+
 /// The signature headers of one request, as received.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedHeaders<'a> {
@@ -146,46 +167,79 @@ impl Verifier {
         self.tolerance
     }
 
+    /// Checks what can be checked before the body is read: the three
+    /// headers are present, the id is at most [`MAX_ID_BYTES`] and the
+    /// timestamp is within the tolerance of `now` (seconds since the epoch).
+    pub fn check_headers<'a>(
+        &self,
+        headers: SignedHeaders<'a>,
+        now: i64,
+    ) -> Result<CheckedHeaders<'a>, SignatureError> {
+        let id = headers
+            .id
+            .filter(|s| !s.is_empty())
+            .ok_or(SignatureError::MissingHeader(ID_HEADER))?;
+        if id.len() > MAX_ID_BYTES {
+            return Err(SignatureError::IdTooLong);
+        }
+        let timestamp_raw = headers
+            .timestamp
+            .ok_or(SignatureError::MissingHeader(TIMESTAMP_HEADER))?
+            .trim();
+        let signatures = headers
+            .signature
+            .ok_or(SignatureError::MissingHeader(SIGNATURE_HEADER))?;
+        let timestamp: i64 = timestamp_raw
+            .parse()
+            .map_err(|_| SignatureError::BadTimestamp)?;
+        let tolerance = self.tolerance.as_secs();
+        if now.abs_diff(timestamp) > tolerance {
+            return Err(SignatureError::StaleTimestamp(tolerance));
+        }
+        Ok(CheckedHeaders {
+            id,
+            timestamp,
+            timestamp_raw,
+            signatures,
+        })
+    }
+
+    /// Checks the signature of checked headers over `body`. The comparison
+    /// is constant-time.
+    pub fn verify_body(
+        &self,
+        headers: &CheckedHeaders<'_>,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        let candidates: Vec<Vec<u8>> = headers
+            .signatures
+            .split_ascii_whitespace()
+            .filter_map(|s| s.strip_prefix("v1,"))
+            .filter_map(|b64| STANDARD.decode(b64).ok())
+            .collect();
+        for secret in &self.secrets {
+            let mac = secret.mac(headers.id, headers.timestamp_raw, body);
+            for candidate in &candidates {
+                if mac.clone().verify_slice(candidate).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        Err(SignatureError::NoMatch)
+    }
+
     /// Verifies a request at time `now` (seconds since the epoch) and
-    /// returns its message id. The comparison is constant-time.
+    /// returns its message id: [`Verifier::check_headers`] then
+    /// [`Verifier::verify_body`].
     pub fn verify<'a>(
         &self,
         headers: SignedHeaders<'a>,
         body: &[u8],
         now: i64,
     ) -> Result<&'a str, SignatureError> {
-        let id = headers
-            .id
-            .filter(|s| !s.is_empty())
-            .ok_or(SignatureError::MissingHeader(ID_HEADER))?;
-        let ts_raw = headers
-            .timestamp
-            .ok_or(SignatureError::MissingHeader(TIMESTAMP_HEADER))?;
-        let signatures = headers
-            .signature
-            .ok_or(SignatureError::MissingHeader(SIGNATURE_HEADER))?;
-        let ts: i64 = ts_raw
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::BadTimestamp)?;
-        let tolerance = self.tolerance.as_secs();
-        if now.abs_diff(ts) > tolerance {
-            return Err(SignatureError::StaleTimestamp(tolerance));
-        }
-        let candidates: Vec<Vec<u8>> = signatures
-            .split_ascii_whitespace()
-            .filter_map(|s| s.strip_prefix("v1,"))
-            .filter_map(|b64| STANDARD.decode(b64).ok())
-            .collect();
-        for secret in &self.secrets {
-            let mac = secret.mac(id, ts_raw.trim(), body);
-            for candidate in &candidates {
-                if mac.clone().verify_slice(candidate).is_ok() {
-                    return Ok(id);
-                }
-            }
-        }
-        Err(SignatureError::NoMatch)
+        let checked = self.check_headers(headers, now)?;
+        self.verify_body(&checked, body)?;
+        Ok(checked.id)
     }
 }
 
@@ -263,6 +317,17 @@ mod tests {
             v.verify(missing, b"", 1),
             Err(SignatureError::MissingHeader(ID_HEADER))
         );
+        let long = "i".repeat(MAX_ID_BYTES + 1);
+        let sig = s.sign(&long, 1000, b"body");
+        assert_eq!(
+            v.verify(headers(&long, "1000", &sig), b"body", 1000),
+            Err(SignatureError::IdTooLong)
+        );
+        let longest = "i".repeat(MAX_ID_BYTES);
+        let sig = s.sign(&longest, 1000, b"body");
+        assert!(v
+            .verify(headers(&longest, "1000", &sig), b"body", 1000)
+            .is_ok());
     }
 
     #[test]

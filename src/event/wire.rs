@@ -231,6 +231,26 @@ impl Task {
         })?;
         Ok(task)
     }
+
+    /// The field that names an application other than `app_id`, if any:
+    /// `applicationId` when present, and the context's `appId`, which must
+    /// be present (`arguments[0].appId`).
+    pub fn other_app_field(&self, app_id: &str) -> Option<&'static str> {
+        if self
+            .application_id
+            .as_deref()
+            .is_some_and(|sent| sent != app_id)
+        {
+            return Some("applicationId");
+        }
+        let context_app = self
+            .arguments
+            .values
+            .first()
+            .and_then(|context| context.get("appId"))
+            .and_then(Value::as_str);
+        (context_app != Some(app_id)).then_some("arguments[0].appId")
+    }
 }
 
 /// A failure reported to the backend (`ExceptionWrapper`).

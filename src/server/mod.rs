@@ -1,11 +1,13 @@
 //! The runner's HTTP server: `POST /invoke`, `GET /handlers`, `/healthz`,
 //! `/readyz`, `/metrics`, and graceful shutdown.
 //!
-//! Bytes flow one way: raw body -> signature check -> seen-id check -> task
-//! decode -> dispatcher -> reply. The server knows nothing of the SDK.
+//! Bytes flow one way: signature headers -> raw body (bounded in size and
+//! time) -> signature check -> task decode -> app id -> a task slot ->
+//! replay check -> route -> dispatcher -> reply. The server knows nothing of the SDK.
 
+mod connections;
+pub mod dedupe;
 mod error;
-pub mod seen;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,30 +15,55 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::Bytes;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use connections::ConnectionLimits;
+use dedupe::{Admission, Dedupe, KeptReply};
 pub use error::ApiError;
-use seen::{BoundedSeenIds, SeenIds};
 
 use crate::dispatch::{Dispatcher, RouteError};
 use crate::event::wire::{ExceptionWrapper, InvocationResult, Task};
-use crate::signature::{self, SignedHeaders, Verifier};
+use crate::signature::{self, CheckedHeaders, SignatureError, SignedHeaders, Verifier};
 use crate::transport::Readiness;
+
+/// The `Retry-After` (seconds) of refusals about load.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// The header marking a reply sent again to a retried delivery.
+pub const REPLAYED_HEADER: &str = "webhook-replayed";
 
 /// How the server behaves; built from the configuration.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Largest accepted body in bytes.
     pub body_limit_bytes: usize,
+    /// Time a client gets to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Time a client gets to send the body, once the head is read.
+    pub body_read_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Synchronous tasks running at once (a handler past its timeout that
+    /// has not returned still counts).
+    pub max_tasks_in_flight: usize,
+    /// Asynchronous tasks accepted and not finished.
+    pub max_async_tasks: usize,
     /// How many webhook ids are remembered.
     pub seen_ids_capacity: usize,
+    /// Bytes of replies kept for retried deliveries.
+    pub reply_cache_bytes: usize,
+    /// Refuse tasks of another application (`backendless.app_id`), if set.
+    pub app_id: Option<String>,
     /// Time in-flight tasks get after shutdown starts.
     pub grace_period: Duration,
     /// Time between readiness turning 503 and the listener closing.
@@ -52,7 +79,14 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             body_limit_bytes: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_tasks_in_flight: 1024,
+            max_async_tasks: 1024,
             seen_ids_capacity: 200_000,
+            reply_cache_bytes: 32 << 20,
+            app_id: None,
             grace_period: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
             invoke: true,
@@ -65,13 +99,19 @@ struct AppState {
     dispatcher: Dispatcher,
     /// `None` only in explicitly enabled unsigned mode.
     verifier: Option<Verifier>,
-    seen: Box<dyn SeenIds>,
+    dedupe: Dedupe,
     body_limit: usize,
+    body_read_timeout: Duration,
+    /// Slots of synchronous tasks.
+    tasks: Arc<Semaphore>,
+    /// Slots of asynchronous tasks.
+    async_tasks: Arc<Semaphore>,
+    app_id: Option<String>,
     /// False once shutdown has begun.
     ready: AtomicBool,
     /// Transports that must be ready too.
     readiness: Vec<Readiness>,
-    /// Tracks asynchronous tasks so shutdown can wait for them.
+    /// Tracks tasks (not connections) so shutdown can wait for them.
     tracker: TaskTracker,
 }
 
@@ -86,15 +126,22 @@ impl Server {
     /// A server dispatching to `dispatcher`; `verifier` is `None` only in
     /// unsigned mode.
     pub fn new(dispatcher: Dispatcher, verifier: Option<Verifier>, options: ServerOptions) -> Self {
-        let window = verifier
+        let tolerance = verifier
             .as_ref()
-            .map_or(signature::DEFAULT_TOLERANCE, Verifier::tolerance)
-            * 2;
+            .map_or(signature::DEFAULT_TOLERANCE, Verifier::tolerance);
         let state = AppState {
             dispatcher,
             verifier,
-            seen: Box::new(BoundedSeenIds::new(options.seen_ids_capacity, window)),
+            dedupe: Dedupe::new(
+                options.seen_ids_capacity,
+                options.reply_cache_bytes,
+                tolerance.as_secs(),
+            ),
             body_limit: options.body_limit_bytes,
+            body_read_timeout: options.body_read_timeout,
+            tasks: Arc::new(Semaphore::new(options.max_tasks_in_flight)),
+            async_tasks: Arc::new(Semaphore::new(options.max_async_tasks)),
+            app_id: options.app_id.clone(),
             ready: AtomicBool::new(true),
             readiness: options.readiness.clone(),
             tracker: TaskTracker::new(),
@@ -125,21 +172,25 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains:
-    /// readiness turns 503, the listener closes after the drain delay, and
-    /// in-flight tasks (asynchronous ones too) get the grace period to finish.
+    /// readiness turns 503, the listener and the idle connections close
+    /// after the drain delay, and tasks in flight (asynchronous ones too)
+    /// get the grace period to finish; then it returns, whatever still runs.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let stop_accepting = CancellationToken::new();
-        let router = self.router();
-        let stop = stop_accepting.clone();
-        let serving = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
+        let limits = ConnectionLimits {
+            header_read_timeout: self.options.header_read_timeout,
+            max_connections: self.options.max_connections,
+        };
+        let serving = tokio::spawn(connections::serve(
+            listener,
+            self.router(),
+            limits,
+            stop_accepting.clone(),
+        ));
         shutdown.cancelled().await;
         self.state.ready.store(false, Ordering::SeqCst);
         tracing::info!(
@@ -157,13 +208,16 @@ impl Server {
         })
         .await;
         match drained {
-            Ok(Ok(result)) => {
+            Ok(Ok(())) => {
                 tracing::info!("shutdown complete");
-                result
+                Ok(())
             }
             Ok(Err(join)) => Err(std::io::Error::other(join)),
             Err(_) => {
-                tracing::warn!("grace period over: tasks still running are abandoned");
+                tracing::warn!(
+                    tasks_running = self.state.tracker.len(),
+                    "grace period over: tasks still running are abandoned"
+                );
                 Ok(())
             }
         }
@@ -209,12 +263,27 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn invoke(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
+fn signature_error(e: SignatureError) -> ApiError {
+    tracing::warn!(error = %e, "refused a task with an invalid signature");
+    let status = match e {
+        SignatureError::IdTooLong => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    ApiError::new(status, "invalid_signature", e.to_string())
+}
+
+/// A JSON body already serialized.
+fn json_reply(status: StatusCode, body: Bytes) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads the body within the size limit and the body read timeout.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -226,78 +295,265 @@ async fn invoke(
         )
     };
     let declared =
-        header_str(&headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > state.body_limit) {
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| too_large())?;
+    let read = axum::body::to_bytes(body, state.body_limit);
+    match tokio::time::timeout(state.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => {
+            metrics::counter!("coderunner_http_body_timeouts_total").increment(1);
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the task body was not received within {} ms",
+                    state.body_read_timeout.as_millis()
+                ),
+            ))
+        }
+    }
+}
 
-    if let Some(verifier) = &state.verifier {
-        let signed = SignedHeaders {
-            id: header_str(&headers, signature::ID_HEADER),
-            timestamp: header_str(&headers, signature::TIMESTAMP_HEADER),
-            signature: header_str(&headers, signature::SIGNATURE_HEADER),
-        };
-        let id = verifier
-            .verify(signed, &body, signature::unix_now())
-            .map_err(|e| {
-                tracing::warn!(error = %e, "refused a task with an invalid signature");
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
-            })?;
-        if !state.seen.first_time(id) {
-            tracing::warn!(webhook_id = id, "refused a replayed delivery");
-            return Err(ApiError::new(
+/// What the replay check says about a delivery.
+enum Admitted {
+    /// Execute it (with the ticket to keep its reply; `None` unsigned).
+    Run(Option<dedupe::Ticket>),
+    /// A repeated delivery: this is its answer.
+    Answer(Response),
+}
+
+/// The replay check of a signed delivery; unsigned ones always run.
+fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) -> Admitted {
+    let Some(checked) = checked else {
+        return Admitted::Run(None);
+    };
+    let id = checked.id;
+    let hash: [u8; 32] = Sha256::digest(body).into();
+    let refused = |e: ApiError| Admitted::Answer(e.into_response());
+    match state
+        .dedupe
+        .admit(id, checked.timestamp, hash, signature::unix_now())
+    {
+        Admission::New(ticket) => Admitted::Run(Some(ticket)),
+        Admission::Replay(KeptReply { status, body }) => {
+            tracing::info!(webhook_id = id, "a retried delivery gets its reply again");
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = json_reply(status, body);
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            Admitted::Answer(response)
+        }
+        Admission::Running => refused(
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "delivery_in_progress",
+                format!("webhook-id `{id}` is still running; retry for its reply"),
+            )
+            .retry_after(RETRY_AFTER_SECS),
+        ),
+        Admission::OtherBody => {
+            tracing::warn!(webhook_id = id, "refused a seen id with another body");
+            refused(ApiError::new(
                 StatusCode::CONFLICT,
                 "duplicate_delivery",
-                format!("webhook-id `{id}` was already received; it is not executed again"),
-            ));
+                format!(
+                    "webhook-id `{id}` was already received with a different body; \
+                     it is not executed"
+                ),
+            ))
         }
+        Admission::ReplyNotKept => {
+            tracing::warn!(webhook_id = id, "refused a replayed delivery");
+            refused(ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_delivery",
+                format!(
+                    "webhook-id `{id}` was already received and its reply is no longer \
+                     kept; it is not executed again"
+                ),
+            ))
+        }
+        Admission::BeyondHorizon { horizon } => {
+            tracing::warn!(
+                webhook_id = id,
+                horizon,
+                "refused a delivery signed before the replay horizon"
+            );
+            metrics::counter!("coderunner_replay_refused_total").increment(1);
+            refused(
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "replay_window_full",
+                    format!(
+                        "too many recent deliveries are remembered: deliveries signed at or \
+                         before {horizon} cannot be told from replays; send it again with a \
+                         fresh signature"
+                    ),
+                )
+                .retry_after(RETRY_AFTER_SECS),
+            )
+        }
+    }
+}
+
+/// The answer to a task that cannot be routed: a named 400 for a bad
+/// context or arguments, an `InvocationResult` with the official runner's
+/// message and 404 for an unknown event or handler.
+fn route_error(
+    state: &AppState,
+    request_id: &str,
+    error: RouteError,
+    started: Instant,
+) -> (StatusCode, Bytes) {
+    let refusal = match error {
+        RouteError::BadContext(message) => {
+            let message = format!("invalid task field `arguments[0]`: {message}");
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message)
+                .with_field("arguments[0]")
+        }
+        RouteError::BadArguments(e) => {
+            tracing::warn!(task.id = %request_id, field = %e.field, "task arguments do not fit the handler");
+            let message = e.to_string();
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message).with_field(e.field)
+        }
+        e => {
+            state.dispatcher.refused(request_id, &e, started);
+            let reply = InvocationResult::with_exception(
+                request_id.to_owned(),
+                ExceptionWrapper::new(0, e.to_string(), None),
+            );
+            let body = serde_json::to_vec(&reply).expect("a reply serializes");
+            return (StatusCode::NOT_FOUND, Bytes::from(body));
+        }
+    };
+    let body = serde_json::to_vec(&refusal).expect("an error serializes");
+    (refusal.status(), Bytes::from(body))
+}
+
+async fn invoke(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    // The signature headers are checked before a byte of the body is read.
+    let checked = match &state.verifier {
+        Some(verifier) => {
+            let signed = SignedHeaders {
+                id: header_str(&headers, signature::ID_HEADER),
+                timestamp: header_str(&headers, signature::TIMESTAMP_HEADER),
+                signature: header_str(&headers, signature::SIGNATURE_HEADER),
+            };
+            Some(
+                verifier
+                    .check_headers(signed, signature::unix_now())
+                    .map_err(signature_error)?,
+            )
+        }
+        None => None,
+    };
+    let body = read_body(&state, &headers, body).await?;
+    if let (Some(verifier), Some(checked)) = (&state.verifier, &checked) {
+        verifier
+            .verify_body(checked, &body)
+            .map_err(signature_error)?;
     }
 
     let task = Task::from_slice(&body).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", e.message).with_field(e.field)
     })?;
+    if let Some(app_id) = &state.app_id {
+        if let Some(field) = task.other_app_field(app_id) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_task",
+                format!("invalid task field `{field}`: not the configured application `{app_id}`"),
+            )
+            .with_field(field));
+        }
+    }
     let request_id = task.id.clone();
     let is_async = task.is_async;
+    // A slot, then the replay check, before any handler code runs (routing
+    // calls the handler to build its future). A delivery refused for load
+    // is not remembered, so its retry runs.
+    let slots = if is_async {
+        &state.async_tasks
+    } else {
+        &state.tasks
+    };
+    let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
+        metrics::counter!("coderunner_tasks_refused_total", "reason" => if is_async { "async_full" } else { "busy" }).increment(1);
+        let (code, what) = if is_async {
+            ("async_queue_full", "asynchronous tasks")
+        } else {
+            ("busy", "tasks")
+        };
+        let limit = if is_async {
+            "server.max_async_tasks"
+        } else {
+            "server.max_tasks_in_flight"
+        };
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!("too many {what} in flight (`{limit}`); retry later"),
+        )
+        .retry_after(RETRY_AFTER_SECS));
+    };
+    let ticket = match admit(&state, checked.as_ref(), &body) {
+        Admitted::Run(ticket) => ticket,
+        Admitted::Answer(answer) => return Ok(answer),
+    };
+
     let routed = match state.dispatcher.route(task) {
         Ok(routed) => routed,
-        Err(RouteError::BadContext(message)) => {
-            let message = format!("invalid task field `arguments[0]`: {message}");
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message)
-                    .with_field("arguments[0]"),
-            );
-        }
-        Err(RouteError::BadArguments(e)) => {
-            tracing::warn!(task.id = %request_id, field = %e.field, "task arguments do not fit the handler");
-            let message = e.to_string();
-            return Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message).with_field(e.field),
-            );
-        }
         Err(e) => {
-            state.dispatcher.refused(&request_id, &e, started);
-            let reply = InvocationResult::with_exception(
-                request_id,
-                ExceptionWrapper::new(0, e.to_string(), None),
-            );
-            return Ok((StatusCode::NOT_FOUND, Json(reply)).into_response());
+            let (status, body) = route_error(&state, &request_id, e, started);
+            if let Some(ticket) = ticket {
+                ticket.finish(KeptReply {
+                    status: status.as_u16(),
+                    body: body.clone(),
+                });
+            }
+            return Ok(json_reply(status, body));
         }
     };
-    let run = state.dispatcher.execute(routed, started, is_async);
 
     // Every task runs on the tracker, so it completes even if the caller
-    // hangs up, and shutdown waits for it.
-    let running = state.tracker.spawn(run);
+    // hangs up (its reply is then kept for a retry), and shutdown waits for it.
+    let run = state
+        .dispatcher
+        .execute(routed.hold(slot), started, is_async);
     if is_async {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"requestId": request_id, "status": "accepted"})),
-        )
-            .into_response());
+        let accepted = Bytes::from(
+            serde_json::to_vec(&json!({"requestId": request_id, "status": "accepted"}))
+                .expect("JSON serializes"),
+        );
+        if let Some(ticket) = ticket {
+            ticket.finish(KeptReply {
+                status: StatusCode::ACCEPTED.as_u16(),
+                body: accepted.clone(),
+            });
+        }
+        state.tracker.spawn(run);
+        return Ok(json_reply(StatusCode::ACCEPTED, accepted));
     }
+    let running = state.tracker.spawn(async move {
+        let reply = run.await;
+        let body = Bytes::from(serde_json::to_vec(&reply).expect("a reply serializes"));
+        if let Some(ticket) = ticket {
+            ticket.finish(KeptReply {
+                status: StatusCode::OK.as_u16(),
+                body: body.clone(),
+            });
+        }
+        body
+    });
     let reply = running.await.map_err(|e| {
         tracing::error!(error = %e, "invocation task failed");
         ApiError::new(
@@ -306,5 +562,5 @@ async fn invoke(
             "the invocation could not complete",
         )
     })?;
-    Ok(Json(reply).into_response())
+    Ok(json_reply(StatusCode::OK, reply))
 }

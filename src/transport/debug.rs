@@ -71,6 +71,7 @@ impl DebugSession {
         // Only the app's own list, as the official debug runner takes.
         options.transport.queue = options.api.app_id().to_owned();
         options.transport.low_priority_queue = None;
+        options.transport.app_id = Some(options.api.app_id().to_owned());
         let transport = RedisTransport::new(
             &options.broker_url,
             dispatcher.clone(),

@@ -70,6 +70,9 @@ pub struct RedisOptions {
     pub reply_retry: Duration,
     /// The longest pause between reconnection attempts.
     pub reconnect_max: Duration,
+    /// The one app this runner serves, when configured: a task of another
+    /// app is refused (its handlers and SDK are this app's).
+    pub app_id: Option<String>,
 }
 
 impl RedisOptions {
@@ -87,6 +90,7 @@ impl RedisOptions {
             poll_timeout: Duration::from_millis(config.poll_timeout_ms),
             reply_retry: Duration::from_millis(config.reply_retry_ms),
             reconnect_max: Duration::from_millis(config.reconnect_max_ms),
+            app_id: None,
         }
     }
 }
@@ -606,6 +610,19 @@ impl TaskContext {
             Ok(task) => task,
             Err(e) => return self.exception(request_id, e.message),
         };
+        if let Some(field) = self
+            .transport
+            .options
+            .app_id
+            .as_deref()
+            .and_then(|app| task.other_app_field(app))
+        {
+            tracing::warn!(task.id = %request_id, field, "refused a task of another app");
+            return self.exception(
+                request_id,
+                format!("invalid task field `{field}`: this runner serves another application"),
+            );
+        }
         let is_async = task.is_async;
         let routed = match dispatcher.route(task) {
             Ok(routed) => routed,
@@ -618,18 +635,15 @@ impl TaskContext {
                 return self.exception(request_id, e.to_string());
             }
         };
-        let run = dispatcher.execute(routed, started, is_async);
+        // The slot is held until the handler returns, past the timeout reply
+        // of a handler that blocks its thread.
+        let run = dispatcher.execute(routed.hold(slot), started, is_async);
         if is_async {
-            // The server does not wait: it gets an empty message at once, and
-            // the handler keeps its slot until it is done.
-            self.tracker.spawn(async move {
-                let _ = run.await;
-                drop(slot);
-            });
+            // The server does not wait: it gets an empty message at once.
+            self.tracker.spawn(run);
             return Reply::Empty;
         }
         let reply = run.await;
-        drop(slot);
         self.encode(&reply)
     }
 }

@@ -438,8 +438,27 @@ async fn signatures_are_enforced() {
     let (status, reply) = send(&runner, &headers, &body).await;
     assert_eq!(status, 200, "the rotated secret is accepted: {reply}");
 
-    let (status, err) = send(&runner, &headers, &body).await;
-    assert_eq!(status, 409, "a replay is not executed again");
+    let (status, again) = send(&runner, &headers, &body).await;
+    assert_eq!(
+        (status, &again),
+        (200, &reply),
+        "a retry gets the kept reply, not a second execution"
+    );
+    let other = serde_json::to_vec(&task(
+        "sig",
+        100,
+        "Post",
+        vec![context(None), new_post("b")],
+    ))
+    .unwrap();
+    let sig = rotated.sign("m3", now, &other);
+    let headers = [
+        ("webhook-id", "m3".to_owned()),
+        ("webhook-timestamp", now.to_string()),
+        ("webhook-signature", sig),
+    ];
+    let (status, err) = send(&runner, &headers, &other).await;
+    assert_eq!(status, 409, "a seen id with another body is not executed");
     assert_eq!(err["code"], "duplicate_delivery");
 
     let mut tampered = body.clone();

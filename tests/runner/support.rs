@@ -33,8 +33,12 @@ impl TestRunner {
         let overlay = format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\", \"{OTHER_SECRET}\"]\n[tasks]\ndefault_timeout_ms = 2000\nmax_timeout_ms = 5000\n{extra}"
         );
-        let config = config(&overlay);
-        let runner = Runner::new(&config, registry).unwrap();
+        Self::start_config(registry, &config(&overlay)).await
+    }
+
+    /// A runner with a configuration of the caller's (signed with [`SECRET`]).
+    pub async fn start_config(registry: Registry, config: &Config) -> Self {
+        let runner = Runner::new(config, registry).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
