@@ -3,6 +3,7 @@
 //! This folder (with `config/`) is all a user edits to build their own
 //! runner: `register` is called once at startup with the registry.
 
+pub mod digest;
 pub mod posts;
 pub mod users;
 
@@ -14,6 +15,12 @@ pub fn register(registry: &mut Registry) -> Result<(), RegistryError> {
     registry
         .before(persistence::BEFORE_CREATE, "Post", posts::before_create)?
         .after(persistence::AFTER_CREATE, "Post", posts::after_create)?
-        .after(user::AFTER_LOGIN, "*", users::after_login)?;
+        .after(user::AFTER_LOGIN, "*", users::after_login)?
+        .timer(
+            digest::DIGEST_TIMER,
+            digest::hourly(),
+            digest::hourly_digest,
+        )?
+        .custom_event(digest::POST_STATS_EVENT, digest::post_stats)?;
     Ok(())
 }

@@ -94,6 +94,26 @@ pub struct Config {
     pub transport: TransportConfig,
     /// Backendless's Redis task queue.
     pub redis: RedisConfig,
+    /// Who fires timers.
+    pub timers: TimersConfig,
+}
+
+/// Who fires the registered timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimerScheduler {
+    /// The Backendless server sends a timer task at each occurrence.
+    Backendless,
+    /// The runner fires its timers itself (for backends that only call `/invoke`).
+    Runner,
+}
+
+/// `[timers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimersConfig {
+    /// Who fires timers.
+    pub scheduler: TimerScheduler,
 }
 
 /// `[transport]`

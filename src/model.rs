@@ -59,6 +59,8 @@ impl Model {
     pub fn of(registry: &Registry) -> Model {
         let handlers = registry
             .registered()
+            // Timers are listed with their schedules, not as handlers.
+            .filter(|r| r.event.provider != Provider::Timer)
             .map(|r| ModelHandler {
                 event_id: r.event.id.0,
                 target: r.target.clone(),
@@ -66,9 +68,22 @@ impl Model {
                 provider: format!("rust:{}", r.handler_name),
             })
             .collect();
+        let timers = registry
+            .timers()
+            .map(|(name, schedule)| {
+                let provider = registry
+                    .lookup(crate::event::timer::EXECUTE.0, name)
+                    .map_or_else(String::new, |r| format!("rust:{}", r.handler_name));
+                serde_json::json!({
+                    "name": name,
+                    "provider": provider,
+                    "timerJson": schedule.timer_json(name).to_string(),
+                })
+            })
+            .collect();
         Model {
             handlers,
-            timers: Vec::new(),
+            timers,
             services: Vec::new(),
             definitions: Definitions::default(),
             types: Map::new(),
@@ -117,9 +132,31 @@ mod tests {
         assert_eq!(handlers[1]["async"], true);
         assert_eq!(handlers[2]["eventId"], 900);
         assert!(handlers[2].get("async").is_none(), "{}", handlers[2]);
-        for key in ["timers", "services", "errors"] {
+        for key in ["services", "errors"] {
             assert_eq!(model[key], json!([]));
         }
         assert_eq!(model["definitions"], json!({"files": [], "types": {}}));
+        assert_eq!(model["timers"], json!([]));
+    }
+
+    #[test]
+    fn timers_are_listed_with_their_schedule_as_timer_json() {
+        use crate::timer::{Frequency, Schedule};
+        async fn tick(_: Context) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        let mut registry = Registry::new();
+        let schedule = Schedule::new(1_764_460_800_000, Frequency::Custom { every_secs: 60 });
+        registry.timer("tick", schedule.clone(), tick).unwrap();
+        let model = Model::of(&registry).to_json();
+        assert_eq!(model["handlers"], json!([]), "a timer is not a handler");
+        let timer = &model["timers"][0];
+        assert_eq!(timer["name"], "tick");
+        assert!(
+            timer["provider"].as_str().unwrap().contains("tick"),
+            "{timer}"
+        );
+        let json: Value = serde_json::from_str(timer["timerJson"].as_str().unwrap()).unwrap();
+        assert_eq!(json, schedule.timer_json("tick"));
     }
 }

@@ -37,6 +37,8 @@ pub struct Runner {
     redis: Option<RedisMode>,
     /// Time in-flight tasks get after shutdown starts.
     grace_period: Duration,
+    /// The app id timers fire for, when the runner fires its own timers.
+    own_timers: Option<String>,
 }
 
 /// The SDK configuration of `[backendless]`.
@@ -151,6 +153,8 @@ impl Runner {
             sdk,
             redis,
             grace_period,
+            own_timers: (config.timers.scheduler == crate::config::TimerScheduler::Runner)
+                .then(|| config.backendless.app_id.clone()),
         })
     }
 
@@ -173,6 +177,15 @@ impl Runner {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         crate::telemetry::spawn_metrics_upkeep(shutdown.clone());
+        if let Some(app_id) = self.own_timers.clone() {
+            tokio::spawn(crate::transport::scheduler::run(
+                self.dispatcher.clone(),
+                app_id,
+                crate::transport::scheduler::Clock::system(),
+                None,
+                shutdown.clone(),
+            ));
+        }
         let grace = self.grace_period;
         let redis = self.redis.map(|mode| {
             let stop = shutdown.clone();

@@ -7,6 +7,7 @@
 pub mod debug;
 pub mod framing;
 pub mod redis;
+pub mod scheduler;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
