@@ -18,8 +18,47 @@
 //! `{"every": [months], "on": {"weeks": [..], "days": [..]}}` (a guess, see
 //! docs/handlers.md).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use chrono::{DateTime, Datelike, Duration as Span, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
+
+/// Wall-clock milliseconds that advance with tokio's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_ms: i64,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    /// The system's wall clock, read now.
+    pub fn system() -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self::starting_at(now)
+    }
+
+    /// A clock that reads `ms` now (tests start it at a chosen date).
+    pub fn starting_at(ms: i64) -> Self {
+        Self {
+            base_ms: ms,
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.base.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.base_ms.saturating_add(elapsed)
+    }
+
+    /// The tokio instant at which this clock reads `ms`.
+    pub fn instant_at(&self, ms: i64) -> tokio::time::Instant {
+        let ahead = u64::try_from(ms.saturating_sub(self.base_ms)).unwrap_or(0);
+        self.base + Duration::from_millis(ahead)
+    }
+}
 
 /// The longest custom interval Backendless allows, in seconds.
 pub const MAX_CUSTOM_SECS: u32 = 86_400;
@@ -238,6 +277,55 @@ impl Schedule {
             .filter(|day| self.day_matches(*day, start.date_naive()))
             .map(|day| day.and_time(time_of_day).and_utc().timestamp_millis())
             .find(|at| *at > after_ms && *at >= self.start_ms)
+    }
+
+    /// Reads a `timerJson` object (the official model's, or [`Schedule::timer_json`]'s).
+    pub fn from_timer_json(json: &Value) -> Result<Schedule, ScheduleError> {
+        let bad = |what: &str| ScheduleError(format!("timerJson: {what}"));
+        let start_ms = json["startDate"]
+            .as_i64()
+            .ok_or_else(|| bad("no `startDate`"))?;
+        let expire_ms = json["expire"].as_i64();
+        let frequency = &json["frequency"];
+        let repeat = &frequency["repeat"];
+        let number = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+        let list = |v: &Value| -> Vec<u8> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_u64().and_then(|n| u8::try_from(n).ok()))
+                .collect()
+        };
+        let frequency = match frequency["schedule"].as_str() {
+            Some("once") => Frequency::Once,
+            Some("custom") => Frequency::Custom {
+                every_secs: number(&repeat["every"]).ok_or_else(|| bad("custom needs `every`"))?,
+            },
+            Some("daily") => Frequency::Daily {
+                every_days: number(&repeat["every"]).ok_or_else(|| bad("daily needs `every`"))?,
+            },
+            Some("weekly") => Frequency::Weekly {
+                every_weeks: number(&repeat["every"]).ok_or_else(|| bad("weekly needs `every`"))?,
+                on: list(&repeat["on"]),
+            },
+            Some("monthly") if repeat["on"].is_object() => Frequency::MonthlyOnWeekdays {
+                months: list(&repeat["every"]),
+                weeks: list(&repeat["on"]["weeks"]),
+                days: list(&repeat["on"]["days"]),
+            },
+            Some("monthly") => Frequency::MonthlyOnDates {
+                months: list(&repeat["every"]),
+                dates: list(&repeat["on"]),
+            },
+            other => return Err(bad(&format!("unknown schedule {other:?}"))),
+        };
+        let schedule = Schedule {
+            start_ms,
+            expire_ms,
+            frequency,
+        };
+        schedule.validate()?;
+        Ok(schedule)
     }
 
     /// The schedule as the official model's `timerJson` object (with `name`).
@@ -465,5 +553,35 @@ mod tests {
             .timer_json("t");
         assert_eq!(once["frequency"], json!({"schedule": "once"}));
         assert_eq!(once["expire"], 9);
+    }
+
+    #[test]
+    fn timer_json_reads_back_into_the_same_schedule() {
+        for frequency in [
+            Frequency::Once,
+            Frequency::Custom { every_secs: 60 },
+            Frequency::Daily { every_days: 2 },
+            Frequency::Weekly {
+                every_weeks: 1,
+                on: vec![2, 6],
+            },
+            Frequency::MonthlyOnDates {
+                months: vec![1, 7],
+                dates: vec![15],
+            },
+            Frequency::MonthlyOnWeekdays {
+                months: vec![3],
+                weeks: vec![5],
+                days: vec![6],
+            },
+        ] {
+            let schedule = Schedule::new(1_764_460_800_000, frequency).expiring(1_900_000_000_000);
+            assert_eq!(
+                Schedule::from_timer_json(&schedule.timer_json("x")),
+                Ok(schedule)
+            );
+        }
+        let hourly = json!({"startDate": 1, "frequency": {"schedule": "hourly"}});
+        assert!(Schedule::from_timer_json(&hourly).is_err());
     }
 }

@@ -25,6 +25,7 @@ use crate::event::wire::{
 };
 use crate::event::{EventDef, EventId, RunnerContext, UserToken};
 use crate::signature::WebhookSecret;
+use crate::timer::Schedule;
 
 use super::auth::Caller;
 use super::config::{EmulatorConfig, KeyKind, LinkTransport};
@@ -245,6 +246,16 @@ impl Dispatcher {
         if caller.key_kind == KeyKind::CloudCode {
             return Ok(None);
         }
+        self.find_handler(event, target).await
+    }
+
+    /// The handler of `event` on `target` wherever runners are linked,
+    /// whoever the caller is.
+    async fn find_handler(
+        &self,
+        event: EventId,
+        target: &str,
+    ) -> Result<Option<(Route<'_>, bool)>, ApiError> {
         if let Some(redis) = &self.redis {
             return Ok(redis
                 .route(event.0, target)
@@ -259,6 +270,92 @@ impl Dispatcher {
             .iter()
             .find(|h| h.event_id == event.0 && h.target == target)
             .map(|h| (Route::Http(link), h.is_async)))
+    }
+
+    /// The timers of the linked runners' models, with their schedules.
+    pub(crate) async fn timers(&self) -> Vec<(String, Schedule)> {
+        if let Some(redis) = &self.redis {
+            return redis.timers().await;
+        }
+        let Some(link) = &self.link else {
+            return Vec::new();
+        };
+        let fetched = async {
+            link.client
+                .get(format!("{}/model", link.url))
+                .timeout(HANDLERS_FETCH_TIMEOUT)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<Value>()
+                .await
+        }
+        .await;
+        match fetched {
+            Ok(model) => timers_of(&model),
+            Err(e) => {
+                tracing::debug!(error = %e, "emulator.runner_model_unavailable");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Fires timer `name` now: a timer task with no caller. The reply's
+    /// error, if the handler failed.
+    pub(crate) async fn fire_timer(&self, name: &str) -> Result<(), ApiError> {
+        let Some((route, _)) = self
+            .find_handler(crate::event::timer::EXECUTE, name)
+            .await?
+        else {
+            return Err(ApiError::new(0, format!("no runner has a timer `{name}`"))
+                .with_status(StatusCode::NOT_FOUND));
+        };
+        let ctx = RunnerContext {
+            app_id: self.app_id.clone(),
+            device_type: Some("BL".to_owned()),
+            ..RunnerContext::default()
+        };
+        let ctx = serde_json::to_value(ctx).map_err(ApiError::internal)?;
+        if let Some(reply) = self
+            .invoke(route, crate::event::timer::EXECUTE, name, false, vec![ctx])
+            .await?
+        {
+            raise(&reply)?;
+        }
+        Ok(())
+    }
+
+    /// Dispatches custom event `name` with `args` as `caller`: the handler's
+    /// result, or `None` when dispatched asynchronously.
+    pub(crate) async fn custom_event(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: Value,
+        asynchronous: bool,
+    ) -> Result<Option<Value>, ApiError> {
+        let event = crate::event::custom::EXECUTE;
+        let Some((route, _)) = self.find_handler(event, name).await? else {
+            return Err(
+                ApiError::new(0, format!("custom event `{name}` has no handler"))
+                    .with_status(StatusCode::NOT_FOUND),
+            );
+        };
+        let values = vec![self.context(caller, name), args];
+        let Some(reply) = self
+            .invoke(route, event, name, asynchronous, values)
+            .await?
+        else {
+            return Ok(None);
+        };
+        raise(&reply)?;
+        // [context, args, result]: the result as the handler gave it.
+        Ok(Some(
+            reply
+                .arguments
+                .and_then(|a| a.values.get(2).cloned())
+                .unwrap_or(Value::Null),
+        ))
     }
 
     fn context(&self, caller: &Caller, target: &str) -> Value {
@@ -499,6 +596,27 @@ impl Dispatcher {
             body,
         });
     }
+}
+
+/// The timers of a model JSON (`timers[].timerJson`), with their schedules;
+/// an unreadable schedule is skipped and logged.
+pub(crate) fn timers_of(model: &Value) -> Vec<(String, Schedule)> {
+    model["timers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let name = t["name"].as_str()?.to_owned();
+            let json: Value = serde_json::from_str(t["timerJson"].as_str()?).ok()?;
+            match Schedule::from_timer_json(&json) {
+                Ok(schedule) => Some((name, schedule)),
+                Err(e) => {
+                    tracing::warn!(timer = %name, error = %e, "emulator.timer_schedule_unreadable");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn exception_error(code: i64, message: String, http_status: i32) -> ApiError {

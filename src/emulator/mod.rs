@@ -31,6 +31,7 @@ mod security;
 mod servercode;
 mod sessions;
 mod store;
+mod timers;
 mod users;
 mod where_clause;
 
@@ -198,6 +199,10 @@ impl Emulator {
                 post(servercode::register_runner),
             )
             .route(
+                "/servercode/events/{name}",
+                post(servercode::dispatch_event),
+            )
+            .route(
                 "/servercode/registermodel",
                 post(servercode::register_model),
             )
@@ -220,6 +225,7 @@ impl Emulator {
             .route("/tasks", get(misc::inspect_tasks))
             .route("/log", get(misc::inspect_log))
             .route("/sessions/{user}/expire", post(misc::inspect_expire))
+            .route("/timers/{name}/run", post(servercode::run_timer))
             .fallback(misc::not_found)
             .method_not_allowed_fallback(misc::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(
@@ -253,6 +259,30 @@ impl Emulator {
                 .set_callback_url(format!("http://{addr}"));
         }
         let router = self.router();
+        // The runners' timers fire while the emulator serves.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let state = self.state.clone();
+        let timers_stop = stop.clone();
+        tokio::spawn(timers::run(
+            move || {
+                let state = state.clone();
+                Box::pin(async move { state.dispatcher.timers().await })
+            },
+            {
+                let state = self.state.clone();
+                move |name: String| {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = state.dispatcher.fire_timer(&name).await {
+                            tracing::warn!(timer = %name, error = %e, "emulator.timer_failed");
+                        }
+                    });
+                }
+            },
+            crate::timer::Clock::system(),
+            timers_stop.cancelled_owned(),
+        ));
+        let _stop_timers = stop.drop_guard();
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),

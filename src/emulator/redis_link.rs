@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, OnceCell};
 use super::dispatch::HandlerInfo;
 use super::error::ApiError;
 use crate::event::wire::InvocationResult;
+use crate::timer::Schedule;
 use crate::transport::framing;
 
 /// How long connecting to Redis may take.
@@ -38,6 +39,8 @@ pub(crate) struct DebugRunner {
     pub(crate) debug_id: String,
     /// Its model's handlers, once registered.
     pub(crate) handlers: Option<Arc<Vec<HandlerInfo>>>,
+    /// Its model's timers.
+    pub(crate) timers: Vec<(String, Schedule)>,
 }
 
 /// The business logic the server knows of: a debug runner's model and the
@@ -46,6 +49,8 @@ pub(crate) struct DebugRunner {
 pub(crate) struct Models {
     pub(crate) debug: Option<DebugRunner>,
     pub(crate) deployed: Option<Arc<Vec<HandlerInfo>>>,
+    /// The deployed model's timers.
+    pub(crate) deployed_timers: Vec<(String, Schedule)>,
 }
 
 /// Where a task goes.
@@ -168,6 +173,7 @@ impl RedisLink {
         self.models.lock().debug = Some(DebugRunner {
             debug_id: debug_id.clone(),
             handlers: None,
+            timers: Vec::new(),
         });
         Ok(debug_id)
     }
@@ -201,15 +207,23 @@ impl RedisLink {
         event_id: u32,
         target: &str,
     ) -> Result<Option<(Destination, bool)>, ApiError> {
-        let (debug, deployed) = {
+        let (debug, deployed, deployed_timers) = {
             let models = self.models.lock();
-            (models.debug.clone(), models.deployed.clone())
+            (
+                models.debug.clone(),
+                models.deployed.clone(),
+                models.deployed_timers.clone(),
+            )
         };
         let find = |handlers: &Vec<HandlerInfo>| {
             handlers
                 .iter()
                 .find(|h| h.event_id == event_id && h.target == target)
                 .map(|h| h.is_async)
+        };
+        // Timers are listed apart from the handlers in a model.
+        let is_timer = |timers: &[(String, Schedule)]| {
+            event_id == crate::event::timer::EXECUTE.0 && timers.iter().any(|(n, _)| n == target)
         };
         if let Some(debug) = debug {
             let alive: i64 = self
@@ -227,12 +241,32 @@ impl RedisLink {
                 }
             } else if let Some(is_async) = debug.handlers.as_deref().and_then(find) {
                 return Ok(Some((Destination::Debug, is_async)));
+            } else if debug.handlers.is_some() && is_timer(&debug.timers) {
+                return Ok(Some((Destination::Debug, false)));
             }
+        }
+        if is_timer(&deployed_timers) {
+            return Ok(Some((Destination::Production, false)));
         }
         Ok(deployed
             .as_deref()
             .and_then(find)
             .map(|is_async| (Destination::Production, is_async)))
+    }
+
+    /// The timers to fire: the live debug runner's, else the deployed model's.
+    pub(crate) async fn timers(&self) -> Vec<(String, Schedule)> {
+        let (debug, deployed) = {
+            let models = self.models.lock();
+            (models.debug.clone(), models.deployed_timers.clone())
+        };
+        if let Some(debug) = debug.filter(|d| d.handlers.is_some()) {
+            let alive: Result<i64, _> = self.query(redis::cmd("EXISTS").arg(&debug.debug_id)).await;
+            if alive.is_ok_and(|n| n > 0) {
+                return debug.timers;
+            }
+        }
+        deployed
     }
 
     async fn start_listener(&self) -> Result<(), ApiError> {

@@ -96,6 +96,7 @@ pub(crate) async fn register_model(
         ));
     };
     debug.handlers = Some(handlers);
+    debug.timers = super::dispatch::timers_of(&model);
     tracing::info!(handlers = count, "emulator.debug_model_registered");
     Ok(Json(Value::Null))
 }
@@ -163,10 +164,20 @@ pub(crate) async fn publish_code(
     let deploy_id = uuid::Uuid::new_v4().to_string();
     let entry = |level: &str, message: String| json!({"level": level, "date": now_ms(), "message": message});
     let mut log = vec![entry("info", format!("Deploy of model `{name}` started"))];
-    match model_from_zip(&code).and_then(|m| handlers_of(&m).map_err(|e| e.message)) {
-        Ok(handlers) => {
+    let model = model_from_zip(&code);
+    match model
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|m| handlers_of(m).map_err(|e| e.message).map(|h| (h, m)))
+    {
+        Ok((handlers, model)) => {
             let count = handlers.len();
-            link.models.lock().deployed = Some(Arc::new(handlers));
+            let timers = super::dispatch::timers_of(model);
+            {
+                let mut models = link.models.lock();
+                models.deployed = Some(Arc::new(handlers));
+                models.deployed_timers = timers;
+            }
             if let Err(e) = link.announce_deploy(&st.config.app_id).await {
                 tracing::warn!(error = %e, "emulator.deploy_announce_failed");
             }
@@ -223,4 +234,39 @@ pub(crate) async fn publish_status(
         .cloned()
         .collect();
     Ok(Json(Value::Array(items)))
+}
+
+/// `POST servercode/events/{name}`: dispatches a custom event with the body
+/// as its arguments, as the caller; `bl-execution-type: async` answers at
+/// once (`{}`) without waiting for the handler.
+pub(crate) async fn dispatch_event(
+    State(st): State<Shared>,
+    caller: super::auth::Caller,
+    Path((_, _, name)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let args: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(ApiError::parse)?
+    };
+    let asynchronous = headers
+        .get("bl-execution-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("async"));
+    let result = st
+        .dispatcher
+        .custom_event(&caller, &name, args, asynchronous)
+        .await?;
+    Ok(Json(result.unwrap_or_else(|| json!({}))))
+}
+
+/// `POST /__emulator/timers/{name}/run`: fires a timer now.
+pub(crate) async fn run_timer(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    st.dispatcher.fire_timer(&name).await?;
+    Ok(Json(json!({ "timer": name, "fired": true })))
 }

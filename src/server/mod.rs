@@ -162,6 +162,7 @@ impl Server {
         };
         router
             .route("/handlers", get(handlers))
+            .route("/model", get(model))
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
@@ -226,6 +227,10 @@ impl Server {
 
 async fn handlers(State(state): State<Arc<AppState>>) -> Response {
     Json(state.dispatcher.registry().handlers()).into_response()
+}
+
+async fn model(State(state): State<Arc<AppState>>) -> Response {
+    Json(crate::model::Model::of(state.dispatcher.registry())).into_response()
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

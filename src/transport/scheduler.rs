@@ -9,7 +9,7 @@
 //! own task, and its outcome is logged and counted like any invocation.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -18,44 +18,8 @@ use tokio_util::task::TaskTracker;
 use crate::dispatch::Dispatcher;
 use crate::event::timer;
 use crate::event::wire::{Arguments, Encoding, Task, TASK_CLASS};
+pub use crate::timer::Clock;
 use crate::timer::Schedule;
-
-/// Wall-clock milliseconds that advance with tokio's clock.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    base_ms: i64,
-    base: tokio::time::Instant,
-}
-
-impl Clock {
-    /// The system's wall clock, read now.
-    pub fn system() -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Self::starting_at(now)
-    }
-
-    /// A clock that reads `ms` now (tests start it at a chosen date).
-    pub fn starting_at(ms: i64) -> Self {
-        Self {
-            base_ms: ms,
-            base: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Milliseconds since the epoch.
-    pub fn now_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.base.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.base_ms.saturating_add(elapsed)
-    }
-
-    /// The tokio instant at which this clock reads `ms`.
-    pub fn instant_at(&self, ms: i64) -> tokio::time::Instant {
-        let ahead = u64::try_from(ms.saturating_sub(self.base_ms)).unwrap_or(0);
-        self.base + Duration::from_millis(ahead)
-    }
-}
 
 /// Decides whether this process fires an occurrence (the fleet's lock; a
 /// single runner always does).
@@ -146,6 +110,7 @@ mod tests {
     use crate::timer::Frequency;
     use crate::{Context, HandlerError};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     /// 2026-01-01T00:00:00Z.
     const NEW_YEAR: i64 = 1_767_225_600_000;

@@ -1,6 +1,7 @@
 //! The example app of `handlers/` end to end: through the emulator's REST
 //! API as real clients, through the test harness, and through replay.
 
+mod digest;
 mod full_loop;
 #[path = "../../handlers/mod.rs"]
 mod handlers;
