@@ -163,6 +163,11 @@ struct InvokeArgs {
     /// The runner.
     #[arg(long, default_value = "http://127.0.0.1:8200")]
     runner: String,
+    /// The `whsec_` secret to sign with (default: the first of
+    /// `security.webhook_secrets`, which for `coderunner dev` is the dev
+    /// app's public secret).
+    #[arg(long, env = "CODERUNNER_INVOKE_SECRET", hide_env_values = true)]
+    secret: Option<String>,
     /// The backend (or emulator) used to log `--as` in.
     #[arg(long, default_value = "http://127.0.0.1:8100")]
     backend: String,
@@ -360,13 +365,18 @@ async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
     use secrecy::ExposeSecret;
 
     let config = load(cli, vec![crate::config::DEV_TOML])?;
-    let secret = config
-        .security
-        .webhook_secrets
-        .first()
-        .ok_or("no webhook secret configured (security.webhook_secrets)")?;
-    let secret = crate::signature::WebhookSecret::parse(secret.expose_secret())
-        .map_err(|e| e.to_string())?;
+    let secret = match &args.secret {
+        Some(secret) => secret.clone(),
+        None => config
+            .security
+            .webhook_secrets
+            .first()
+            .ok_or("no webhook secret: give --secret or configure security.webhook_secrets")?
+            .expose_secret()
+            .to_owned(),
+    };
+    let secret = crate::signature::WebhookSecret::parse(&secret)
+        .map_err(|e| format!("--secret or security.webhook_secrets: {e}"))?;
     let mut task: serde_json::Value = match &args.file {
         Some(path) => {
             let text =

@@ -102,7 +102,11 @@ impl Runner {
             }));
         }
         let sdk = if config.backendless.app_id.is_empty() {
-            tracing::info!("no `backendless.app_id` configured: handlers get no SDK client");
+            tracing::warn!(
+                "no `backendless.app_id` configured: handlers get no SDK client, and a handler \
+                 that calls ctx.caller(), ctx.superuser() or ctx.server_key() fails; set \
+                 CODERUNNER__BACKENDLESS__APP_ID (and the API key) for handlers that call Backendless"
+            );
             None
         } else {
             let sdk = Backendless::new(sdk_config(config))

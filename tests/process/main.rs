@@ -83,6 +83,34 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
     let health = raw_http::get_status(&format!("http://{addr}/healthz"));
     assert_eq!(health, 200);
 
+    // `coderunner invoke --secret` signs with the secret given.
+    let invoke = |secret: &str| {
+        coderunner()
+            .args([
+                "invoke",
+                "--event",
+                "persistence.beforeCreate",
+                "--target",
+                "Post",
+            ])
+            .args(["--arg", r#"{"title":"  signed  "}"#, "--runner"])
+            .arg(format!("http://{addr}"))
+            .args(["--secret", secret])
+            .output()
+            .unwrap()
+    };
+    let signed = invoke(&secret.to_string());
+    let printed = String::from_utf8_lossy(&signed.stdout);
+    assert!(
+        signed.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    assert!(printed.contains("\"signed\""), "{printed}");
+    let other = invoke(&WebhookSecret::generate().to_string());
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("HTTP 401"));
+
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
