@@ -332,65 +332,19 @@ impl Default for EmulatorConfig {
     }
 }
 
-fn perms(role: &str, grant: &[Operation], deny: &[Operation]) -> RolePermissions {
-    RolePermissions {
-        role: role.to_owned(),
-        grant: grant.to_vec(),
-        deny: deny.to_vec(),
-    }
-}
-
 impl EmulatorConfig {
-    /// The dev app seed (the same as `config/dev.toml`).
+    /// The dev app seed: the `[emulator]` section of the built-in defaults
+    /// layered with `config/dev.toml`, the one place the dev app's keys,
+    /// users and tables are written.
     pub fn dev() -> Self {
-        use Operation::*;
-        let key = |key: &str, kind| ApiKeyConfig {
-            key: key.to_owned(),
-            kind,
+        let sources = crate::config::Sources {
+            builtin_overlays: vec![crate::config::DEV_TOML],
+            file: None,
+            env: false,
         };
-        let user = |email: &str, password: &str, roles: &[&str]| UserConfig {
-            email: email.to_owned(),
-            password: Secret::new(password),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        };
-        Self {
-            app_id: "dev-app".to_owned(),
-            keys: vec![
-                key("dev-rest-key", KeyKind::Rest),
-                key("dev-js-key", KeyKind::Js),
-                key("dev-cloudcode-key", KeyKind::CloudCode),
-            ],
-            users: vec![
-                user("alice@example.com", "alice-pass", &[]),
-                user("bob@example.com", "bob-pass", &[]),
-                user("admin@example.com", "admin-pass", &["Admin"]),
-            ],
-            tables: vec![
-                TableConfig {
-                    name: "Post".to_owned(),
-                    default: Access::Deny,
-                    permissions: vec![
-                        perms("AuthenticatedUser", &[Create, Update, Find], &[]),
-                        perms("NotAuthenticatedUser", &[Find], &[Create]),
-                        perms("ServerCodeUser", &[Create, Update, Find, Remove], &[]),
-                    ],
-                },
-                TableConfig {
-                    name: "Latest_post".to_owned(),
-                    default: Access::Deny,
-                    permissions: vec![
-                        perms("AuthenticatedUser", &[Create, Find], &[]),
-                        perms("NotAuthenticatedUser", &[], &[Create]),
-                    ],
-                },
-                TableConfig {
-                    name: "Audit_log".to_owned(),
-                    default: Access::Deny,
-                    permissions: vec![perms("Admin", &[Create, Find], &[])],
-                },
-            ],
-            ..Self::default()
-        }
+        crate::config::Config::figment(&sources)
+            .and_then(|figment| crate::config::Config::section(&figment, "emulator"))
+            .expect("the compiled-in config/dev.toml has a valid [emulator] section")
     }
 
     /// Checks the configuration, naming the offending key.

@@ -1,6 +1,7 @@
-//! `EmulatorConfig::dev()` and `config/*.toml` agree.
+//! The dev seed comes from `config/dev.toml` alone, and `config/default.toml`
+//! documents the emulator's defaults.
 
-use coderunner::emulator::EmulatorConfig;
+use coderunner::emulator::{EmulatorConfig, KeyKind};
 
 fn emulator_section(file: &str) -> EmulatorConfig {
     let path = format!("{}/config/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -10,10 +11,12 @@ fn emulator_section(file: &str) -> EmulatorConfig {
 }
 
 #[test]
-fn dev_toml_is_the_dev_seed() {
-    let from_file = emulator_section("dev.toml");
-    assert_eq!(from_file, EmulatorConfig::dev());
-    assert_eq!(from_file.users.len(), 3);
+fn the_dev_seed_is_read_from_dev_toml() {
+    let dev = EmulatorConfig::dev();
+    assert!(dev.validate().is_ok());
+    assert_eq!(dev, emulator_section("dev.toml"));
+    assert!(dev.keys.iter().any(|k| k.kind == KeyKind::CloudCode));
+    assert!(!dev.users.is_empty() && !dev.tables.is_empty());
 }
 
 #[test]
