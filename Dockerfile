@@ -14,6 +14,8 @@ COPY config ./config
 # Cargo.toml declares the test and bench targets; their files must exist.
 COPY tests ./tests
 COPY benches ./benches
+# The workspace's other member (the standalone example app) must exist too.
+COPY examples ./examples
 RUN cargo build --release --locked --no-default-features --bin coderunner
 
 # The dev emulator: the same binary with the default features (the emulator,
