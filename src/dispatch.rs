@@ -18,7 +18,7 @@ use crate::event::wire::{
 };
 use crate::event::{EventDef, RunnerContext};
 use crate::handler::Context;
-use crate::registry::{ArgumentError, Call, Decision, Prepared, Registered, Registry};
+use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
 
 /// How long tasks may run.
@@ -126,10 +126,6 @@ pub struct Routed {
     encoding: Encoding,
     /// Argument 0 as received, sent back (with `prematureResult` when set).
     context: Value,
-    /// The arguments after the context as received (the result excluded).
-    args: Vec<Value>,
-    /// The after-event's result as received.
-    result: Option<ExecutionResult>,
     deadline: tokio::time::Instant,
     run: Prepared,
 }
@@ -196,7 +192,11 @@ impl Dispatcher {
         let handler = routed.handler();
         let event = handler.event;
         let target = handler.target.clone();
-        let span = tracing::info_span!(
+        // At `debug`: formatting a span's fields costs every task about as
+        // much as the rest of the dispatch (docs/benchmarks.md). At the
+        // default `info`, a task that succeeds logs nothing (the metrics
+        // count it) and one that fails logs one line with its own fields.
+        let span = tracing::debug_span!(
             "invocation",
             task.id = %routed.request_id(),
             event = event.name,
@@ -210,12 +210,18 @@ impl Dispatcher {
         async move {
             let (reply, outcome) = dispatcher.run(routed).await;
             let elapsed = started.elapsed();
+            let duration_ms = elapsed.as_secs_f64() * 1000.0;
             let span = tracing::Span::current();
             span.record("outcome", outcome.as_str());
-            span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+            span.record("duration_ms", duration_ms);
             match outcome {
-                Outcome::Ok => tracing::info!("invocation finished"),
+                Outcome::Ok => tracing::debug!("invocation finished"),
                 _ => tracing::warn!(
+                    task.id = %reply.request_id,
+                    event = event.name,
+                    target = %target,
+                    outcome = outcome.as_str(),
+                    duration_ms,
                     error = reply
                         .exception
                         .as_ref()
@@ -284,8 +290,8 @@ impl Dispatcher {
         }
         let call = Call {
             ctx,
-            args: values.clone(),
-            result: result.clone(),
+            args: values,
+            result,
         };
         // A handler that panics before returning its future panics when run,
         // where panics are contained.
@@ -302,8 +308,6 @@ impl Dispatcher {
             handler,
             encoding,
             context,
-            args: values,
-            result,
             deadline,
             run,
         })
@@ -316,8 +320,6 @@ impl Dispatcher {
             handler,
             encoding,
             context,
-            args: original_args,
-            result: original_result,
             deadline,
             run,
         } = routed;
@@ -361,41 +363,47 @@ impl Dispatcher {
             map.entry("httpResponseCookies")
                 .or_insert_with(|| Value::Array(Vec::new()));
         }
-        let mut set_premature = |value: &Value| {
-            if let Value::Object(map) = &mut context_value {
+        let set_premature = |context: &mut Value, value: &Value| {
+            if let Value::Object(map) = context {
                 map.insert("prematureResult".to_owned(), value.clone());
             }
         };
-        let mut reply_values = Vec::with_capacity(original_args.len() + 2);
-        match decision {
-            Decision::Continue(args) => {
-                reply_values.push(context_value);
-                reply_values.extend(args);
+        let reply_values: Vec<Value> = match decision {
+            Decision::Continue(args) => std::iter::once(context_value).chain(args).collect(),
+            Decision::ShortCircuit(value, received) => {
+                set_premature(&mut context_value, &value);
+                std::iter::once(context_value)
+                    .chain(received.args)
+                    .collect()
             }
-            Decision::ShortCircuit(value) => {
-                set_premature(&value);
-                reply_values.push(context_value);
-                reply_values.extend(original_args);
+            Decision::Keep(received) => with_result(context_value, received, None),
+            Decision::Replace(value, received) => {
+                set_premature(&mut context_value, &value);
+                with_result(context_value, received, Some(value))
             }
-            Decision::Keep | Decision::Replace(_) => {
-                let mut result =
-                    original_result.unwrap_or_else(|| ExecutionResult::ok(Value::Null));
-                if let Decision::Replace(value) = decision {
-                    set_premature(&value);
-                    result.result = value;
-                    result.exception = None;
-                }
-                reply_values.push(context_value);
-                reply_values.extend(original_args);
-                let result = serde_json::to_value(result).unwrap_or(Value::Null);
-                reply_values.push(result);
-            }
-        }
+        };
         (
             InvocationResult::with_arguments(request_id, Arguments::new(encoding, reply_values)),
             Outcome::Ok,
         )
     }
+}
+
+/// The reply arguments of an after-event: the context, then the arguments
+/// and the result as received, the result replaced by `replacement` if any.
+fn with_result(context: Value, received: Received, replacement: Option<Value>) -> Vec<Value> {
+    let mut result = received
+        .result
+        .unwrap_or_else(|| ExecutionResult::ok(Value::Null));
+    if let Some(value) = replacement {
+        result.result = value;
+        result.exception = None;
+    }
+    let mut values = Vec::with_capacity(received.args.len() + 2);
+    values.push(context);
+    values.extend(received.args);
+    values.push(serde_json::to_value(result).unwrap_or(Value::Null));
+    values
 }
 
 #[cfg(test)]
