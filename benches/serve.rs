@@ -203,6 +203,7 @@ fn control(args: &[&str]) {
     let status = Command::new("callgrind_control")
         .args(args)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
         .expect("callgrind_control runs");
     assert!(status.success(), "callgrind_control {args:?}");
