@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -211,10 +211,12 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn invoke(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    // The parts are borrowed, not copied as the `HeaderMap` extractor does.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -226,7 +228,7 @@ async fn invoke(
         )
     };
     let declared =
-        header_str(&headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > state.body_limit) {
         return Err(too_large());
     }
@@ -236,9 +238,9 @@ async fn invoke(
 
     if let Some(verifier) = &state.verifier {
         let signed = SignedHeaders {
-            id: header_str(&headers, signature::ID_HEADER),
-            timestamp: header_str(&headers, signature::TIMESTAMP_HEADER),
-            signature: header_str(&headers, signature::SIGNATURE_HEADER),
+            id: header_str(headers, signature::ID_HEADER),
+            timestamp: header_str(headers, signature::TIMESTAMP_HEADER),
+            signature: header_str(headers, signature::SIGNATURE_HEADER),
         };
         let id = verifier
             .verify(signed, &body, signature::unix_now())
@@ -306,5 +308,31 @@ async fn invoke(
             "the invocation could not complete",
         )
     })?;
-    Ok(Json(reply).into_response())
+    Ok(json_response(&reply, body.len()))
+}
+
+/// A 200 reply of `value` as JSON, written into a buffer of `size_hint`
+/// bytes: a reply repeats the task's arguments, so the task's size is a
+/// close guess and the buffer is not grown while writing.
+fn json_response<T: serde::Serialize>(value: &T, size_hint: usize) -> Response {
+    let mut buf = Vec::with_capacity(size_hint + 256);
+    match serde_json::to_writer(&mut buf, value) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            buf,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a reply could not be serialised");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the reply could not be serialised",
+            )
+            .into_response()
+        }
+    }
 }
