@@ -459,6 +459,79 @@ mod tests {
         }
     }
 
+    /// A log destination the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn at_info_a_success_logs_nothing_and_a_failure_logs_its_task() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut r = Registry::new();
+        r.before(
+            persistence::BEFORE_REMOVE,
+            "T",
+            |_ctx: Context, id: String| async move {
+                if id == "refuse" {
+                    return Err(crate::handler::HandlerError::new(7, "refused"));
+                }
+                Ok(Before::Continue(id))
+            },
+        )
+        .unwrap();
+        let dispatcher = Dispatcher::new(Arc::new(r), TaskLimits::default());
+        let task = |id: &str, arg: &str| {
+            let body = serde_json::json!({"id": id, "eventId": 106, "target": "T",
+                                          "arguments": [{"appId": "A"}, arg]});
+            Task::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap()
+        };
+        let started = std::time::Instant::now();
+
+        let routed = dispatcher.route(task("task-ok", "X")).unwrap();
+        let reply = dispatcher.execute(routed, started, false).await;
+        assert!(reply.exception.is_none());
+        assert_eq!(String::from_utf8_lossy(&logs.0.lock()), "");
+
+        let routed = dispatcher.route(task("task-refused", "refuse")).unwrap();
+        let reply = dispatcher.execute(routed, started, false).await;
+        assert!(reply.exception.is_some());
+        let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        for part in [
+            "WARN",
+            "invocation failed",
+            "task.id=task-refused",
+            "event=\"beforeRemove\"",
+            "target=T",
+            "outcome=\"error\"",
+            "error=\"refused\"",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+    }
+
     #[test]
     fn timeouts_are_bounded() {
         let limits = TaskLimits {
