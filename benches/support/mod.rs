@@ -163,8 +163,8 @@ pub fn start_bare(wrapper: &[&str]) -> ServerProcess {
     })
 }
 
-/// Waits (up to a minute: valgrind starts slowly) until `/healthz`... or any
-/// HTTP answer comes from the server.
+/// Waits until the server answers `GET /healthz` with any HTTP response (up
+/// to a minute: under valgrind it starts slowly).
 fn ready(mut server: ServerProcess) -> ServerProcess {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
