@@ -25,7 +25,7 @@ use crate::event::wire::{
 };
 use crate::event::{EventDef, RunnerContext};
 use crate::handler::Context;
-use crate::registry::{ArgumentError, Call, Decision, Prepared, Registered, Registry};
+use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
 
 /// The runtime handlers run on, apart from the server's: threads blocked by
@@ -176,10 +176,6 @@ pub struct Routed {
     encoding: Encoding,
     /// Argument 0 as received, sent back (with `prematureResult` when set).
     context: Value,
-    /// The arguments after the context as received (the result excluded).
-    args: Vec<Value>,
-    /// The after-event's result as received.
-    result: Option<ExecutionResult>,
     deadline: tokio::time::Instant,
     run: Prepared,
     /// Where the handler's lines go, when the app's log is on and the task names one.
@@ -273,7 +269,11 @@ impl Dispatcher {
         let handler = routed.handler();
         let event = handler.event;
         let target = handler.target.clone();
-        let span = tracing::info_span!(
+        // At `debug`: formatting a span's fields costs every task about as
+        // much as the rest of the dispatch (docs/benchmarks.md). At the
+        // default `info`, a task that succeeds logs nothing (the metrics
+        // count it) and one that fails logs one line with its own fields.
+        let span = tracing::debug_span!(
             "invocation",
             task.id = %routed.request_id(),
             event = event.name,
@@ -287,12 +287,18 @@ impl Dispatcher {
         async move {
             let (reply, outcome) = dispatcher.run(routed).await;
             let elapsed = started.elapsed();
+            let duration_ms = elapsed.as_secs_f64() * 1000.0;
             let span = tracing::Span::current();
             span.record("outcome", outcome.as_str());
-            span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+            span.record("duration_ms", duration_ms);
             match outcome {
-                Outcome::Ok => tracing::info!("invocation finished"),
+                Outcome::Ok => tracing::debug!("invocation finished"),
                 _ => tracing::warn!(
+                    task.id = %reply.request_id,
+                    event = event.name,
+                    target = %target,
+                    outcome = outcome.as_str(),
+                    duration_ms,
                     error = reply
                         .exception
                         .as_ref()
@@ -376,8 +382,8 @@ impl Dispatcher {
         }
         let call = Call {
             ctx,
-            args: values.clone(),
-            result: result.clone(),
+            args: values,
+            result,
         };
         // A handler that panics before returning its future panics when run,
         // where panics are contained.
@@ -394,8 +400,6 @@ impl Dispatcher {
             handler,
             encoding,
             context,
-            args: values,
-            result,
             deadline,
             run,
             app_log,
@@ -410,8 +414,6 @@ impl Dispatcher {
             handler,
             encoding,
             context,
-            args: original_args,
-            result: original_result,
             deadline,
             run,
             app_log,
@@ -494,57 +496,68 @@ impl Dispatcher {
             map.entry("httpResponseCookies")
                 .or_insert_with(|| Value::Array(Vec::new()));
         }
-        let mut set_premature = |value: &Value| {
-            if let Value::Object(map) = &mut context_value {
+        let set_premature = |context: &mut Value, value: &Value| {
+            if let Value::Object(map) = context {
                 map.insert("prematureResult".to_owned(), value.clone());
             }
         };
-        let mut reply_values = Vec::with_capacity(original_args.len() + 2);
-        match decision {
-            Decision::Continue(args) => {
-                reply_values.push(context_value);
-                reply_values.extend(args);
-            }
-            Decision::ShortCircuit(value) => {
-                set_premature(&value);
-                reply_values.push(context_value);
-                reply_values.extend(original_args);
+        let reply_values: Vec<Value> = match decision {
+            Decision::Continue(args) => std::iter::once(context_value).chain(args).collect(),
+            Decision::ShortCircuit(value, received) => {
+                set_premature(&mut context_value, &value);
+                std::iter::once(context_value)
+                    .chain(received.args)
+                    .collect()
             }
             // A custom event's result is the handler's value itself: an
             // object as it is, anything else as `{"result": value}` (the
             // official runner's `events.js` wrapper).
-            Decision::Replace(value) if event.provider == crate::event::Provider::Custom => {
-                set_premature(&value);
-                reply_values.push(context_value);
-                reply_values.extend(original_args);
-                reply_values.push(match value {
+            Decision::Replace(value, received)
+                if event.provider == crate::event::Provider::Custom =>
+            {
+                set_premature(&mut context_value, &value);
+                let result = match value {
                     Value::Object(_) => value,
                     other => serde_json::json!({ "result": other }),
-                });
+                };
+                std::iter::once(context_value)
+                    .chain(received.args)
+                    .chain(std::iter::once(result))
+                    .collect()
             }
-            Decision::Keep if event.provider == crate::event::Provider::Custom => {
-                reply_values.push(context_value);
-                reply_values.extend(original_args);
+            Decision::Keep(received) if event.provider == crate::event::Provider::Custom => {
+                std::iter::once(context_value)
+                    .chain(received.args)
+                    .collect()
             }
-            Decision::Keep | Decision::Replace(_) => {
-                let mut result =
-                    original_result.unwrap_or_else(|| ExecutionResult::ok(Value::Null));
-                if let Decision::Replace(value) = decision {
-                    set_premature(&value);
-                    result.result = value;
-                    result.exception = None;
-                }
-                reply_values.push(context_value);
-                reply_values.extend(original_args);
-                let result = serde_json::to_value(result).unwrap_or(Value::Null);
-                reply_values.push(result);
+            Decision::Keep(received) => with_result(context_value, received, None),
+            Decision::Replace(value, received) => {
+                set_premature(&mut context_value, &value);
+                with_result(context_value, received, Some(value))
             }
-        }
+        };
         (
             InvocationResult::with_arguments(request_id, Arguments::new(encoding, reply_values)),
             Outcome::Ok,
         )
     }
+}
+
+/// The reply arguments of an after-event: the context, then the arguments
+/// and the result as received, the result replaced by `replacement` if any.
+fn with_result(context: Value, received: Received, replacement: Option<Value>) -> Vec<Value> {
+    let mut result = received
+        .result
+        .unwrap_or_else(|| ExecutionResult::ok(Value::Null));
+    if let Some(value) = replacement {
+        result.result = value;
+        result.exception = None;
+    }
+    let mut values = Vec::with_capacity(received.args.len() + 2);
+    values.push(context);
+    values.extend(received.args);
+    values.push(serde_json::to_value(result).unwrap_or(Value::Null));
+    values
 }
 
 #[cfg(test)]
@@ -597,6 +610,79 @@ mod tests {
                 Duration::from_millis(expected),
                 "timeout {timeout:?}"
             );
+        }
+    }
+
+    /// A log destination the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn at_info_a_success_logs_nothing_and_a_failure_logs_its_task() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let mut r = Registry::new();
+        r.before(
+            persistence::BEFORE_REMOVE,
+            "T",
+            |_ctx: Context, id: String| async move {
+                if id == "refuse" {
+                    return Err(crate::handler::HandlerError::new(7, "refused"));
+                }
+                Ok(Before::Continue(id))
+            },
+        )
+        .unwrap();
+        let dispatcher = Dispatcher::new(Arc::new(r), TaskLimits::default());
+        let task = |id: &str, arg: &str| {
+            let body = serde_json::json!({"id": id, "eventId": 106, "target": "T",
+                                          "arguments": [{"appId": "A"}, arg]});
+            Task::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap()
+        };
+        let started = std::time::Instant::now();
+
+        let routed = dispatcher.route(task("task-ok", "X")).unwrap();
+        let reply = dispatcher.execute(routed, started, false).await;
+        assert!(reply.exception.is_none());
+        assert_eq!(String::from_utf8_lossy(&logs.0.lock()), "");
+
+        let routed = dispatcher.route(task("task-refused", "refuse")).unwrap();
+        let reply = dispatcher.execute(routed, started, false).await;
+        assert!(reply.exception.is_some());
+        let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        for part in [
+            "WARN",
+            "invocation failed",
+            "task.id=task-refused",
+            "event=\"beforeRemove\"",
+            "target=T",
+            "outcome=\"error\"",
+            "error=\"refused\"",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
         }
     }
 

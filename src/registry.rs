@@ -49,11 +49,21 @@ pub(crate) enum Decision {
     /// Before: continue with these argument values (context excluded).
     Continue(Vec<Value>),
     /// Before: short-circuit with this value.
-    ShortCircuit(Value),
+    ShortCircuit(Value, Received),
     /// After: keep the result.
-    Keep,
+    Keep(Received),
     /// After: replace the result with this value.
-    Replace(Value),
+    Replace(Value, Received),
+}
+
+/// The wire arguments and result a handler was called with, handed back
+/// for a reply that repeats them (so they are never copied).
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The arguments after the context (the result excluded).
+    pub args: Vec<Value>,
+    /// The after-event's result as received.
+    pub result: Option<ExecutionResult>,
 }
 
 /// Inputs of a type-erased call.
@@ -184,21 +194,28 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// Decodes `T` from the deserializer `make` returns. Tracking the path of a
+/// failure allocates for every key, so a value that decodes goes without it
+/// and only one that fails is decoded again with it, for the message.
+fn tracked<'de, T, D>(make: impl Fn() -> D) -> Result<T, serde_path_to_error::Error<D::Error>>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    T::deserialize(make()).or_else(|_| serde_path_to_error::deserialize(make()))
+}
+
 /// Decodes the handler's typed arguments from the wire values.
 fn decode_args<A: DeserializeOwned>(event: &EventDef, args: &[Value]) -> Result<A, ArgumentError> {
     let arity = event.args.iter().filter(|a| **a != "result").count();
     let (decoded, first_index) = match arity {
         0 => (
-            serde_path_to_error::deserialize(Value::Null)
-                .or_else(|_| serde_path_to_error::deserialize(Value::Array(Vec::new()))),
+            tracked(|| Value::Null).or_else(|_| tracked(|| Value::Array(Vec::new()))),
             None,
         ),
-        1 => (
-            serde_path_to_error::deserialize(args.first().unwrap_or(&Value::Null)),
-            Some(1),
-        ),
+        1 => (tracked(|| args.first().unwrap_or(&Value::Null)), Some(1)),
         n => (
-            serde_path_to_error::deserialize(Value::Array(args.iter().take(n).cloned().collect())),
+            tracked(|| Value::Array(args.iter().take(n).cloned().collect())),
             None,
         ),
     };
@@ -490,7 +507,13 @@ impl Registry {
                     Before::Continue(args) => {
                         Ok(Decision::Continue(encode_args(event, args, wire)?))
                     }
-                    Before::ShortCircuit(value) => Ok(Decision::ShortCircuit(value)),
+                    Before::ShortCircuit(value) => Ok(Decision::ShortCircuit(
+                        value,
+                        Received {
+                            args: wire,
+                            result: None,
+                        },
+                    )),
                 }
             }) as Prepared)
         });
@@ -528,22 +551,27 @@ impl Registry {
             } = call;
             let event = ctx.event();
             let args: A = decode_args(event, &wire)?;
-            let outcome = match result {
+            let outcome = match &result {
                 Some(ExecutionResult {
                     result, exception, ..
-                }) => {
-                    Outcome {
-                        result: if result.is_null() {
-                            None
-                        } else {
-                            Some(serde_path_to_error::deserialize(result).map_err(|e| ArgumentError {
-                            field: format!("arguments[{}].result{}", wire.len() + 1, dotted(e.path())),
-                            message: format!("{} (the result of {event} does not match the handler's type)", e.inner()),
+                }) => Outcome {
+                    result: if result.is_null() {
+                        None
+                    } else {
+                        Some(tracked(|| result).map_err(|e| ArgumentError {
+                            field: format!(
+                                "arguments[{}].result{}",
+                                wire.len() + 1,
+                                dotted(e.path())
+                            ),
+                            message: format!(
+                                "{} (the result of {event} does not match the handler's type)",
+                                e.inner()
+                            ),
                         })?)
-                        },
-                        error: exception,
-                    }
-                }
+                    },
+                    error: exception.clone(),
+                },
                 None => Outcome {
                     result: None,
                     error: None,
@@ -551,10 +579,11 @@ impl Registry {
             };
             let run = handler(ctx, args, outcome);
             Ok(Box::pin(async move {
+                let received = Received { args: wire, result };
                 match run.await? {
-                    After::Keep => Ok(Decision::Keep),
+                    After::Keep => Ok(Decision::Keep(received)),
                     After::Replace(value) => serde_json::to_value(value)
-                        .map(Decision::Replace)
+                        .map(|value| Decision::Replace(value, received))
                         .map_err(|e| {
                             HandlerError::msg(format!("cannot encode the result of {event}: {e}"))
                         }),

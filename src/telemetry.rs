@@ -2,6 +2,7 @@
 //! recorder rendered by the runner's `/metrics`).
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -73,6 +74,8 @@ pub fn init_logging(config: &LogConfig) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let app_log = config.app_log.then_some(crate::app_log::AppLogLayer);
     let registry = tracing_subscriber::registry().with(filter).with(app_log);
+    // Colours only on a terminal: a log file or collector gets plain text.
+    let ansi = std::io::stderr().is_terminal();
     let _ = match config.format {
         LogFormat::Json => registry
             .with(
@@ -85,7 +88,11 @@ pub fn init_logging(config: &LogConfig) {
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }
