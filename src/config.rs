@@ -96,6 +96,33 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Who fires timers.
     pub timers: TimersConfig,
+    /// Where the state a fleet shares is kept.
+    pub store: StoreConfig,
+}
+
+/// Where the superuser session, the seen webhook ids and the timer locks
+/// are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In this process: one runner.
+    Memory,
+    /// In the Redis of `[redis] url`: shared by a fleet of runners.
+    Redis,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` or `redis`.
+    pub kind: StoreKind,
+    /// Prepended to every key the store writes.
+    pub prefix: String,
+    /// How long a replica's superuser login lease lasts if it never completes (ms).
+    pub session_lease_ms: u64,
+    /// How long the key claiming one timer occurrence lives (ms).
+    pub timer_lock_ms: u64,
 }
 
 /// Who fires the registered timers.
@@ -551,6 +578,8 @@ impl Config {
                 "backendless.session_timeout_secs",
                 secs(self.backendless.session_timeout_secs),
             ),
+            ("store.session_lease_ms", ms(self.store.session_lease_ms)),
+            ("store.timer_lock_ms", ms(self.store.timer_lock_ms)),
         ] {
             check_duration(key, value)?;
         }
@@ -579,6 +608,16 @@ impl Config {
                 "keys `transport.http` and `transport.redis` are both false: no task could arrive"
                     .into(),
             ));
+        }
+        if self.store.kind == StoreKind::Redis {
+            if self.store.session_lease_ms == 0 || self.store.timer_lock_ms == 0 {
+                return Err(ConfigError(
+                    "keys `store.session_lease_ms` and `store.timer_lock_ms` must be positive"
+                        .into(),
+                ));
+            }
+            redis::Client::open(self.redis.url.expose_secret())
+                .map_err(|e| ConfigError(format!("key `redis.url`: {}", e.category())))?;
         }
         if self.transport.redis {
             if self.redis.queue.is_empty() {
