@@ -953,6 +953,39 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_overlay_loads_with_the_redis_store() {
+        let manifest = include_str!("../deploy/kubernetes/configmap.yaml");
+        let (_, toml) = manifest
+            .split_once("coderunner.toml: |\n")
+            .expect("the ConfigMap holds coderunner.toml");
+        let overlay: String = toml
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        // The password comes from the Secret, as a file.
+        let secret = Toml::string("[backendless.superuser]\npassword = \"from-the-secret\"");
+        let figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Toml::string(&overlay))
+            .merge(secret);
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.store.kind, StoreKind::Redis);
+        assert_eq!(config.store.prefix, "coderunner:");
+    }
+
+    #[test]
+    fn the_redis_store_needs_a_valid_url_and_positive_bounds() {
+        let err = Config::from_toml("[store]\nkind = \"redis\"\n[redis]\nurl = \"nope://x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis.url"), "{err}");
+        let err = Config::from_toml("[store]\nkind = \"redis\"\nsession_lease_ms = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.session_lease_ms"), "{err}");
+    }
+
+    #[test]
     fn secrets_can_come_from_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
