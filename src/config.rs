@@ -96,6 +96,33 @@ pub struct Config {
     pub redis: RedisConfig,
     /// Who fires timers.
     pub timers: TimersConfig,
+    /// Where the state a fleet shares is kept.
+    pub store: StoreConfig,
+}
+
+/// Where the superuser session, the seen webhook ids and the timer locks
+/// are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In this process: one runner.
+    Memory,
+    /// In the Redis of `[redis] url`: shared by a fleet of runners.
+    Redis,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` or `redis`.
+    pub kind: StoreKind,
+    /// Prepended to every key the store writes.
+    pub prefix: String,
+    /// How long a replica's superuser login lease lasts if it never completes (ms).
+    pub session_lease_ms: u64,
+    /// How long the key claiming one timer occurrence lives (ms).
+    pub timer_lock_ms: u64,
 }
 
 /// Who fires the registered timers.
@@ -551,6 +578,8 @@ impl Config {
                 "backendless.session_timeout_secs",
                 secs(self.backendless.session_timeout_secs),
             ),
+            ("store.session_lease_ms", ms(self.store.session_lease_ms)),
+            ("store.timer_lock_ms", ms(self.store.timer_lock_ms)),
         ] {
             check_duration(key, value)?;
         }
@@ -579,6 +608,16 @@ impl Config {
                 "keys `transport.http` and `transport.redis` are both false: no task could arrive"
                     .into(),
             ));
+        }
+        if self.store.kind == StoreKind::Redis {
+            if self.store.session_lease_ms == 0 || self.store.timer_lock_ms == 0 {
+                return Err(ConfigError(
+                    "keys `store.session_lease_ms` and `store.timer_lock_ms` must be positive"
+                        .into(),
+                ));
+            }
+            redis::Client::open(self.redis.url.expose_secret())
+                .map_err(|e| ConfigError(format!("key `redis.url`: {}", e.category())))?;
         }
         if self.transport.redis {
             if self.redis.queue.is_empty() {
@@ -911,6 +950,39 @@ mod tests {
         for s in [secret.as_str(), "the-cloudcode-key", "the-password"] {
             assert!(!shown.contains(s), "{s} in {shown}");
         }
+    }
+
+    #[test]
+    fn the_kubernetes_overlay_loads_with_the_redis_store() {
+        let manifest = include_str!("../deploy/kubernetes/configmap.yaml");
+        let (_, toml) = manifest
+            .split_once("coderunner.toml: |\n")
+            .expect("the ConfigMap holds coderunner.toml");
+        let overlay: String = toml
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        // The password comes from the Secret, as a file.
+        let secret = Toml::string("[backendless.superuser]\npassword = \"from-the-secret\"");
+        let figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Toml::string(&overlay))
+            .merge(secret);
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.store.kind, StoreKind::Redis);
+        assert_eq!(config.store.prefix, "coderunner:");
+    }
+
+    #[test]
+    fn the_redis_store_needs_a_valid_url_and_positive_bounds() {
+        let err = Config::from_toml("[store]\nkind = \"redis\"\n[redis]\nurl = \"nope://x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis.url"), "{err}");
+        let err = Config::from_toml("[store]\nkind = \"redis\"\nsession_lease_ms = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.session_lease_ms"), "{err}");
     }
 
     #[test]

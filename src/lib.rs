@@ -24,6 +24,7 @@ pub mod runner;
 pub mod sdk;
 pub mod server;
 pub mod signature;
+pub mod store;
 pub mod telemetry;
 #[cfg(feature = "emulator")]
 pub mod testing;

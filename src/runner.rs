@@ -8,11 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StoreKind};
 use crate::dispatch::{Dispatcher, HandlerRuntime};
 use crate::registry::Registry;
 use crate::sdk::{Backendless, SdkConfig, SuperuserCredentials};
 use crate::server::{Server, ServerOptions};
+use crate::store::redis::RedisStoreOptions;
+use crate::store::{RedisStore, SeenIds};
 use crate::transport::debug::{DebugOptions, DebugSession};
 use crate::transport::redis::{RedisOptions, RedisTransport};
 
@@ -39,6 +41,8 @@ pub struct Runner {
     grace_period: Duration,
     /// The app id timers fire for, when the runner fires its own timers.
     own_timers: Option<String>,
+    /// The fleet's shared state, with `[store] kind = "redis"`.
+    store: Option<RedisStore>,
 }
 
 /// The SDK configuration of `[backendless]`.
@@ -101,6 +105,24 @@ impl Runner {
                 sender.send(target, task_id, lines);
             }));
         }
+        let store = match config.store.kind {
+            StoreKind::Memory => None,
+            StoreKind::Redis => Some(
+                RedisStore::new(
+                    &config.redis.url,
+                    RedisStoreOptions {
+                        prefix: config.store.prefix.clone(),
+                        lease_ttl: Duration::from_millis(config.store.session_lease_ms),
+                        timer_lock: Duration::from_millis(config.store.timer_lock_ms),
+                    },
+                )
+                .map_err(|e| ConfigError::new(format!("key `redis.url`: {}", e.message)))?,
+            ),
+        };
+        let session_store: Arc<dyn crate::sdk::SessionStore> = match &store {
+            Some(store) => Arc::new(store.clone()),
+            None => Arc::new(crate::sdk::MemorySessionStore::default()),
+        };
         let sdk = if config.backendless.app_id.is_empty() {
             tracing::warn!(
                 "no `backendless.app_id` configured: handlers get no SDK client, and a handler \
@@ -109,7 +131,7 @@ impl Runner {
             );
             None
         } else {
-            let sdk = Backendless::new(sdk_config(config))
+            let sdk = Backendless::with_store(sdk_config(config), session_store)
                 .map_err(|e| ConfigError::new(format!("section `backendless`: {e}")))?;
             let for_handlers = sdk.clone();
             dispatcher = dispatcher
@@ -149,7 +171,11 @@ impl Runner {
                     RedisMode::Pro(transport) => transport.readiness(),
                     RedisMode::Debug(session) => session.readiness(),
                 })
+                .chain(store.iter().map(RedisStore::readiness))
                 .collect(),
+            seen_ids: store
+                .clone()
+                .map(|store| Arc::new(store) as Arc<dyn SeenIds>),
         };
         Ok(Runner {
             server: Server::new(dispatcher.clone(), verifier, options),
@@ -159,6 +185,7 @@ impl Runner {
             grace_period,
             own_timers: (config.timers.scheduler == crate::config::TimerScheduler::Runner)
                 .then(|| config.backendless.app_id.clone()),
+            store,
         })
     }
 
@@ -181,12 +208,15 @@ impl Runner {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         crate::telemetry::spawn_metrics_upkeep(shutdown.clone());
+        if let Some(store) = &self.store {
+            tokio::spawn(store.clone().watch(shutdown.clone()));
+        }
         if let Some(app_id) = self.own_timers.clone() {
             tokio::spawn(crate::transport::scheduler::run(
                 self.dispatcher.clone(),
                 app_id,
                 crate::transport::scheduler::Clock::system(),
-                None,
+                self.store.as_ref().map(RedisStore::occurrence_claim),
                 shutdown.clone(),
             ));
         }

@@ -33,5 +33,5 @@ pub use error::{
     LoginError, LoginErrorKind, SdkError, TimeoutLimit, BAD_CREDENTIALS_CODE,
     INVALID_SESSION_CODES, LOGIN_LIMIT_CODES,
 };
-pub use session::{MemorySessionStore, SessionStore};
+pub use session::{Lease, LeaseId, MemorySessionStore, SessionStore};
 pub use users::{LoggedIn, Users};

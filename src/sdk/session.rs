@@ -10,7 +10,10 @@
 //! others are waiting for.
 //!
 //! The token lives only behind [`SessionStore`]; it is never written to the
-//! app's Backendless cache, where clients could read it.
+//! app's Backendless cache, where clients could read it. A store shared by a
+//! fleet (Redis) extends the single flight across processes: a login needs
+//! the store's lease, granted only while the stored token is still the one
+//! that failed, so one process logs in and the others use its token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,20 +29,54 @@ use super::error::{LoginError, LoginErrorKind, SdkError, TimeoutLimit};
 use super::transport::{Call, Service, Transport};
 use super::IdentityKind;
 use crate::event::UserToken;
+use crate::store::StoreError;
 
-/// Where the superuser token is kept. The default keeps it in this process's
-/// memory; a store shared by replicas (Redis) can implement this later.
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    /// The current token, if any.
-    async fn get(&self) -> Option<UserToken>;
-    /// Replaces the current token.
-    async fn put(&self, token: UserToken);
-    /// Forgets the current token.
-    async fn clear(&self);
+/// The right to log in for everyone sharing a [`SessionStore`], granted by
+/// [`SessionStore::lease`] and handed back with [`SessionStore::put`] or
+/// [`SessionStore::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseId(pub String);
+
+/// The answer to [`SessionStore::lease`].
+#[derive(Debug, Clone)]
+pub enum Lease {
+    /// The caller logs in, then stores the token with [`SessionStore::put`]
+    /// (or gives the lease back with [`SessionStore::release`]).
+    Granted(LeaseId),
+    /// The stored token is no longer the one the caller wants replaced:
+    /// another process logged in meanwhile; use this one.
+    Replaced(UserToken),
+    /// Another process holds the lease and is logging in: ask again soon.
+    Held,
 }
 
-/// A [`SessionStore`] in process memory.
+/// Where the superuser token is kept, and who may log in to replace it.
+///
+/// A store shared by several processes (Redis, [`crate::store::RedisStore`])
+/// makes the session one per fleet: [`SessionStore::lease`] is a
+/// compare-and-set on the token that failed, so however many processes see
+/// the same stale token, one logs in. The lease expires by itself, so a
+/// process that dies mid-login does not block the others for ever.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// A bounded label for metrics: `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+    /// The current token, if any.
+    async fn get(&self) -> Result<Option<UserToken>, StoreError>;
+    /// Asks to log in in place of `expected` (the token that failed or is
+    /// due for renewal; `None` = there was none).
+    async fn lease(&self, expected: Option<&UserToken>) -> Result<Lease, StoreError>;
+    /// Stores the token got under `lease` and ends the lease.
+    async fn put(&self, lease: LeaseId, token: UserToken) -> Result<(), StoreError>;
+    /// Ends `lease` without a token (the login failed).
+    async fn release(&self, lease: LeaseId) -> Result<(), StoreError>;
+    /// At shutdown: this process stops using `token`. `Ok(true)` when no
+    /// other process uses it, so it should be logged out (and is forgotten).
+    async fn leave(&self, token: &UserToken) -> Result<bool, StoreError>;
+}
+
+/// A [`SessionStore`] in process memory: the process's own single flight
+/// (the session's login lock) is the only lease needed.
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     token: parking_lot::Mutex<Option<UserToken>>,
@@ -47,16 +84,36 @@ pub struct MemorySessionStore {
 
 #[async_trait]
 impl SessionStore for MemorySessionStore {
-    async fn get(&self) -> Option<UserToken> {
-        self.token.lock().clone()
+    fn kind(&self) -> &'static str {
+        "memory"
     }
 
-    async fn put(&self, token: UserToken) {
+    async fn get(&self) -> Result<Option<UserToken>, StoreError> {
+        Ok(self.token.lock().clone())
+    }
+
+    async fn lease(&self, expected: Option<&UserToken>) -> Result<Lease, StoreError> {
+        Ok(match self.token.lock().as_ref() {
+            Some(current) if Some(current) != expected => Lease::Replaced(current.clone()),
+            _ => Lease::Granted(LeaseId(String::new())),
+        })
+    }
+
+    async fn put(&self, _lease: LeaseId, token: UserToken) -> Result<(), StoreError> {
         *self.token.lock() = Some(token);
+        Ok(())
     }
 
-    async fn clear(&self) {
-        *self.token.lock() = None;
+    async fn release(&self, _lease: LeaseId) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn leave(&self, token: &UserToken) -> Result<bool, StoreError> {
+        let mut current = self.token.lock();
+        if current.as_ref() == Some(token) {
+            *current = None;
+        }
+        Ok(true)
     }
 }
 
@@ -112,6 +169,22 @@ impl Backoff {
         self.failures = 0;
         self.retry_at = None;
         self.last_error = None;
+    }
+}
+
+/// The longest a login waits for another process's lease (a lease expires
+/// by itself well before: `store.session_lease_ms`).
+const LEASE_WAIT: Duration = Duration::from_secs(45);
+/// How often a waiting login asks for the lease again.
+const LEASE_POLL: Duration = Duration::from_millis(25);
+
+/// A store that cannot answer fails the login like an unreachable backend.
+fn store_error(e: StoreError) -> LoginError {
+    LoginError {
+        kind: LoginErrorKind::Unreachable,
+        code: None,
+        message: e.to_string(),
+        retry_in: None,
     }
 }
 
@@ -199,7 +272,7 @@ impl SuperuserSession {
         if self.credentials.is_none() {
             return Err(Self::not_configured());
         }
-        if let Some(token) = self.store.get().await {
+        if let Some(token) = self.store.get().await.map_err(store_error)? {
             if !self.is_stale(Instant::now()) {
                 return Ok(token);
             }
@@ -209,7 +282,8 @@ impl SuperuserSession {
     }
 
     /// A new token after the backend rejected `failed`. If another caller
-    /// already replaced `failed`, its token is returned without a login.
+    /// (or another process sharing the store) already replaced `failed`,
+    /// its token is returned without a login.
     pub(crate) async fn refresh(
         self: &Arc<Self>,
         failed: &UserToken,
@@ -241,7 +315,7 @@ impl SuperuserSession {
     /// Runs with `login_lock` held.
     async fn login_locked(&self, failed: Option<UserToken>) -> Result<UserToken, LoginError> {
         let now = Instant::now();
-        let current = self.store.get().await;
+        let current = self.store.get().await.map_err(store_error)?;
         if let Some(current) = &current {
             let rejected = failed.as_ref() == Some(current);
             if !rejected && !self.is_stale(now) {
@@ -249,17 +323,83 @@ impl SuperuserSession {
             }
         }
         self.backoff.lock().check(now)?;
-        if let Some(old) = current {
-            self.store.clear().await;
-            let renewal = failed.as_ref() != Some(&old);
+        let lease = match self.lease(current.as_ref()).await? {
+            Ok(lease) => lease,
+            Err(token) => {
+                // Another process replaced the token: it counts as fresh.
+                self.touch();
+                return Ok(token);
+            }
+        };
+        if let Some(old) = &current {
+            let renewal = failed.as_ref() != Some(old);
             if renewal && !self.has_lapsed(now) {
                 // Ending the old session first keeps a login limit of one
                 // session from refusing the renewal.
                 tracing::debug!("renewing the superuser session before it lapses");
-                self.logout_token(&old).await;
+                self.logout_token(old).await;
             }
         }
-        self.login().await
+        let store = self.store.kind();
+        match self.login().await {
+            Ok(token) => {
+                if current.is_some() {
+                    metrics::counter!("coderunner_superuser_relogins_total", "store" => store)
+                        .increment(1);
+                }
+                if let Err(e) = self.store.put(lease, token.clone()).await {
+                    // This process uses the token; the others will log in
+                    // again when the store is back.
+                    tracing::warn!(error = %e, "the new superuser session could not be shared");
+                }
+                Ok(token)
+            }
+            Err(error) => {
+                if let Err(e) = self.store.release(lease).await {
+                    tracing::warn!(error = %e, "the login lease could not be released; it expires by itself");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Takes the login lease in place of `expected`, waiting (bounded)
+    /// while another process holds it: `Ok(Ok(lease))` to log in,
+    /// `Ok(Err(token))` when another process's token replaced `expected`.
+    async fn lease(
+        &self,
+        expected: Option<&UserToken>,
+    ) -> Result<Result<LeaseId, UserToken>, LoginError> {
+        let store = self.store.kind();
+        let deadline = Instant::now() + LEASE_WAIT;
+        let mut waited = false;
+        loop {
+            match self.store.lease(expected).await.map_err(store_error)? {
+                Lease::Granted(lease) => return Ok(Ok(lease)),
+                Lease::Replaced(token) => return Ok(Err(token)),
+                Lease::Held => {}
+            }
+            if !waited {
+                waited = true;
+                metrics::counter!("coderunner_superuser_lease_waits_total", "store" => store)
+                    .increment(1);
+                tracing::debug!(
+                    "another runner is logging the superuser in; waiting for its token"
+                );
+            }
+            if Instant::now() >= deadline {
+                return Err(LoginError {
+                    kind: LoginErrorKind::Unreachable,
+                    code: None,
+                    message: format!(
+                        "another runner held the superuser login lease for over {} s",
+                        LEASE_WAIT.as_secs()
+                    ),
+                    retry_in: None,
+                });
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
     }
 
     /// Sends one login request and records its outcome.
@@ -294,21 +434,26 @@ impl SuperuserSession {
                     message: "the login reply has no user-token".to_owned(),
                 })
         });
+        let store = self.store.kind();
         match result {
             Ok(token) => {
-                metrics::counter!("coderunner_superuser_logins_total", "outcome" => "ok")
-                    .increment(1);
-                self.store.put(token.clone()).await;
+                metrics::counter!(
+                    "coderunner_superuser_logins_total",
+                    "outcome" => "ok",
+                    "store" => store
+                )
+                .increment(1);
                 self.touch();
                 self.backoff.lock().on_success();
-                tracing::info!("superuser logged in");
+                tracing::info!(store, "superuser logged in");
                 Ok(token)
             }
             Err(err) => {
                 let error = LoginError::from_sdk(&err);
                 metrics::counter!(
                     "coderunner_superuser_logins_total",
-                    "outcome" => error.kind.as_str()
+                    "outcome" => error.kind.as_str(),
+                    "store" => store
                 )
                 .increment(1);
                 let wait = self
@@ -355,13 +500,27 @@ impl SuperuserSession {
         }
     }
 
-    /// Logs the superuser out, if logged in, and forgets the token.
+    /// Logs the superuser out, if logged in and no other process sharing
+    /// the store uses the session, and forgets the token.
     pub(crate) async fn logout(&self) {
         let _guard = self.login_lock.lock().await;
-        if let Some(token) = self.store.get().await {
-            self.store.clear().await;
-            self.logout_token(&token).await;
-            *self.last_used.lock() = None;
+        let token = match self.store.get().await {
+            Ok(Some(token)) => token,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "the superuser session is not logged out: the store cannot say who uses it");
+                return;
+            }
+        };
+        *self.last_used.lock() = None;
+        match self.store.leave(&token).await {
+            Ok(true) => self.logout_token(&token).await,
+            Ok(false) => {
+                tracing::info!("other runners use the superuser session: it is not logged out")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the superuser session is not logged out: the store cannot say who uses it")
+            }
         }
     }
 }

@@ -1254,7 +1254,7 @@ fn metrics_count_logins_and_requests_with_bounded_labels() {
         })
     });
     assert_eq!(
-        recorder.get("coderunner_superuser_logins_total{outcome=ok}"),
+        recorder.get("coderunner_superuser_logins_total{outcome=ok,store=memory}"),
         1
     );
     assert_eq!(

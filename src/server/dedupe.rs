@@ -230,6 +230,18 @@ impl Dedupe {
         self.inner.shards.iter().map(|s| s.lock().reply_bytes).sum()
     }
 
+    /// Forgets a delivery still running (never run, in fact).
+    fn forget(&self, id: &str) {
+        let mut shard = self.shard(id).lock();
+        if let Some(entry) = shard.entries.get(id) {
+            if matches!(entry.state, State::Running) {
+                let at = entry.signed_at;
+                shard.entries.remove(id);
+                shard.by_time.remove(&(at, Arc::from(id)));
+            }
+        }
+    }
+
     fn finish(&self, id: &str, reply: Option<KeptReply>) {
         let budget = self.inner.reply_bytes_per_shard;
         let mut shard = self.shard(id).lock();
@@ -319,6 +331,14 @@ impl std::fmt::Debug for Dedupe {
 }
 
 impl Ticket {
+    /// Forgets this delivery, as if it had never been admitted: it did not
+    /// run (a store it needed was unavailable), so its retry may.
+    pub fn abandon(mut self) {
+        if let Some(id) = self.id.take() {
+            self.dedupe.forget(&id);
+        }
+    }
+
     /// Keeps `reply` for retries of this delivery (if it fits the budget).
     pub fn finish(mut self, reply: KeptReply) {
         if let Some(id) = self.id.take() {
@@ -442,6 +462,15 @@ mod tests {
             d.admit("big", NOW, H, NOW),
             Admission::ReplyNotKept
         ));
+    }
+
+    #[test]
+    fn an_abandoned_delivery_can_run_when_retried() {
+        let d = Dedupe::new(100, 1 << 20, 300);
+        admit_new(&d, "a", NOW, NOW).abandon();
+        assert!(d.is_empty());
+        drop(admit_new(&d, "a", NOW, NOW));
+        assert!(matches!(d.admit("a", NOW, H, NOW), Admission::ReplyNotKept));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub use error::ApiError;
 use crate::dispatch::{Dispatcher, RouteError};
 use crate::event::wire::{ExceptionWrapper, InvocationResult, Task};
 use crate::signature::{self, CheckedHeaders, SignatureError, SignedHeaders, Verifier};
+use crate::store::SeenIds;
 use crate::transport::Readiness;
 
 /// The `Retry-After` (seconds) of refusals about load.
@@ -71,8 +72,13 @@ pub struct ServerOptions {
     /// Serve `POST /invoke` (the HTTP transport); off when tasks come only
     /// from Redis.
     pub invoke: bool,
-    /// Other transports' readiness, all of which `/readyz` requires.
+    /// Other transports' (and the shared store's) readiness, all of which
+    /// `/readyz` requires.
     pub readiness: Vec<Readiness>,
+    /// The fleet's set of accepted webhook ids (`[store] kind = "redis"`),
+    /// claimed after this process's own replay check; `None` = this
+    /// process's set alone.
+    pub seen_ids: Option<Arc<dyn SeenIds>>,
 }
 
 impl Default for ServerOptions {
@@ -91,6 +97,7 @@ impl Default for ServerOptions {
             drain_delay: Duration::ZERO,
             invoke: true,
             readiness: Vec::new(),
+            seen_ids: None,
         }
     }
 }
@@ -100,6 +107,8 @@ struct AppState {
     /// `None` only in explicitly enabled unsigned mode.
     verifier: Option<Verifier>,
     dedupe: Dedupe,
+    /// The fleet's seen ids, when shared.
+    seen_ids: Option<Arc<dyn SeenIds>>,
     body_limit: usize,
     body_read_timeout: Duration,
     /// Slots of synchronous tasks.
@@ -137,6 +146,7 @@ impl Server {
                 options.reply_cache_bytes,
                 tolerance.as_secs(),
             ),
+            seen_ids: options.seen_ids.clone(),
             body_limit: options.body_limit_bytes,
             body_read_timeout: options.body_read_timeout,
             tasks: Arc::new(Semaphore::new(options.max_tasks_in_flight)),
@@ -322,6 +332,69 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     }
 }
 
+fn duplicate_refused(store: &'static str) {
+    metrics::counter!("coderunner_replay_duplicates_total", "store" => store).increment(1);
+}
+
+/// The fleet-wide replay check of a delivery this process admitted: `Err`
+/// with the answer when another replica accepted it first (409) or the
+/// store cannot say (503, and the delivery is forgotten so its retry runs).
+async fn claim_in_fleet(
+    state: &AppState,
+    checked: Option<&CheckedHeaders<'_>>,
+    ticket: Option<dedupe::Ticket>,
+    body: &[u8],
+) -> Result<Option<dedupe::Ticket>, ApiError> {
+    let (Some(seen), Some(checked)) = (&state.seen_ids, checked) else {
+        return Ok(ticket);
+    };
+    let Some(ticket) = ticket else {
+        return Ok(None);
+    };
+    let id = checked.id;
+    let hash: [u8; 32] = Sha256::digest(body).into();
+    let tolerance = state
+        .verifier
+        .as_ref()
+        .map_or(signature::DEFAULT_TOLERANCE, Verifier::tolerance);
+    let until = checked
+        .timestamp
+        .saturating_add(i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX));
+    match seen.claim(id, &hash, until).await {
+        Ok(true) => Ok(Some(ticket)),
+        Ok(false) => {
+            // The ticket is dropped: this replica refuses the id too.
+            drop(ticket);
+            duplicate_refused(seen.kind());
+            tracing::warn!(
+                webhook_id = id,
+                "refused a delivery another runner of the fleet accepted"
+            );
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_delivery",
+                format!(
+                    "webhook-id `{id}` was already received by another runner of the fleet; \
+                     it is not executed again"
+                ),
+            ))
+        }
+        Err(e) => {
+            ticket.abandon();
+            metrics::counter!("coderunner_tasks_refused_total", "reason" => "store_unavailable")
+                .increment(1);
+            tracing::warn!(webhook_id = id, error = %e, "refused a delivery: the replay check cannot be made");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the fleet's replay check cannot be made (its store is unreachable); \
+                 the task was not run: retry later",
+            )
+            .retry_after(RETRY_AFTER_SECS))
+        }
+    }
+}
+
 /// What the replay check says about a delivery.
 enum Admitted {
     /// Execute it (with the ticket to keep its reply; `None` unsigned).
@@ -361,6 +434,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
             .retry_after(RETRY_AFTER_SECS),
         ),
         Admission::OtherBody => {
+            duplicate_refused("memory");
             tracing::warn!(webhook_id = id, "refused a seen id with another body");
             refused(ApiError::new(
                 StatusCode::CONFLICT,
@@ -372,6 +446,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
             ))
         }
         Admission::ReplyNotKept => {
+            duplicate_refused("memory");
             tracing::warn!(webhook_id = id, "refused a replayed delivery");
             refused(ApiError::new(
                 StatusCode::CONFLICT,
@@ -514,6 +589,7 @@ async fn invoke(
         Admitted::Run(ticket) => ticket,
         Admitted::Answer(answer) => return Ok(answer),
     };
+    let ticket = claim_in_fleet(&state, checked.as_ref(), ticket, &body).await?;
 
     let routed = match state.dispatcher.route(task) {
         Ok(routed) => routed,

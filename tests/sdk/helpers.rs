@@ -195,13 +195,8 @@ password = "{ADMIN_PASS}"
 
     /// `coderunner_superuser_logins_total{outcome}` now (0 when absent).
     pub async fn superuser_logins(&self, outcome: &str) -> u64 {
-        let prefix = format!("coderunner_superuser_logins_total{{outcome=\"{outcome}\"}} ");
-        self.metrics()
+        self.counter("coderunner_superuser_logins_total", &[("outcome", outcome)])
             .await
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map(|v| v.trim().parse::<f64>().unwrap() as u64)
-            .unwrap_or(0)
     }
 
     /// The value of the counter `name` whose labels include all of `labels`
