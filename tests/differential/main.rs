@@ -13,14 +13,14 @@
 
 #[path = "../common/node.rs"]
 mod node;
+#[path = "../common/official.rs"]
+mod official;
 #[allow(dead_code)]
 #[path = "../redis/support.rs"]
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use coderunner::config::Config;
@@ -28,18 +28,13 @@ use coderunner::event::{custom, markers, persistence};
 use coderunner::runner::Runner;
 use coderunner::timer::{Frequency, Schedule};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry};
+use official::{ensure_official, official_dir, Official};
 use serde_json::{json, Value};
 use support::PrivateRedis;
 use tokio_util::sync::CancellationToken;
 
 const WHAT: &str = "the differential test against the official CodeRunner";
-const RUNNER_VERSION: &str = "8.0.3";
-const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn official_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/official")
-}
 
 /// The Rust twin of `tests/official/app`.
 fn rust_app() -> Registry {
@@ -125,93 +120,6 @@ fn rust_app() -> Registry {
         )
         .unwrap();
     registry
-}
-
-/// One install at a time (the tests of this binary run in parallel).
-static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Installs the official runner from `tests/official/package.json` (exact
-/// versions, lock without download addresses) into `<target>/official-runner`.
-fn ensure_official() -> Result<PathBuf, String> {
-    let _one_at_a_time = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = node::target_dir("official-runner");
-    if node::installed_version(&dir, "backendless-coderunner").as_deref() == Some(RUNNER_VERSION) {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for file in ["package.json", "package-lock.json"] {
-        std::fs::copy(official_dir().join(file), dir.join(file))
-            .map_err(|e| format!("cannot copy {file}: {e}"))?;
-    }
-    eprintln!(
-        "installing backendless-coderunner@{RUNNER_VERSION} into {}",
-        dir.display()
-    );
-    node::npm_install(&dir, &[])?;
-    node::installed_version(&dir, "backendless-coderunner")
-        .filter(|v| v == RUNNER_VERSION)
-        .map(|_| dir.clone())
-        .ok_or_else(|| format!("npm install left no backendless-coderunner {RUNNER_VERSION}"))
-}
-
-/// The official runner started by `tests/official/start.js`; stops when dropped.
-struct Official {
-    child: Child,
-    redis_port: u16,
-    api_url: String,
-}
-
-impl Official {
-    fn start(modules: &Path, work: &Path, compression: bool) -> Official {
-        let mut cmd = node::node();
-        cmd.arg(official_dir().join("start.js"))
-            .arg("--modules")
-            .arg(modules)
-            .arg("--work")
-            .arg(work)
-            .arg("--quiet")
-            .args(compression.then_some("--compression"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("node start.js");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(ready) = serde_json::from_str::<Value>(&line) {
-                    if ready["ready"] == true {
-                        let _ = tx.send(ready);
-                    }
-                }
-            }
-        });
-        let ready = rx.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| {
-            panic!("the official runner was not ready within {READY_TIMEOUT:?}")
-        });
-        Official {
-            child,
-            redis_port: u16::try_from(ready["redisPort"].as_u64().expect("redisPort")).unwrap(),
-            api_url: ready["apiUrl"].as_str().expect("apiUrl").to_owned(),
-        }
-    }
-}
-
-impl Drop for Official {
-    fn drop(&mut self) {
-        // start.js stops everything it started when its stdin closes.
-        drop(self.child.stdin.take());
-        for _ in 0..200 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Pushes every case to the runner on the Redis at `port` and returns
