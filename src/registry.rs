@@ -186,8 +186,7 @@ impl std::fmt::Debug for Registry {
 
 /// Decodes the handler's typed arguments from the wire values.
 fn decode_args<A: DeserializeOwned>(event: &EventDef, args: &[Value]) -> Result<A, ArgumentError> {
-    let arity = event.args.iter().filter(|a| **a != "result").count();
-    let (decoded, first_index) = match arity {
+    let (decoded, first_index) = match event.args.len() {
         0 => (
             serde_path_to_error::deserialize(Value::Null)
                 .or_else(|_| serde_path_to_error::deserialize(Value::Array(Vec::new()))),
