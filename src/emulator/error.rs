@@ -4,6 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::store::StoreError;
+
 /// An error as the client sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -76,9 +78,17 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::internal(format!("sqlite: {e}"))
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::DuplicateId(_) => 1155,
+            StoreError::EmailTaken(_) => 3033,
+            StoreError::Required(_) | StoreError::InvalidPassword => 3011,
+            StoreError::Sqlite(_) | StoreError::Json(_) | StoreError::Thread(_) => {
+                return Self::internal(e)
+            }
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -98,7 +98,7 @@ impl Emulator {
         let store = store::Store::open(&config.database)?;
         for user in &config.users {
             store
-                .call_sync(|c| -> Result<(), ApiError> {
+                .call_sync(|c| -> Result<(), store::StoreError> {
                     if !store::login_exists(c, &user.email)? {
                         let mut obj = Map::new();
                         obj.insert("email".into(), Value::String(user.email.clone()));
@@ -349,6 +349,12 @@ async fn cors(
     );
     response
 }
+
+/// A route's path parameters (`{table}`, `{id}`, `{key}`, ...).
+pub(crate) type PathParams = axum::extract::Path<HashMap<String, String>>;
+
+/// A route's reply: a JSON body, or a Backendless error.
+pub(crate) type Reply = Result<axum::Json<Value>, ApiError>;
 
 /// Parses a JSON body; 8002 when it is not JSON. An empty body is `null`.
 pub(crate) fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
