@@ -158,15 +158,12 @@ impl Emulator {
             // data
             .route(
                 "/data/{table}",
-                post(data::create).put(data::save).get(data::find_get),
+                post(data::create).put(data::save).get(data::find),
             )
-            .route("/data/{table}/find", post(data::find_post))
+            .route("/data/{table}/find", post(data::find))
             .route("/data/{table}/upsert", put(data::upsert))
             .route("/data/bulkupsert/{table}", put(data::bulk_upsert))
-            .route(
-                "/data/{table}/count",
-                get(data::count_get).post(data::count_post),
-            )
+            .route("/data/{table}/count", get(data::count).post(data::count))
             .route(
                 "/data/{table}/{id}",
                 get(data::find_by_id).put(data::update).delete(data::remove),

@@ -24,7 +24,7 @@ use super::store::{self, Object, StoreError, USERS};
 use super::where_clause::{compile, is_identifier};
 use super::{json_body, json_object, kind_of, query_map, PathParams, Reply, Shared};
 use operation::DataOp;
-use query::{parse_query, project, query_from_uri, query_json};
+use query::{parse_query, project, QueryInput};
 
 fn table_of(p: &HashMap<String, String>) -> Result<String, ApiError> {
     let t = p.get("table").cloned().unwrap_or_default();
@@ -138,31 +138,6 @@ pub(crate) async fn upsert(
     .map(Json)
 }
 
-/// PUT /data/bulkupsert/{table} (array) -> the objectIds, in order; one
-/// transaction; beforeUpsertBulk/afterUpsertBulk.
-pub(crate) async fn bulk_upsert(
-    State(st): State<Shared>,
-    caller: Caller,
-    Path(p): PathParams,
-    body: Bytes,
-) -> Reply {
-    let table = table_of(&p)?;
-    no_user_upsert(&table)?;
-    let items = array_body(&body)?;
-    let op = DataOp::new(&st, &caller, &table, persistence::BEFORE_UPSERT_BULK);
-    for item in &items {
-        let Value::Object(item) = item else {
-            return Err(ApiError::parse("every item must be a JSON object"));
-        };
-        check_upsert(op, item).await?;
-    }
-    op.run(vec![Value::Array(items)], |args| async move {
-        op.save_all(changed_items(&args[0])?, upsert_one).await
-    })
-    .await
-    .map(Json)
-}
-
 fn no_user_upsert(table: &str) -> Result<(), ApiError> {
     if table == USERS {
         return Err(ApiError::new(
@@ -198,6 +173,31 @@ fn upsert_one(
         Some(existing) => store::update(c, table, existing, item),
         None => store::insert(c, table, item, owner),
     }
+}
+
+/// PUT /data/bulkupsert/{table} (array) -> the objectIds, in order; one
+/// transaction; beforeUpsertBulk/afterUpsertBulk.
+pub(crate) async fn bulk_upsert(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): PathParams,
+    body: Bytes,
+) -> Reply {
+    let table = table_of(&p)?;
+    no_user_upsert(&table)?;
+    let items = array_body(&body)?;
+    let op = DataOp::new(&st, &caller, &table, persistence::BEFORE_UPSERT_BULK);
+    for item in &items {
+        let Value::Object(item) = item else {
+            return Err(ApiError::parse("every item must be a JSON object"));
+        };
+        check_upsert(op, item).await?;
+    }
+    op.run(vec![Value::Array(items)], |args| async move {
+        op.save_all(changed_items(&args[0])?, upsert_one).await
+    })
+    .await
+    .map(Json)
 }
 
 pub(crate) async fn create_object(
@@ -307,30 +307,18 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
     .map(Json)
 }
 
-/// GET /data/{table}?where=&pageSize=&offset=&sortBy=&props=
-pub(crate) async fn find_get(
+/// GET /data/{table}?where=&pageSize=&offset=&sortBy=&props=, and
+/// POST /data/{table}/find with the query as a JSON body.
+pub(crate) async fn find(
     State(st): State<Shared>,
     caller: Caller,
     Path(p): PathParams,
-    uri: Uri,
+    input: QueryInput,
 ) -> Reply {
     let table = table_of(&p)?;
-    find(&st, &caller, &table, query_json(&query_from_uri(&uri))).await
-}
-
-/// POST /data/{table}/find
-pub(crate) async fn find_post(
-    State(st): State<Shared>,
-    caller: Caller,
-    Path(p): PathParams,
-    body: Bytes,
-) -> Reply {
-    let table = table_of(&p)?;
-    find(&st, &caller, &table, query_json(&json_object(&body)?)).await
-}
-
-async fn find(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply {
-    let op = DataOp::new(st, caller, table, persistence::BEFORE_FIND).users_fire(user::BEFORE_FIND);
+    let query = input.query()?;
+    let op =
+        DataOp::new(&st, &caller, &table, persistence::BEFORE_FIND).users_fire(user::BEFORE_FIND);
     op.check(Operation::Find)?;
     parse_query(&query)?;
     op.run(vec![query], |args| async move {
@@ -342,30 +330,16 @@ async fn find(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply 
     .map(Json)
 }
 
-/// GET /data/{table}/count?where=
-pub(crate) async fn count_get(
+/// GET /data/{table}/count?where=, and POST /data/{table}/count {where}.
+pub(crate) async fn count(
     State(st): State<Shared>,
     caller: Caller,
     Path(p): PathParams,
-    uri: Uri,
+    input: QueryInput,
 ) -> Reply {
     let table = table_of(&p)?;
-    count(&st, &caller, &table, query_json(&query_from_uri(&uri))).await
-}
-
-/// POST /data/{table}/count {where}
-pub(crate) async fn count_post(
-    State(st): State<Shared>,
-    caller: Caller,
-    Path(p): PathParams,
-    body: Bytes,
-) -> Reply {
-    let table = table_of(&p)?;
-    count(&st, &caller, &table, query_json(&json_object(&body)?)).await
-}
-
-async fn count(st: &Shared, caller: &Caller, table: &str, query: Value) -> Reply {
-    let op = DataOp::new(st, caller, table, persistence::BEFORE_COUNT);
+    let query = input.query()?;
+    let op = DataOp::new(&st, &caller, &table, persistence::BEFORE_COUNT);
     op.check(Operation::Find)?;
     parse_query(&query)?;
     op.run(vec![query], |args| async move {

@@ -1,18 +1,56 @@
-//! The query of the find and count routes: read from the URL or the body into
-//! the shape handlers receive (`whereClause`, `pageSize`, `offset`, `sortBy`,
-//! `properties`), validated into a [`FindQuery`], and the projection of the
-//! rows found.
+//! The query of the find and count routes: read from the URL or the body
+//! ([`QueryInput`]) into the shape handlers receive (`whereClause`,
+//! `pageSize`, `offset`, `sortBy`, `properties`), validated into a
+//! [`FindQuery`], and the projection of the rows found.
 
-use axum::http::Uri;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{FindQuery, Object};
 use crate::emulator::where_clause::{compile, is_identifier};
-use crate::emulator::{kind_of, query_map};
+use crate::emulator::{json_object, kind_of, query_map};
+
+/// Where a find or count query comes from: the query string of a GET (or
+/// HEAD), the JSON body of a POST. Read only when the route asks
+/// ([`QueryInput::query`]), after it has checked the table name.
+pub(crate) enum QueryInput {
+    /// GET: `?where=&pageSize=&offset=&sortBy=&props=`.
+    Url(Uri),
+    /// POST: `{"where": ..., "pageSize": ...}`.
+    Body(Bytes),
+}
+
+impl<S: Send + Sync> FromRequest<S> for QueryInput {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if matches!(*req.method(), Method::GET | Method::HEAD) {
+            return Ok(Self::Url(req.uri().clone()));
+        }
+        Bytes::from_request(req, state)
+            .await
+            .map(Self::Body)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+impl QueryInput {
+    /// The query in the shape sent to handlers; 8002 when a body is not a
+    /// JSON object.
+    pub(super) fn query(&self) -> Result<Value, ApiError> {
+        Ok(match self {
+            Self::Url(uri) => query_json(&query_from_uri(uri)),
+            Self::Body(body) => query_json(&json_object(body)?),
+        })
+    }
+}
 
 /// The query of find and count, in the shape sent to handlers.
-pub(super) fn query_json(raw: &Map<String, Value>) -> Value {
+fn query_json(raw: &Map<String, Value>) -> Value {
     let list = |v: Option<&Value>| -> Value {
         match v {
             Some(Value::String(s)) => Value::Array(
@@ -121,7 +159,7 @@ pub(super) fn project(rows: Vec<Object>, props: &[String]) -> Value {
     )
 }
 
-pub(super) fn query_from_uri(uri: &Uri) -> Map<String, Value> {
+fn query_from_uri(uri: &Uri) -> Map<String, Value> {
     query_map(uri)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
