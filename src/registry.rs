@@ -207,8 +207,7 @@ where
 
 /// Decodes the handler's typed arguments from the wire values.
 fn decode_args<A: DeserializeOwned>(event: &EventDef, args: &[Value]) -> Result<A, ArgumentError> {
-    let arity = event.args.iter().filter(|a| **a != "result").count();
-    let (decoded, first_index) = match arity {
+    let (decoded, first_index) = match event.args.len() {
         0 => (
             tracked(|| Value::Null).or_else(|_| tracked(|| Value::Array(Vec::new()))),
             None,

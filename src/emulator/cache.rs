@@ -1,16 +1,23 @@
-//! The app's shared cache and atomic counters (spec §4.3, §4.4), in memory.
+//! The app's shared cache (spec §4.3), in memory, and its routes under
+//! `/cache/`.
 //! Expiry uses `tokio::time::Instant`; `expireAt` timestamps are wall-clock ms
 //! converted to an instant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::Json;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::store::now_ms;
+use super::{int_query, json_body, path_param, required_int, PathParams, Reply, Shared};
 
 /// Default and maximum TTL, seconds.
 pub const MAX_TTL_SECS: i64 = 7200;
@@ -171,104 +178,73 @@ impl Cache {
     }
 }
 
-/// Named atomic counters; a missing counter is 0.
-#[derive(Default)]
-pub struct Counters {
-    values: Mutex<BTreeMap<String, i64>>,
+/// PUT /cache/{key}?timeout=sec
+pub(crate) async fn cache_put(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): PathParams,
+    uri: Uri,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let value = json_body(&body)?;
+    st.cache
+        .put(path_param(&p, "key"), value, int_query(&uri, "timeout")?)?;
+    Ok(StatusCode::OK)
 }
 
-/// A counter operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CounterOp {
-    /// Add `n`, return the new value.
-    AddGet(i64),
-    /// Add `n`, return the previous value.
-    GetAdd(i64),
-    /// Set to 0, return the previous value.
-    Reset,
-    /// The value.
-    Get,
+/// GET /cache/{key}
+pub(crate) async fn cache_get(State(st): State<Shared>, _c: Caller, Path(p): PathParams) -> Reply {
+    st.cache.get(path_param(&p, "key")).map(Json)
 }
 
-impl Counters {
-    /// Applies `op` to `name`.
-    pub fn apply(&self, name: &str, op: CounterOp) -> i64 {
-        let mut map = self.values.lock();
-        let v = map.entry(name.to_owned()).or_insert(0);
-        let before = *v;
-        match op {
-            CounterOp::AddGet(n) => {
-                *v = v.wrapping_add(n);
-                *v
-            }
-            CounterOp::GetAdd(n) => {
-                *v = v.wrapping_add(n);
-                before
-            }
-            CounterOp::Reset => {
-                *v = 0;
-                before
-            }
-            CounterOp::Get => before,
-        }
-    }
-
-    /// Sets `name` to `updated` if it equals `expected`.
-    pub fn compare_and_set(&self, name: &str, expected: i64, updated: i64) -> bool {
-        let mut map = self.values.lock();
-        let v = map.entry(name.to_owned()).or_insert(0);
-        if *v == expected {
-            *v = updated;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Names matching a glob (`*` any run, `?` one character).
-    pub fn list(&self, pattern: &str) -> Vec<String> {
-        self.values
-            .lock()
-            .keys()
-            .filter(|k| glob(pattern.as_bytes(), k.as_bytes()))
-            .cloned()
-            .collect()
-    }
+/// GET /cache/{key}/check
+pub(crate) async fn cache_check(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): PathParams,
+) -> Reply {
+    st.cache
+        .contains(path_param(&p, "key"))
+        .map(|b| Json(Value::Bool(b)))
 }
 
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = si;
-            pi += 1;
-        } else if let Some(st) = star {
-            pi = st + 1;
-            mark += 1;
-            si = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+/// PUT /cache/{key}/expireIn?timeout=sec
+pub(crate) async fn cache_expire_in(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): PathParams,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    st.cache
+        .expire_in(path_param(&p, "key"), required_int(&uri, "timeout")?)?;
+    Ok(StatusCode::OK)
+}
+
+/// PUT /cache/{key}/expireAt?timestamp=ms
+pub(crate) async fn cache_expire_at(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): PathParams,
+    uri: Uri,
+) -> Result<StatusCode, ApiError> {
+    st.cache
+        .expire_at(path_param(&p, "key"), required_int(&uri, "timestamp")?)?;
+    Ok(StatusCode::OK)
+}
+
+/// DELETE /cache/{key}
+pub(crate) async fn cache_delete(
+    State(st): State<Shared>,
+    _c: Caller,
+    Path(p): PathParams,
+) -> Result<StatusCode, ApiError> {
+    st.cache.delete(path_param(&p, "key"))?;
+    Ok(StatusCode::OK)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob(b"*", b"abc"));
-        assert!(glob(b"a*c", b"abbbc"));
-        assert!(glob(b"a?c", b"abc"));
-        assert!(!glob(b"a?c", b"ac"));
-        assert!(!glob(b"b*", b"abc"));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire() {

@@ -4,6 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::store::StoreError;
+
 /// An error as the client sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -69,6 +71,11 @@ impl ApiError {
         )
     }
 
+    /// 0: no such route in the emulator (HTTP 404).
+    pub fn no_route() -> Self {
+        Self::new(0, "No such route in the emulator").with_status(StatusCode::NOT_FOUND)
+    }
+
     /// An internal failure; the detail is logged, not sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "emulator.internal_error");
@@ -76,9 +83,17 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::internal(format!("sqlite: {e}"))
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::DuplicateId(_) => 1155,
+            StoreError::EmailTaken(_) => 3033,
+            StoreError::Required(_) | StoreError::InvalidPassword => 3011,
+            StoreError::Sqlite(_) | StoreError::Json(_) | StoreError::Thread(_) => {
+                return Self::internal(e)
+            }
+        };
+        Self::new(code, e.to_string())
     }
 }
 
@@ -89,5 +104,42 @@ impl IntoResponse for ApiError {
             axum::Json(json!({"code": self.code, "message": self.message, "errorData": {}})),
         )
             .into_response()
+    }
+}
+
+/// A known path with another method (e.g. `POST users/{id}`): a Backendless
+/// error body rather than an empty 405.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(0, "Method not allowed on this route in the emulator")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// Any other route.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::no_route()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+    use serde_json::json;
+
+    use super::super::test_call as call;
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wrong_method_gets_a_backendless_error_body() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        for (method, path) in [
+            (Method::DELETE, "/dev-app/dev-js-key/users/register"),
+            (Method::POST, "/dev-app/dev-js-key/users/SOME-ID"),
+            (Method::POST, "/__emulator/requests"),
+        ] {
+            let (status, err) = call(&emu, method.clone(), path, None, "").await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(err["code"], json!(0), "{method} {path}: {err}");
+            assert!(err["message"].is_string(), "{err}");
+        }
     }
 }

@@ -8,16 +8,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use parking_lot::Mutex;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::Shared;
+use super::{path_param, PathParams, Shared};
 
 use super::config::KeyKind;
 use super::sessions::Sessions;
@@ -367,9 +368,89 @@ impl Inspector {
     }
 }
 
+/// GET /__emulator/requests (tokens and keys masked)
+pub(crate) async fn inspect_requests(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    let requests: Vec<_> = inspector.requests().iter().map(|r| r.masked()).collect();
+    Json(json!(requests))
+}
+
+/// GET /__emulator/logins
+pub(crate) async fn inspect_logins(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.logins()))
+}
+
+/// GET /__emulator/tasks (tokens, keys and passwords masked)
+pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    let tasks: Vec<_> = inspector.tasks().iter().map(|t| t.masked()).collect();
+    Json(json!(tasks))
+}
+
+/// GET /__emulator/log
+pub(crate) async fn inspect_log(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.log_messages()))
+}
+
+/// POST /__emulator/sessions/{user}/expire -> {"expired": n}
+pub(crate) async fn inspect_expire(State(st): State<Shared>, Path(p): PathParams) -> Json<Value> {
+    let n = st.sessions.close_user(path_param(&p, "user"));
+    Json(json!({"expired": n}))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GET /__emulator/requests from `peer` (none: served without peer
+    /// addresses) with an optional inspection token.
+    async fn inspect_from(
+        emu: &super::super::Emulator,
+        peer: Option<[u8; 4]>,
+        token: Option<&str>,
+    ) -> StatusCode {
+        use tower::ServiceExt;
+        let mut req = axum::http::Request::get("/__emulator/requests");
+        if let Some(t) = token {
+            req = req.header(super::super::INSPECT_TOKEN_HEADER, t);
+        }
+        let mut req = req.body(axum::body::Body::empty()).unwrap();
+        if let Some(ip) = peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    ip, 40000,
+                ))));
+        }
+        emu.router().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn inspection_from_another_host_needs_the_token() {
+        let emu = super::super::Emulator::new(super::super::EmulatorConfig::dev()).unwrap();
+        let token = emu.inspect_token().to_owned();
+        assert!(token.len() >= 32, "{token}");
+        assert_eq!(
+            inspect_from(&emu, Some([127, 0, 0, 1]), None).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), None).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), Some("guess")).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            inspect_from(&emu, Some([10, 0, 0, 7]), Some(&token)).await,
+            StatusCode::OK
+        );
+        // A server that does not know its peers fails closed.
+        assert_eq!(inspect_from(&emu, None, None).await, StatusCode::FORBIDDEN);
+        assert_eq!(inspect_from(&emu, None, Some(&token)).await, StatusCode::OK);
+    }
 
     fn record(path: &str) -> RequestRecord {
         RequestRecord {

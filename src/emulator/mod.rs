@@ -20,12 +20,13 @@
 
 mod auth;
 mod cache;
+mod client_log;
 mod config;
+mod counters;
 mod data;
 mod dispatch;
 mod error;
 mod inspect;
-mod misc;
 mod redis_link;
 mod security;
 mod servercode;
@@ -64,7 +65,7 @@ pub(crate) struct AppState {
     permissions: security::Permissions,
     sessions: Arc<sessions::Sessions>,
     cache: cache::Cache,
-    counters: cache::Counters,
+    counters: counters::Counters,
     dispatcher: dispatch::Dispatcher,
     log: Arc<inspect::Log>,
     /// Lets a non-loopback client use `/__emulator/*` (header
@@ -98,7 +99,7 @@ impl Emulator {
         let store = store::Store::open(&config.database)?;
         for user in &config.users {
             store
-                .call_sync(|c| -> Result<(), ApiError> {
+                .call_sync(|c| -> Result<(), store::StoreError> {
                     if !store::login_exists(c, &user.email)? {
                         let mut obj = Map::new();
                         obj.insert("email".into(), Value::String(user.email.clone()));
@@ -121,7 +122,7 @@ impl Emulator {
                 config.max_sessions_per_user,
             )),
             cache: cache::Cache::new(config.cache_max_entries),
-            counters: cache::Counters::default(),
+            counters: counters::Counters::default(),
             dispatcher: dispatch::Dispatcher::new(&config, log.clone())?,
             store,
             log,
@@ -138,8 +139,8 @@ impl Emulator {
     /// under `/__emulator/`).
     pub fn router(&self) -> Router {
         let api = Router::new()
-            .route("/info", get(misc::info))
-            .route("/log", put(misc::log_messages))
+            .route("/info", get(client_log::info))
+            .route("/log", put(client_log::log_messages))
             // users
             .route("/users/register", post(users::register))
             .route("/users/login", post(users::login))
@@ -157,15 +158,12 @@ impl Emulator {
             // data
             .route(
                 "/data/{table}",
-                post(data::create).put(data::save).get(data::find_get),
+                post(data::create).put(data::save).get(data::find),
             )
-            .route("/data/{table}/find", post(data::find_post))
+            .route("/data/{table}/find", post(data::find))
             .route("/data/{table}/upsert", put(data::upsert))
             .route("/data/bulkupsert/{table}", put(data::bulk_upsert))
-            .route(
-                "/data/{table}/count",
-                get(data::count_get).post(data::count_post),
-            )
+            .route("/data/{table}/count", get(data::count).post(data::count))
             .route(
                 "/data/{table}/{id}",
                 get(data::find_by_id).put(data::update).delete(data::remove),
@@ -180,19 +178,22 @@ impl Emulator {
             // cache
             .route(
                 "/cache/{key}",
-                put(misc::cache_put)
-                    .get(misc::cache_get)
-                    .delete(misc::cache_delete),
+                put(cache::cache_put)
+                    .get(cache::cache_get)
+                    .delete(cache::cache_delete),
             )
-            .route("/cache/{key}/check", get(misc::cache_check))
-            .route("/cache/{key}/expireIn", put(misc::cache_expire_in))
-            .route("/cache/{key}/expireAt", put(misc::cache_expire_at))
+            .route("/cache/{key}/check", get(cache::cache_check))
+            .route("/cache/{key}/expireIn", put(cache::cache_expire_in))
+            .route("/cache/{key}/expireAt", put(cache::cache_expire_at))
             // counters
-            .route("/counters/{name}", get(misc::counter_get))
-            .route("/counters/{name}/list", get(misc::counter_list))
-            .route("/counters/{name}/reset", put(misc::counter_reset))
-            .route("/counters/{name}/get/compareandset", put(misc::counter_cas))
-            .route("/counters/{name}/{a}/{b}", put(misc::counter_op))
+            .route("/counters/{name}", get(counters::counter_get))
+            .route("/counters/{name}/list", get(counters::counter_list))
+            .route("/counters/{name}/reset", put(counters::counter_reset))
+            .route(
+                "/counters/{name}/get/compareandset",
+                put(counters::counter_cas),
+            )
+            .route("/counters/{name}/{a}/{b}", put(counters::counter_op))
             // business logic management (runners linked over Redis)
             .route(
                 "/servercode/registerRunner/{lang}",
@@ -218,16 +219,16 @@ impl Emulator {
                 "/servercode/publishcode/status/{deploy_id}",
                 get(servercode::publish_status),
             )
-            .method_not_allowed_fallback(misc::method_not_allowed);
+            .method_not_allowed_fallback(error::method_not_allowed);
         let inspection = Router::new()
-            .route("/requests", get(misc::inspect_requests))
-            .route("/logins", get(misc::inspect_logins))
-            .route("/tasks", get(misc::inspect_tasks))
-            .route("/log", get(misc::inspect_log))
-            .route("/sessions/{user}/expire", post(misc::inspect_expire))
+            .route("/requests", get(inspect::inspect_requests))
+            .route("/logins", get(inspect::inspect_logins))
+            .route("/tasks", get(inspect::inspect_tasks))
+            .route("/log", get(inspect::inspect_log))
+            .route("/sessions/{user}/expire", post(inspect::inspect_expire))
             .route("/timers/{name}/run", post(servercode::run_timer))
-            .fallback(misc::not_found)
-            .method_not_allowed_fallback(misc::method_not_allowed)
+            .fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 inspect::guard,
@@ -235,8 +236,8 @@ impl Emulator {
         Router::new()
             .nest("/{app_id}/{api_key}", api)
             .nest("/__emulator", inspection)
-            .fallback(misc::not_found)
-            .method_not_allowed_fallback(misc::method_not_allowed)
+            .fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 auth::log_requests,
@@ -350,6 +351,12 @@ async fn cors(
     response
 }
 
+/// A route's path parameters (`{table}`, `{id}`, `{key}`, ...).
+pub(crate) type PathParams = axum::extract::Path<HashMap<String, String>>;
+
+/// A route's reply: a JSON body, or a Backendless error.
+pub(crate) type Reply = Result<axum::Json<Value>, ApiError>;
+
 /// Parses a JSON body; 8002 when it is not JSON. An empty body is `null`.
 pub(crate) fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -379,6 +386,29 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A path parameter; empty when the route has none of that name.
+pub(crate) fn path_param<'a>(p: &'a HashMap<String, String>, name: &str) -> &'a str {
+    p.get(name).map_or("", String::as_str)
+}
+
+/// An integer query parameter, if given; 8002 when it is not an integer.
+pub(crate) fn int_query(uri: &axum::http::Uri, name: &str) -> Result<Option<i64>, ApiError> {
+    match query_map(uri).get(name) {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| {
+                ApiError::parse(format!("query parameter `{name}` must be an integer"))
+            })
+        }
+    }
+}
+
+/// A required integer query parameter; 8002 when missing or not an integer.
+pub(crate) fn required_int(uri: &axum::http::Uri, name: &str) -> Result<i64, ApiError> {
+    int_query(uri, name)?
+        .ok_or_else(|| ApiError::parse(format!("query parameter `{name}` is required")))
 }
 
 /// The decoded query string.

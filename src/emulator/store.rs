@@ -18,11 +18,37 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
 use super::where_clause::{json_path, SqlCondition};
 
 /// A JSON object.
 pub type Object = Map<String, Value>;
+
+/// Why a storage call failed. The routes turn it into a Backendless error
+/// (`From<StoreError> for ApiError`); the storage layer knows nothing of HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An insert with a client-chosen objectId that is taken.
+    #[error("Duplicate entry: an object with objectId {0} already exists")]
+    DuplicateId(String),
+    /// A register or an email change to an email another user has.
+    #[error("User already exists. Unable to register user with email {0}")]
+    EmailTaken(String),
+    /// A user property that must be a non-empty string is missing.
+    #[error("Property '{0}' is required")]
+    Required(&'static str),
+    /// A user update whose `password` is not a non-empty string.
+    #[error("Property 'password' must be a non-empty string")]
+    InvalidPassword,
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored body or a role list is not the JSON it should be.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The blocking thread that ran the call failed.
+    #[error("storage thread: {0}")]
+    Thread(#[from] tokio::task::JoinError),
+}
 
 /// The system fields a client cannot set directly.
 pub const SYSTEM_FIELDS: &[&str] = &["objectId", "ownerId", "created", "updated", "___class"];
@@ -98,16 +124,19 @@ impl Store {
         })
     }
 
-    /// Runs `f` with the connection on a blocking thread.
-    pub async fn call<F, R>(&self, f: F) -> Result<R, ApiError>
+    /// Runs `f` with the connection on a blocking thread. `f` may fail with
+    /// any error a [`StoreError`] converts into (a route's own checks inside a
+    /// transaction fail with the route's error).
+    pub async fn call<F, R, E>(&self, f: F) -> Result<R, E>
     where
-        F: FnOnce(&mut Connection) -> Result<R, ApiError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || f(&mut conn.lock()))
             .await
-            .map_err(ApiError::internal)?
+            .map_err(|e| E::from(StoreError::Thread(e)))?
     }
 
     /// Runs `f` with the connection on the current thread (start-up, tests).
@@ -116,8 +145,20 @@ impl Store {
     }
 }
 
-fn parse_body(text: &str) -> Result<Object, ApiError> {
-    serde_json::from_str(text).map_err(ApiError::internal)
+/// Runs `f` in a transaction: committed when `f` succeeds, rolled back when
+/// it fails (nothing it wrote stays).
+pub fn transaction<R, E: From<StoreError>>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<R, E>,
+) -> Result<R, E> {
+    let tx = conn.transaction().map_err(StoreError::from)?;
+    let out = f(&tx)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(out)
+}
+
+fn parse_body(text: &str) -> Result<Object, StoreError> {
+    Ok(serde_json::from_str(text)?)
 }
 
 /// Inserts a new object of `class`; `item`'s system fields are replaced, except
@@ -128,7 +169,7 @@ pub fn insert(
     class: &str,
     mut item: Object,
     owner: Option<&str>,
-) -> Result<Object, ApiError> {
+) -> Result<Object, StoreError> {
     let id = match item.get("objectId") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => new_id(),
@@ -155,16 +196,13 @@ pub fn insert(
         params![class, id, owner, now, body],
     )?;
     if inserted == 0 {
-        return Err(ApiError::new(
-            1155,
-            format!("Duplicate entry: an object with objectId {id} already exists"),
-        ));
+        return Err(StoreError::DuplicateId(id));
     }
     Ok(item)
 }
 
 /// The object `id` of `class`.
-pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, ApiError> {
+pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, StoreError> {
     let body: Option<String> = conn
         .query_row(
             "SELECT body FROM objects WHERE class = ?1 AND object_id = ?2",
@@ -183,7 +221,7 @@ pub fn update(
     class: &str,
     mut existing: Object,
     mut changes: Object,
-) -> Result<Object, ApiError> {
+) -> Result<Object, StoreError> {
     if class == USERS {
         change_credentials(conn, &existing, &mut changes)?;
     }
@@ -210,7 +248,7 @@ pub fn update(
 /// Deletes the object; whether it existed. Deleting a user forgets its
 /// credentials too, so that its email can register again (its sessions are
 /// the caller's to end).
-pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, ApiError> {
+pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, StoreError> {
     if class == USERS {
         delete_credentials(conn, id)?;
     }
@@ -228,7 +266,7 @@ fn change_credentials(
     conn: &Connection,
     existing: &Object,
     changes: &mut Object,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let id = existing
         .get("objectId")
         .and_then(Value::as_str)
@@ -236,17 +274,12 @@ fn change_credentials(
     let password = match changes.remove("password") {
         None => None,
         Some(Value::String(pw)) if !pw.is_empty() => Some(pw),
-        Some(_) => {
-            return Err(ApiError::new(
-                3011,
-                "Property 'password' must be a non-empty string",
-            ))
-        }
+        Some(_) => return Err(StoreError::InvalidPassword),
     };
     let email = match changes.get("email") {
         None => None,
         Some(Value::String(e)) if !e.is_empty() => Some(e.as_str()),
-        Some(_) => return Err(ApiError::new(3011, "Property 'email' is required")),
+        Some(_) => return Err(StoreError::Required("email")),
     };
     if let Some(email) = email {
         let holder: Option<String> = conn
@@ -257,7 +290,7 @@ fn change_credentials(
             )
             .optional()?;
         if holder.is_some_and(|h| h != id) {
-            return Err(email_taken(email));
+            return Err(StoreError::EmailTaken(email.to_owned()));
         }
         conn.execute(
             "UPDATE credentials SET login = ?1 WHERE user_id = ?2",
@@ -268,14 +301,6 @@ fn change_credentials(
         set_password(conn, id, &password)?;
     }
     Ok(())
-}
-
-/// 3033, the error of a register or an email change to a taken email.
-fn email_taken(email: &str) -> ApiError {
-    ApiError::new(
-        3033,
-        format!("User already exists. Unable to register user with email {email}"),
-    )
 }
 
 fn where_sql(
@@ -293,7 +318,7 @@ fn where_sql(
 }
 
 /// Finds objects of `class`.
-pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, ApiError> {
+pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, StoreError> {
     let (cond, mut params) = where_sql(class, q.condition.as_ref());
     let mut sql = format!("SELECT body FROM objects WHERE {cond} ORDER BY ");
     for (prop, desc) in &q.sort {
@@ -317,7 +342,7 @@ pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>
 
 /// Every object of `class`, oldest first, whatever the permissions (for
 /// inspection in tests and tools).
-pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, ApiError> {
+pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT body FROM objects WHERE class = ?1 ORDER BY created ASC, rowid ASC")?;
     let rows = stmt.query_map([class], |r| r.get::<_, String>(0))?;
@@ -333,7 +358,7 @@ pub fn count(
     conn: &Connection,
     class: &str,
     condition: Option<&SqlCondition>,
-) -> Result<i64, ApiError> {
+) -> Result<i64, StoreError> {
     let (cond, params) = where_sql(class, condition);
     Ok(conn.query_row(
         &format!("SELECT COUNT(*) FROM objects WHERE {cond}"),
@@ -347,7 +372,7 @@ pub fn matching_ids(
     conn: &Connection,
     class: &str,
     condition: Option<&SqlCondition>,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, StoreError> {
     let (cond, params) = where_sql(class, condition);
     let mut stmt = conn.prepare(&format!("SELECT object_id FROM objects WHERE {cond}"))?;
     let ids = stmt
@@ -372,15 +397,15 @@ pub fn create_user(
     mut user: Object,
     password: &str,
     roles: &[String],
-) -> Result<Object, ApiError> {
+) -> Result<Object, StoreError> {
     let email = user
         .get("email")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::new(3011, "Property 'email' is required"))?
+        .ok_or(StoreError::Required("email"))?
         .to_owned();
     if password.is_empty() {
-        return Err(ApiError::new(3011, "Property 'password' is required"));
+        return Err(StoreError::Required("password"));
     }
     user.remove("password");
     user.remove("objectId");
@@ -391,7 +416,7 @@ pub fn create_user(
         |r| r.get(0),
     )?;
     if taken {
-        return Err(email_taken(&email));
+        return Err(StoreError::EmailTaken(email));
     }
     let id = new_id();
     user.insert("objectId".into(), Value::String(id.clone()));
@@ -407,7 +432,7 @@ pub fn create_user(
             email,
             salt,
             hash_password(&salt, password),
-            serde_json::to_string(roles).map_err(ApiError::internal)?
+            serde_json::to_string(roles)?
         ],
     )?;
     tx.commit()?;
@@ -419,7 +444,7 @@ pub fn check_password(
     conn: &Connection,
     login: &str,
     password: &str,
-) -> Result<Option<Credentials>, ApiError> {
+) -> Result<Option<Credentials>, StoreError> {
     let row: Option<(String, String, String, String)> = conn
         .query_row(
             "SELECT user_id, salt, hash, roles FROM credentials WHERE login = ?1",
@@ -438,7 +463,7 @@ pub fn check_password(
 }
 
 /// The custom roles of a user, if the user exists.
-pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>>, ApiError> {
+pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>>, StoreError> {
     let roles: Option<String> = conn
         .query_row(
             "SELECT roles FROM credentials WHERE user_id = ?1",
@@ -450,7 +475,7 @@ pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>
 }
 
 /// Changes a user's password.
-pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), ApiError> {
+pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), StoreError> {
     let salt = new_id();
     conn.execute(
         "UPDATE credentials SET salt = ?1, hash = ?2 WHERE user_id = ?3",
@@ -460,7 +485,7 @@ pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<
 }
 
 /// Forgets a user's credentials (the user was removed).
-pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), ApiError> {
+pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), StoreError> {
     conn.execute(
         "DELETE FROM credentials WHERE user_id = ?1",
         params![user_id],
@@ -469,7 +494,7 @@ pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), ApiErr
 }
 
 /// Whether a login is taken.
-pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, ApiError> {
+pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, StoreError> {
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM credentials WHERE login = ?1)",
         params![login],

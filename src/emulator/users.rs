@@ -1,8 +1,6 @@
 //! User routes (spec §4.1): register, login, logout, token validation, roles,
 //! update; with the user events.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,9 +14,7 @@ use super::config::KeyKind;
 use super::dispatch::Before;
 use super::error::ApiError;
 use super::store::{self, Object};
-use super::{json_object, Shared};
-
-type Reply = Result<Json<Value>, ApiError>;
+use super::{json_object, PathParams, Reply, Shared};
 
 /// POST /users/register: creates the user; does not log in.
 pub(crate) async fn register(
@@ -228,7 +224,7 @@ pub(crate) async fn verify_password(
 pub(crate) async fn is_valid_token(
     State(st): State<Shared>,
     _caller: Anonymous,
-    Path(p): Path<HashMap<String, String>>,
+    Path(p): PathParams,
 ) -> Json<Value> {
     let token = p.get("token").map_or("", String::as_str);
     Json(Value::Bool(st.sessions.is_valid(token)))
@@ -245,7 +241,7 @@ pub(crate) async fn user_roles(caller: Caller) -> Json<Value> {
 pub(crate) async fn roles_of(
     State(st): State<Shared>,
     _caller: Caller,
-    Path(p): Path<HashMap<String, String>>,
+    Path(p): PathParams,
 ) -> Reply {
     let id = p.get("id").cloned().unwrap_or_default();
     let mut roles = st
@@ -263,7 +259,7 @@ pub(crate) async fn roles_of(
 pub(crate) async fn update(
     State(st): State<Shared>,
     caller: Caller,
-    Path(p): Path<HashMap<String, String>>,
+    Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
     let changes: Map<String, Value> = json_object(&body)?;

@@ -5,7 +5,7 @@
 //! This module knows nothing of HTTP serving or of the SDK: it is shared by
 //! the runner (which decodes tasks) and the emulator (which builds them).
 
-mod catalog_data;
+mod catalog;
 pub mod context;
 pub mod markers;
 pub mod wire;
@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use catalog_data::{
+pub use catalog::{
     atomic_operation, cache, custom, file, geo, messaging, persistence, timer, user,
 };
 pub use context::{RunnerContext, UserToken};
@@ -121,46 +121,26 @@ pub struct EventDef {
     pub phase: Phase,
     /// The event's name as the JS runner spells it (`beforeCreate`).
     pub name: &'static str,
-    /// The names of the arguments after the RunnerContext, in wire order.
-    /// After-events receive these plus a final `result`.
+    /// The names of the arguments after the RunnerContext, in wire order;
+    /// its length is the event's arity.
     pub args: &'static [&'static str],
+    /// Whether the wire arguments end with a `result` (an ExecutionResult)
+    /// after `args`: every after-event, and custom events. Read it with
+    /// [`EventDef::has_result`].
+    result: bool,
     /// The other half of a before/after pair.
     pub pair: Option<EventId>,
-}
-
-const NONE: u32 = u32::MAX;
-
-const fn def(
-    id: u32,
-    provider: Provider,
-    phase: Phase,
-    name: &'static str,
-    args: &'static [&'static str],
-    pair: u32,
-) -> EventDef {
-    EventDef {
-        id: EventId(id),
-        provider,
-        phase,
-        name,
-        args,
-        pair: if pair == NONE {
-            None
-        } else {
-            Some(EventId(pair))
-        },
-    }
 }
 
 impl EventDef {
     /// Every event of the catalog, sorted by id.
     pub fn all() -> &'static [EventDef] {
-        catalog_data::EVENTS
+        catalog::EVENTS
     }
 
     /// The event with this wire id.
     pub fn by_id(id: u32) -> Option<&'static EventDef> {
-        let events = catalog_data::EVENTS;
+        let events = catalog::EVENTS;
         events
             .binary_search_by_key(&id, |e| e.id.0)
             .ok()
@@ -174,14 +154,14 @@ impl EventDef {
         } else {
             provider
         };
-        catalog_data::EVENTS
+        catalog::EVENTS
             .iter()
             .find(|e| e.provider.as_str().eq_ignore_ascii_case(provider) && e.name == name)
     }
 
     /// Whether the wire arguments end with a `result` (an ExecutionResult).
     pub fn has_result(&self) -> bool {
-        self.phase == Phase::After || self.args.last() == Some(&"result")
+        self.result
     }
 }
 
