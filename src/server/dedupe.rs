@@ -67,9 +67,16 @@ pub struct Dedupe {
     inner: Arc<Inner>,
 }
 
+/// An id as remembered: 128 bits of two keyed hashes of it. Fixed-size, so
+/// remembering an id allocates nothing and the set's memory per id is small;
+/// two ids within one window share a key with a probability below 2^-90 at
+/// the default capacity, and a sender cannot aim for it without the keys.
+type Key = u128;
+
 struct Inner {
     shards: Vec<Mutex<Shard>>,
-    hasher: RandomState,
+    /// The keys of the two halves of a [`Key`].
+    hashers: [RandomState; 2],
     /// Ids per shard.
     per_shard: usize,
     /// Reply bytes per shard.
@@ -81,12 +88,12 @@ struct Inner {
 }
 
 struct Shard {
-    entries: HashMap<Arc<str>, Entry>,
+    entries: HashMap<Key, Entry>,
     /// `(signed timestamp, id)`: the order in which ids are forgotten.
-    by_time: BTreeSet<(i64, Arc<str>)>,
+    by_time: BTreeSet<(i64, Key)>,
     /// `(sequence, id)` of the kept replies, oldest first, so that the
     /// oldest replies make room for new ones within the byte budget.
-    replies: BTreeMap<u64, Arc<str>>,
+    replies: BTreeMap<u64, Key>,
     reply_bytes: usize,
     next_reply: u64,
     /// New deliveries signed at or before this are refused.
@@ -104,7 +111,9 @@ struct Entry {
 enum State {
     Running,
     /// Finished; the reply with its sequence in `Shard::replies`, if kept.
-    Done(Option<(u64, KeptReply)>),
+    /// (Boxed: most remembered ids have no reply kept, and their entries
+    /// stay small.)
+    Done(Option<Box<(u64, KeptReply)>>),
 }
 
 impl Dedupe {
@@ -124,7 +133,7 @@ impl Dedupe {
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| shard()).collect(),
-                hasher: RandomState::new(),
+                hashers: [RandomState::new(), RandomState::new()],
                 per_shard: capacity.div_ceil(SHARDS).max(1),
                 reply_bytes_per_shard: reply_bytes / SHARDS,
                 tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
@@ -133,30 +142,35 @@ impl Dedupe {
         }
     }
 
-    fn shard(&self, id: &str) -> &Mutex<Shard> {
-        &self.inner.shards[(self.inner.hasher.hash_one(id) as usize) % SHARDS]
+    fn key(&self, id: &str) -> Key {
+        let [a, b] = &self.inner.hashers;
+        (u128::from(a.hash_one(id)) << 64) | u128::from(b.hash_one(id))
+    }
+
+    fn shard(&self, key: Key) -> &Mutex<Shard> {
+        &self.inner.shards[(key as usize) % SHARDS]
     }
 
     /// Decides about a delivery of `id` signed at `signed_at` with a body
     /// hashing to `body`, at wall-clock time `now` (both in seconds since
     /// the epoch).
     pub fn admit(&self, id: &str, signed_at: i64, body: BodyHash, now: i64) -> Admission {
-        let mut shard = self.shard(id).lock();
+        let key = self.key(id);
+        let mut shard = self.shard(key).lock();
         shard.expire(now.saturating_sub(self.inner.tolerance_secs));
-        if let Some(entry) = shard.entries.get(id) {
+        if let Some(entry) = shard.entries.get(&key) {
             let (known_at, same_body) = (entry.signed_at, entry.body == body);
             let answer = match &entry.state {
                 _ if !same_body => Admission::OtherBody,
                 State::Running => Admission::Running,
-                State::Done(Some((_, reply))) => Admission::Replay(reply.clone()),
+                State::Done(Some(kept)) => Admission::Replay(kept.1.clone()),
                 State::Done(None) => Admission::ReplyNotKept,
             };
             if signed_at > known_at {
                 // A retry signed later stays replayable for longer.
-                let key = shard.by_time.take(&(known_at, Arc::from(id)));
-                if let Some((_, key)) = key {
-                    shard.by_time.insert((signed_at, Arc::clone(&key)));
-                    if let Some(entry) = shard.entries.get_mut(id) {
+                if shard.by_time.remove(&(known_at, key)) {
+                    shard.by_time.insert((signed_at, key));
+                    if let Some(entry) = shard.entries.get_mut(&key) {
                         entry.signed_at = signed_at;
                     }
                 }
@@ -178,10 +192,9 @@ impl Dedupe {
             let horizon = shard.forget_oldest();
             self.raise_capacity_horizon(horizon);
         }
-        let key: Arc<str> = Arc::from(id);
-        shard.by_time.insert((signed_at, Arc::clone(&key)));
+        shard.by_time.insert((signed_at, key));
         shard.entries.insert(
-            Arc::clone(&key),
+            key,
             Entry {
                 signed_at,
                 body,
@@ -231,23 +244,28 @@ impl Dedupe {
     }
 
     /// Forgets a delivery still running (never run, in fact).
-    fn forget(&self, id: &str) {
-        let mut shard = self.shard(id).lock();
-        if let Some(entry) = shard.entries.get(id) {
+    fn forget(&self, key: Key) {
+        let mut shard = self.shard(key).lock();
+        if let Some(entry) = shard.entries.get(&key) {
             if matches!(entry.state, State::Running) {
                 let at = entry.signed_at;
-                shard.entries.remove(id);
-                shard.by_time.remove(&(at, Arc::from(id)));
+                shard.entries.remove(&key);
+                shard.by_time.remove(&(at, key));
             }
         }
     }
 
-    fn finish(&self, id: &str, reply: Option<KeptReply>) {
+    fn finish(&self, key: Key, reply: Option<KeptReply>) {
         let budget = self.inner.reply_bytes_per_shard;
-        let mut shard = self.shard(id).lock();
-        let reply = reply.filter(|r| r.body.len() <= budget);
+        // Kept in an allocation of its own size, not the (larger) buffer
+        // the reply was written into, so the budget is the memory used.
+        let reply = reply.filter(|r| r.body.len() <= budget).map(|r| KeptReply {
+            status: r.status,
+            body: Bytes::copy_from_slice(&r.body),
+        });
+        let mut shard = self.shard(key).lock();
         let sequence = shard.next_reply;
-        let Some(entry) = shard.entries.get_mut(id) else {
+        let Some(entry) = shard.entries.get_mut(&key) else {
             // Forgotten meanwhile (the horizon covers it).
             return;
         };
@@ -259,14 +277,9 @@ impl Dedupe {
             return;
         };
         let size = reply.body.len();
-        entry.state = State::Done(Some((sequence, reply)));
+        entry.state = State::Done(Some(Box::new((sequence, reply))));
         shard.next_reply += 1;
         shard.reply_bytes += size;
-        let key = shard
-            .entries
-            .get_key_value(id)
-            .map(|(k, _)| Arc::clone(k))
-            .expect("just updated");
         shard.replies.insert(sequence, key);
         while shard.reply_bytes > budget {
             let Some((_, oldest)) = shard.replies.pop_first() else {
@@ -274,7 +287,7 @@ impl Dedupe {
             };
             let freed = match shard.entries.get_mut(&oldest) {
                 Some(entry) => match std::mem::replace(&mut entry.state, State::Done(None)) {
-                    State::Done(Some((_, r))) => r.body.len(),
+                    State::Done(Some(kept)) => kept.1.body.len(),
                     _ => 0,
                 },
                 None => 0,
@@ -302,12 +315,12 @@ impl Shard {
     fn forget_oldest(&mut self) -> i64 {
         let (at, id) = self.by_time.pop_first().expect("called on a non-empty set");
         if let Some(Entry {
-            state: State::Done(Some((sequence, reply))),
+            state: State::Done(Some(kept)),
             ..
         }) = self.entries.remove(&id)
         {
-            self.replies.remove(&sequence);
-            self.reply_bytes -= reply.body.len();
+            self.replies.remove(&kept.0);
+            self.reply_bytes -= kept.1.body.len();
         }
         self.horizon = self.horizon.max(at);
         at
@@ -321,7 +334,7 @@ impl Shard {
 pub struct Ticket {
     dedupe: Dedupe,
     /// `None` once finished.
-    id: Option<Arc<str>>,
+    id: Option<Key>,
 }
 
 impl std::fmt::Debug for Dedupe {
@@ -334,23 +347,23 @@ impl Ticket {
     /// Forgets this delivery, as if it had never been admitted: it did not
     /// run (a store it needed was unavailable), so its retry may.
     pub fn abandon(mut self) {
-        if let Some(id) = self.id.take() {
-            self.dedupe.forget(&id);
+        if let Some(key) = self.id.take() {
+            self.dedupe.forget(key);
         }
     }
 
     /// Keeps `reply` for retries of this delivery (if it fits the budget).
     pub fn finish(mut self, reply: KeptReply) {
-        if let Some(id) = self.id.take() {
-            self.dedupe.finish(&id, Some(reply));
+        if let Some(key) = self.id.take() {
+            self.dedupe.finish(key, Some(reply));
         }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.dedupe.finish(&id, None);
+        if let Some(key) = self.id.take() {
+            self.dedupe.finish(key, None);
         }
     }
 }
