@@ -123,23 +123,14 @@ impl ManagementApi {
         what: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<Value, ManagementError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ManagementError::Unreachable {
-                server: self.server.clone(),
-                what,
-                reason: e.without_url().to_string(),
-            })?;
+        let unreachable = |e: reqwest::Error| ManagementError::Unreachable {
+            server: self.server.clone(),
+            what,
+            reason: e.without_url().to_string(),
+        };
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ManagementError::Unreachable {
-                server: self.server.clone(),
-                what,
-                reason: e.without_url().to_string(),
-            })?;
+        let bytes = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let code = body["code"].as_i64();

@@ -71,6 +71,37 @@ fn slow_registry(load: Arc<Load>) -> Registry {
     registry
 }
 
+/// A runner with `slots` task slots and `count` slow tasks of `ms` pushed,
+/// named `{name}{i}`, their replies followed on one pattern subscription.
+async fn pushed(
+    load: &Arc<Load>,
+    slots: usize,
+    name: &str,
+    count: usize,
+    ms: u64,
+) -> (RedisRunner, support::Driver, redis::aio::PubSub) {
+    let runner = RedisRunner::start_on(
+        slow_registry(Arc::clone(load)),
+        false,
+        support::SHARED_REDIS,
+        &format!("max_in_flight = {slots}"),
+    )
+    .await;
+    let driver = runner.driver();
+    let mut pubsub = driver.client.get_async_pubsub().await.unwrap();
+    pubsub
+        .psubscribe(format!("{}RESP:*", driver.prefix))
+        .await
+        .unwrap();
+    for i in 0..count {
+        let id = format!("{name}{i}");
+        let mut task = method_task(&id, 106, "Slow", json!([context(), ms]));
+        task["responseChannelId"] = json!(driver.channel(&id));
+        driver.push(&task).await;
+    }
+    (runner, driver, pubsub)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_answers_in_both_compression_modes_with_one_reply() {
     for compression in [false, true] {
@@ -186,24 +217,7 @@ async fn a_stale_task_is_dropped_without_a_reply_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_tasks_with_32_in_flight_all_get_their_own_reply_once() {
     let load = Arc::new(Load::default());
-    let runner = RedisRunner::start_on(
-        slow_registry(Arc::clone(&load)),
-        false,
-        support::SHARED_REDIS,
-        "max_in_flight = 32",
-    )
-    .await;
-    let driver = runner.driver();
-    let mut pubsub = driver.client.get_async_pubsub().await.unwrap();
-    pubsub
-        .psubscribe(format!("{}RESP:*", driver.prefix))
-        .await
-        .unwrap();
-    for i in 0..1000 {
-        let mut task = method_task(&format!("t{i}"), 106, "Slow", json!([context(), 2]));
-        task["responseChannelId"] = json!(driver.channel(&format!("t{i}")));
-        driver.push(&task).await;
-    }
+    let (runner, driver, mut pubsub) = pushed(&load, 32, "t", 1000, 2).await;
     let mut stream = pubsub.on_message();
     let mut seen = HashSet::new();
     let mut total = 0;
@@ -355,24 +369,7 @@ async fn a_shutdown_task_stops_the_runner_gracefully_without_a_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_with_50_tasks_in_flight_publishes_all_50_replies() {
     let load = Arc::new(Load::default());
-    let runner = RedisRunner::start_on(
-        slow_registry(Arc::clone(&load)),
-        false,
-        support::SHARED_REDIS,
-        "max_in_flight = 64",
-    )
-    .await;
-    let driver = runner.driver();
-    let mut pubsub = driver.client.get_async_pubsub().await.unwrap();
-    pubsub
-        .psubscribe(format!("{}RESP:*", driver.prefix))
-        .await
-        .unwrap();
-    for i in 0..50 {
-        let mut task = method_task(&format!("s{i}"), 106, "Slow", json!([context(), 700]));
-        task["responseChannelId"] = json!(driver.channel(&format!("s{i}")));
-        driver.push(&task).await;
-    }
+    let (runner, driver, mut pubsub) = pushed(&load, 64, "s", 50, 700).await;
     for _ in 0..200 {
         if load.running.load(Ordering::SeqCst) == 50 {
             break;
