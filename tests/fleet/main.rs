@@ -1,5 +1,6 @@
 //! A fleet of runners sharing one real Redis (`[store] kind = "redis"`):
 //! one superuser login for all replicas (read from the project's emulator),
+//! also across three `coderunner serve` processes,
 //! a delivery accepted by one replica refused by the others, each timer
 //! occurrence fired once, and what happens while Redis is down.
 //!
@@ -378,5 +379,121 @@ async fn while_redis_is_down_the_runner_is_not_ready_refuses_tasks_and_recovers(
     assert_eq!(delivery.send(addr).await.status(), 200);
     assert_eq!(delivery.send(addr).await.status(), 200, "the kept reply");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+    stop.cancel();
+}
+
+/// A `coderunner serve` process of the example app on a free port, in the
+/// fleet of `prefix`; killed when dropped.
+struct ServeProcess {
+    addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_process(emulator_url: &str, prefix: &str) -> ServeProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_coderunner"))
+        .arg("serve")
+        .env_remove("CODERUNNER_CONFIG")
+        .env("CODERUNNER__SERVER__LISTEN", addr.to_string())
+        .env("CODERUNNER__SECURITY__WEBHOOK_SECRETS", SECRET)
+        .env("CODERUNNER__BACKENDLESS__SERVER_URL", emulator_url)
+        .env("CODERUNNER__BACKENDLESS__APP_ID", APP)
+        .env("CODERUNNER__BACKENDLESS__API_KEY", CLOUD)
+        .env("CODERUNNER__BACKENDLESS__SUPERUSER__LOGIN", ADMIN)
+        .env("CODERUNNER__BACKENDLESS__SUPERUSER__PASSWORD", ADMIN_PASS)
+        .env("CODERUNNER__STORE__KIND", "redis")
+        .env("CODERUNNER__STORE__PREFIX", prefix)
+        .env("CODERUNNER__REDIS__URL", SHARED_REDIS)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("coderunner serve starts");
+    ServeProcess { addr, child }
+}
+
+/// Three `coderunner serve` processes of the example app share one Redis
+/// store and the emulator as their backend: afterCreate tasks spread across
+/// them, each writing an `Audit_log` row as the superuser, cause exactly one
+/// superuser login, as the emulator counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serve_processes_log_the_superuser_in_once() {
+    let stop = CancellationToken::new();
+    let (url, inspect) = emulator(&stop).await;
+    let prefix = fresh_prefix();
+    let fleet: Vec<ServeProcess> = (0..3).map(|_| serve_process(&url, &prefix)).collect();
+    for replica in &fleet {
+        wait_readyz(replica.addr, 200, Duration::from_secs(30)).await;
+    }
+    let login: Value = reqwest::Client::new()
+        .post(format!("{url}/{APP}/dev-rest-key/users/login"))
+        .json(&json!({"login": "alice@example.com", "password": "alice-pass"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (alice, token) = (login["objectId"].clone(), login["user-token"].clone());
+
+    let sends = (0..300).map(|i| {
+        let task = json!({
+            "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
+            "id": format!("p{i}"), "applicationId": APP,
+            "eventId": persistence::AFTER_CREATE.0, "target": "Post", "timeout": 10000,
+            "arguments": [
+                {"appId": APP, "userId": alice, "userToken": token,
+                 "userRoles": ["AuthenticatedUser", "RestUser"], "deviceType": "REST", "httpHeaders": {}},
+                {"title": format!("post {i}")},
+                {"___jsonclass": "com.backendless.servercode.ExecutionResult",
+                 "result": {"objectId": format!("P{i}"), "title": format!("post {i}")}, "exception": null}
+            ]
+        });
+        let body = serde_json::to_vec(&task).unwrap();
+        let headers = WebhookSecret::parse(SECRET).unwrap().sign_headers(&body);
+        let to = fleet[i % 3].addr;
+        async move {
+            let mut request = reqwest::Client::new()
+                .post(format!("http://{to}/invoke"))
+                .header("content-type", "application/json");
+            for (name, value) in &headers {
+                request = request.header(*name, value);
+            }
+            let reply: Value = request.body(body).send().await.unwrap().json().await.unwrap();
+            reply
+        }
+    });
+    // 30 at a time, through the three processes in turn.
+    use futures::StreamExt;
+    let replies: Vec<Value> = futures::stream::iter(sends)
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    for reply in &replies {
+        assert_eq!(reply["exception"], Value::Null, "{reply}");
+    }
+    assert_eq!(
+        inspect.rows("Audit_log").len(),
+        300,
+        "every task wrote its row"
+    );
+    assert_eq!(
+        inspect.login_count(ADMIN),
+        1,
+        "one superuser login for the fleet"
+    );
+    drop(fleet);
     stop.cancel();
 }
