@@ -426,8 +426,9 @@ fn serve_process(emulator_url: &str, prefix: &str) -> ServeProcess {
 
 /// Three `coderunner serve` processes of the example app share one Redis
 /// store and the emulator as their backend: afterCreate tasks spread across
-/// them, each writing an `Audit_log` row as the superuser, cause exactly one
-/// superuser login, as the emulator counts it.
+/// them (3,000), each writing an `Audit_log` row as the superuser, cause
+/// exactly one superuser login, as the emulator counts it, and one re-login
+/// after the backend ends the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_serve_processes_log_the_superuser_in_once() {
     let stop = CancellationToken::new();
@@ -448,7 +449,8 @@ async fn three_serve_processes_log_the_superuser_in_once() {
         .unwrap();
     let (alice, token) = (login["objectId"].clone(), login["user-token"].clone());
 
-    let sends = (0..300).map(|i| {
+    let send_batch = |from: usize, count: usize| {
+        let sends = (from..from + count).map(|i| {
         let task = json!({
             "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
             "id": format!("p{i}"), "applicationId": APP,
@@ -475,18 +477,18 @@ async fn three_serve_processes_log_the_superuser_in_once() {
             reply
         }
     });
-    // 30 at a time, through the three processes in turn.
-    use futures::StreamExt;
-    let replies: Vec<Value> = futures::stream::iter(sends)
-        .buffer_unordered(30)
-        .collect()
-        .await;
-    for reply in &replies {
+        // 30 at a time, through the three processes in turn.
+        use futures::StreamExt;
+        futures::stream::iter(sends)
+            .buffer_unordered(30)
+            .collect::<Vec<Value>>()
+    };
+    for reply in send_batch(0, 3000).await {
         assert_eq!(reply["exception"], Value::Null, "{reply}");
     }
     assert_eq!(
         inspect.rows("Audit_log").len(),
-        300,
+        3000,
         "every task wrote its row"
     );
     assert_eq!(
@@ -494,6 +496,14 @@ async fn three_serve_processes_log_the_superuser_in_once() {
         1,
         "one superuser login for the fleet"
     );
+
+    // The backend ends the session: one re-login for the whole fleet.
+    assert!(inspect.expire_sessions(ADMIN) > 0);
+    for reply in send_batch(3000, 300).await {
+        assert_eq!(reply["exception"], Value::Null, "{reply}");
+    }
+    assert_eq!(inspect.rows("Audit_log").len(), 3300);
+    assert_eq!(inspect.login_count(ADMIN), 2, "one re-login for the fleet");
     drop(fleet);
     stop.cancel();
 }
