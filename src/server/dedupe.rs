@@ -450,6 +450,35 @@ mod tests {
     }
 
     #[test]
+    fn a_captured_delivery_stays_refused_through_two_million_others_across_its_window() {
+        // The default capacity, and deliveries spread over the whole window:
+        // the captured one is refused at every point, the set never holds
+        // more than its capacity, and replies stay within their budget.
+        let capacity = 200_000;
+        let d = Dedupe::new(capacity, 1 << 20, 300);
+        let captured = admit_new(&d, "captured", NOW, NOW);
+        captured.finish(reply("the one reply"));
+        for i in 0..2_000_000_i64 {
+            let now = NOW + i * 300 / 2_000_000;
+            if let Admission::New(ticket) = d.admit(&format!("other-{i}"), now, H, now) {
+                ticket.finish(reply("r"));
+            }
+            if i % 100_000 == 0 {
+                assert!(
+                    !matches!(d.admit("captured", NOW, H, now), Admission::New(_)),
+                    "the captured delivery ran again after {i} others"
+                );
+                assert!(d.len() <= capacity);
+                assert!(d.reply_bytes() <= 1 << 20);
+            }
+        }
+        assert!(!matches!(
+            d.admit("captured", NOW, H, NOW + 300),
+            Admission::New(_)
+        ));
+    }
+
+    #[test]
     fn replies_stay_within_their_byte_budget_oldest_dropped_first() {
         let d = Dedupe::new(1000, SHARDS * 100, 300);
         // All in one shard? Ids spread over shards; fill every shard.
