@@ -195,6 +195,10 @@ pub(crate) struct SuperuserSession {
     transport: Arc<Transport>,
     credentials: Option<SuperuserCredentials>,
     store: Arc<dyn SessionStore>,
+    /// The token this process last read or obtained: used without asking
+    /// the store again until the backend rejects it or it is due for
+    /// renewal (and while the store is unreachable).
+    held: parking_lot::Mutex<Option<UserToken>>,
     /// Held (by a spawned task) for the whole of a login: the single flight.
     login_lock: Arc<tokio::sync::Mutex<()>>,
     backoff: parking_lot::Mutex<Backoff>,
@@ -226,6 +230,7 @@ impl SuperuserSession {
             transport,
             credentials,
             store,
+            held: parking_lot::Mutex::new(None),
             login_lock: Arc::new(tokio::sync::Mutex::new(())),
             backoff: parking_lot::Mutex::new(Backoff::new(backoff)),
             last_used: parking_lot::Mutex::new(None),
@@ -272,8 +277,15 @@ impl SuperuserSession {
         if self.credentials.is_none() {
             return Err(Self::not_configured());
         }
+        let held = self.held.lock().clone();
+        if let Some(token) = held {
+            if !self.is_stale(Instant::now()) {
+                return Ok(token);
+            }
+        }
         if let Some(token) = self.store.get().await.map_err(store_error)? {
             if !self.is_stale(Instant::now()) {
+                *self.held.lock() = Some(token.clone());
                 return Ok(token);
             }
         }
@@ -297,7 +309,7 @@ impl SuperuserSession {
     ) -> Result<UserToken, LoginError> {
         let guard = Arc::clone(&self.login_lock).lock_owned().await;
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        let token = tokio::spawn(async move {
             let _guard = guard;
             this.login_locked(failed).await
         })
@@ -309,7 +321,9 @@ impl SuperuserSession {
                 message: format!("the login task failed: {e}"),
                 retry_in: None,
             })
-        })
+        })?;
+        *self.held.lock() = Some(token.clone());
+        Ok(token)
     }
 
     /// Runs with `login_lock` held.
@@ -513,6 +527,7 @@ impl SuperuserSession {
             }
         };
         *self.last_used.lock() = None;
+        *self.held.lock() = None;
         match self.store.leave(&token).await {
             Ok(true) => self.logout_token(&token).await,
             Ok(false) => {

@@ -399,6 +399,17 @@ impl Drop for ServeProcess {
 }
 
 fn serve_process(emulator_url: &str, prefix: &str) -> ServeProcess {
+    serve_process_with(emulator_url, SHARED_REDIS, prefix, &[])
+}
+
+/// A `coderunner serve` process with its backend at `backend_url`, its
+/// store in the Redis at `redis_url`, and more settings from `extra`.
+fn serve_process_with(
+    backend_url: &str,
+    redis_url: &str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> ServeProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -410,20 +421,80 @@ fn serve_process(emulator_url: &str, prefix: &str) -> ServeProcess {
         .env_remove("CODERUNNER_CONFIG")
         .env("CODERUNNER__SERVER__LISTEN", addr.to_string())
         .env("CODERUNNER__SECURITY__WEBHOOK_SECRETS", SECRET)
-        .env("CODERUNNER__BACKENDLESS__SERVER_URL", emulator_url)
+        .env("CODERUNNER__BACKENDLESS__SERVER_URL", backend_url)
         .env("CODERUNNER__BACKENDLESS__APP_ID", APP)
         .env("CODERUNNER__BACKENDLESS__API_KEY", CLOUD)
         .env("CODERUNNER__BACKENDLESS__SUPERUSER__LOGIN", ADMIN)
         .env("CODERUNNER__BACKENDLESS__SUPERUSER__PASSWORD", ADMIN_PASS)
         .env("CODERUNNER__STORE__KIND", "redis")
         .env("CODERUNNER__STORE__PREFIX", prefix)
-        .env("CODERUNNER__REDIS__URL", SHARED_REDIS)
+        .env("CODERUNNER__REDIS__URL", redis_url)
+        .envs(extra.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("coderunner serve starts");
     ServeProcess { addr, child }
+}
+
+/// Logs alice in at the emulator; her id and token.
+async fn alice_session(url: &str) -> (Value, Value) {
+    let login: Value = reqwest::Client::new()
+        .post(format!("{url}/{APP}/dev-rest-key/users/login"))
+        .json(&json!({"login": "alice@example.com", "password": "alice-pass"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (login["objectId"].clone(), login["user-token"].clone())
+}
+
+/// A signed afterCreate of post `i` by alice (the example app writes an
+/// `Audit_log` row for it as the superuser), sent to `to`.
+async fn send_after_create(to: SocketAddr, i: usize, alice: &(Value, Value)) -> reqwest::Response {
+    let (id, token) = alice;
+    let task = json!({
+        "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
+        "id": format!("p{i}"), "applicationId": APP,
+        "eventId": persistence::AFTER_CREATE.0, "target": "Post", "timeout": 10000,
+        "arguments": [
+            {"appId": APP, "userId": id, "userToken": token,
+             "userRoles": ["AuthenticatedUser", "RestUser"], "deviceType": "REST", "httpHeaders": {}},
+            {"title": format!("post {i}")},
+            {"___jsonclass": "com.backendless.servercode.ExecutionResult",
+             "result": {"objectId": format!("P{i}"), "title": format!("post {i}")}, "exception": null}
+        ]
+    });
+    let body = serde_json::to_vec(&task).unwrap();
+    let headers = WebhookSecret::parse(SECRET).unwrap().sign_headers(&body);
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{to}/invoke"))
+        .header("content-type", "application/json");
+    for (name, value) in &headers {
+        request = request.header(*name, value);
+    }
+    request.body(body).send().await.unwrap()
+}
+
+/// Sends posts `from..from + count` round-robin through `fleet`, 30 at a
+/// time; each reply must carry no exception.
+async fn send_batch(fleet: &[ServeProcess], alice: &(Value, Value), from: usize, count: usize) {
+    use futures::StreamExt;
+    let sends = (from..from + count).map(|i| async move {
+        let reply = send_after_create(fleet[i % fleet.len()].addr, i, alice).await;
+        assert_eq!(reply.status(), 200);
+        reply.json::<Value>().await.unwrap()
+    });
+    let replies: Vec<Value> = futures::stream::iter(sends)
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    for reply in replies {
+        assert_eq!(reply["exception"], Value::Null, "{reply}");
+    }
 }
 
 /// Three `coderunner serve` processes of the example app share one Redis
@@ -440,54 +511,9 @@ async fn three_serve_processes_log_the_superuser_in_once() {
     for replica in &fleet {
         wait_readyz(replica.addr, 200, Duration::from_secs(30)).await;
     }
-    let login: Value = reqwest::Client::new()
-        .post(format!("{url}/{APP}/dev-rest-key/users/login"))
-        .json(&json!({"login": "alice@example.com", "password": "alice-pass"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (alice, token) = (login["objectId"].clone(), login["user-token"].clone());
+    let alice = alice_session(&url).await;
 
-    let send_batch = |from: usize, count: usize| {
-        let sends = (from..from + count).map(|i| {
-        let task = json!({
-            "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
-            "id": format!("p{i}"), "applicationId": APP,
-            "eventId": persistence::AFTER_CREATE.0, "target": "Post", "timeout": 10000,
-            "arguments": [
-                {"appId": APP, "userId": alice, "userToken": token,
-                 "userRoles": ["AuthenticatedUser", "RestUser"], "deviceType": "REST", "httpHeaders": {}},
-                {"title": format!("post {i}")},
-                {"___jsonclass": "com.backendless.servercode.ExecutionResult",
-                 "result": {"objectId": format!("P{i}"), "title": format!("post {i}")}, "exception": null}
-            ]
-        });
-        let body = serde_json::to_vec(&task).unwrap();
-        let headers = WebhookSecret::parse(SECRET).unwrap().sign_headers(&body);
-        let to = fleet[i % 3].addr;
-        async move {
-            let mut request = reqwest::Client::new()
-                .post(format!("http://{to}/invoke"))
-                .header("content-type", "application/json");
-            for (name, value) in &headers {
-                request = request.header(*name, value);
-            }
-            let reply: Value = request.body(body).send().await.unwrap().json().await.unwrap();
-            reply
-        }
-    });
-        // 30 at a time, through the three processes in turn.
-        use futures::StreamExt;
-        futures::stream::iter(sends)
-            .buffer_unordered(30)
-            .collect::<Vec<Value>>()
-    };
-    for reply in send_batch(0, 3000).await {
-        assert_eq!(reply["exception"], Value::Null, "{reply}");
-    }
+    send_batch(&fleet, &alice, 0, 3000).await;
     assert_eq!(
         inspect.rows("Audit_log").len(),
         3000,
@@ -501,11 +527,183 @@ async fn three_serve_processes_log_the_superuser_in_once() {
 
     // The backend ends the session: one re-login for the whole fleet.
     assert!(inspect.expire_sessions(ADMIN) > 0);
-    for reply in send_batch(3000, 300).await {
-        assert_eq!(reply["exception"], Value::Null, "{reply}");
-    }
+    send_batch(&fleet, &alice, 3000, 300).await;
     assert_eq!(inspect.rows("Audit_log").len(), 3300);
     assert_eq!(inspect.login_count(ADMIN), 2, "one re-login for the fleet");
+    drop(fleet);
+    stop.cancel();
+}
+
+/// The emulator at `url` behind a proxy that never answers a login: a
+/// superuser login sent through it hangs for as long as its sender lives,
+/// everything else is passed on.
+async fn login_never_answers(url: &str, stop: &CancellationToken) -> String {
+    use axum::body::Bytes;
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+
+    async fn pass_on(State(upstream): State<String>, request: Request) -> axum::response::Response {
+        if request.uri().path().ends_with("/users/login") {
+            return std::future::pending().await;
+        }
+        let (parts, body) = request.into_parts();
+        let body: Bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let mut forwarded = reqwest::Client::new()
+            .request(parts.method, format!("{upstream}{}", parts.uri))
+            .body(body);
+        for (name, value) in &parts.headers {
+            if name != "host" {
+                forwarded = forwarded.header(name, value);
+            }
+        }
+        let reply = forwarded.send().await.unwrap();
+        let status = reply.status();
+        let headers = reply.headers().clone();
+        let body = reply.bytes().await.unwrap();
+        (status, headers, body).into_response()
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(pass_on)
+        .with_state(url.to_owned());
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// Two `coderunner serve` processes of one fleet. One is killed (SIGKILL)
+/// while it holds the fleet's login lease, in the middle of a login its
+/// backend never answers; the other, already waiting for that lease with
+/// a task that needs the superuser, logs in once the lease lapses and its
+/// task succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_process_killed_mid_login_does_not_block_the_fleet_past_its_lease() {
+    let stop = CancellationToken::new();
+    let (url, inspect) = emulator(&stop).await;
+    let hanging = login_never_answers(&url, &stop).await;
+    let prefix = fresh_prefix();
+    let lease = Duration::from_millis(3_000);
+    let lease_env = [("CODERUNNER__STORE__SESSION_LEASE_MS", "3000")];
+    let alice = alice_session(&url).await;
+    let mut doomed = serve_process_with(&hanging, SHARED_REDIS, &prefix, &lease_env);
+    let survivor = serve_process_with(&url, SHARED_REDIS, &prefix, &lease_env);
+    wait_readyz(doomed.addr, 200, Duration::from_secs(30)).await;
+    wait_readyz(survivor.addr, 200, Duration::from_secs(30)).await;
+
+    let to = doomed.addr;
+    let pending = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            // Its reply never comes: the process dies first.
+            let _ = tokio::time::timeout(Duration::from_secs(20), send_after_create(to, 0, &alice))
+                .await;
+        })
+    };
+    // It took the lease and is logging in through the silent proxy.
+    let client = redis::Client::open(SHARED_REDIS).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let lease_key = format!("{prefix}session:lease");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg(&lease_key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the doomed process never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let taken = Instant::now();
+
+    // The survivor's task waits for the lease; the holder dies meanwhile.
+    let waiting = {
+        let alice = alice.clone();
+        let to = survivor.addr;
+        tokio::spawn(async move { send_after_create(to, 1, &alice).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.child.kill().unwrap(); // SIGKILL: nothing of it runs any more
+    doomed.child.wait().unwrap();
+    pending.abort();
+
+    let reply = waiting.await.unwrap();
+    let served = taken.elapsed();
+    assert_eq!(reply.status(), 200);
+    let reply: Value = reply.json().await.unwrap();
+    assert_eq!(reply["exception"], Value::Null, "{reply}");
+    assert!(
+        served < lease + Duration::from_millis(1_500),
+        "the survivor logged in within the lease time: {served:?}"
+    );
+    assert_eq!(inspect.rows("Audit_log").len(), 1, "the survivor's row");
+    assert_eq!(inspect.login_count(ADMIN), 1, "one login, by the survivor");
+    stop.cancel();
+}
+
+/// Three `coderunner serve` processes through a Redis outage: while it is
+/// down every replica is not ready and refuses tasks with 503 (nothing
+/// runs); when it is back (empty: it keeps nothing on disk) they serve
+/// again by themselves, still on the one superuser session they had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_rides_out_a_redis_outage_with_one_session() {
+    let mut redis = PrivateRedis::start();
+    let stop = CancellationToken::new();
+    let (url, inspect) = emulator(&stop).await;
+    let prefix = fresh_prefix();
+    let fleet: Vec<ServeProcess> = (0..3)
+        .map(|_| serve_process_with(&url, &redis.url(), &prefix, &[]))
+        .collect();
+    for replica in &fleet {
+        wait_readyz(replica.addr, 200, Duration::from_secs(30)).await;
+    }
+    let alice = alice_session(&url).await;
+    send_batch(&fleet, &alice, 0, 300).await;
+    assert_eq!(inspect.login_count(ADMIN), 1);
+
+    redis.stop();
+    for (n, replica) in fleet.iter().enumerate() {
+        let message = wait_readyz(replica.addr, 503, Duration::from_secs(10)).await;
+        assert!(message.contains("store"), "{message}");
+        let refused = send_after_create(replica.addr, 1000 + n, &alice).await;
+        assert_eq!(refused.status(), 503);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "store_unavailable", "{body}");
+    }
+    assert_eq!(
+        inspect.rows("Audit_log").len(),
+        300,
+        "nothing ran while Redis was down"
+    );
+
+    redis.restart();
+    for replica in &fleet {
+        wait_readyz(replica.addr, 200, Duration::from_secs(15)).await;
+    }
+    // The refused deliveries, retried, run once each; then more work.
+    for (n, replica) in fleet.iter().enumerate() {
+        let retried = send_after_create(replica.addr, 1000 + n, &alice).await;
+        assert_eq!(retried.status(), 200);
+    }
+    send_batch(&fleet, &alice, 2000, 300).await;
+    assert_eq!(inspect.rows("Audit_log").len(), 603);
+    assert_eq!(
+        inspect.login_count(ADMIN),
+        1,
+        "one session for the fleet afterwards: each replica kept the token it holds"
+    );
     drop(fleet);
     stop.cancel();
 }
