@@ -1,5 +1,6 @@
 //! The runner core against the real daemon on 127.0.0.1:0.
 
+mod deploy_doc;
 mod protocol_doc;
 mod support;
 
