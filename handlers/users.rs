@@ -1,16 +1,17 @@
 //! Handlers of user events.
 
-use coderunner::{After, Context, HandlerError, Outcome};
+use coderunner::{After, Context, HandlerError, Outcome, Password};
 use serde_json::Value;
 
 use super::posts::AuditEntry;
 
 /// `afterLogin`: record the login in `Audit_log` as the superuser.
 ///
-/// The arguments are `(login, password)`; this handler needs neither.
+/// The arguments are `(login, password)`, the password as a [`Password`]
+/// that never shows in logs; this handler needs neither.
 pub async fn after_login(
     ctx: Context,
-    _credentials: (String, String),
+    _credentials: (String, Password),
     logged_in: Outcome<Value>,
 ) -> Result<After<Value>, HandlerError> {
     let Some(user) = logged_in.result else {

@@ -295,3 +295,56 @@ mod tests {
         assert_eq!((wire.code, wire.http_status_code), (7, 418));
     }
 }
+
+/// A password as a handler receives it (the second argument of
+/// `beforeLogin`/`afterLogin`, the user's `password` field of a
+/// `beforeRegister`): a secret that never shows in `Debug` output, logs or
+/// panics. Read it with [`Password::expose`] where it must be used.
+///
+/// ```
+/// use coderunner::{After, Context, HandlerError, Outcome, Password};
+/// use serde_json::Value;
+///
+/// async fn after_login(
+///     _ctx: Context,
+///     (login, password): (String, Password),
+///     _result: Outcome<Value>,
+/// ) -> Result<After<Value>, HandlerError> {
+///     assert_eq!(format!("{password:?}"), "Password([REDACTED])");
+///     let _strong = password.expose().len() >= 12;
+///     tracing::info!(%login, "logged in");
+///     Ok(After::Keep)
+/// }
+/// # let _ = after_login;
+/// ```
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Password(secrecy::SecretString);
+
+impl Password {
+    /// The password itself.
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+impl From<String> for Password {
+    fn from(password: String) -> Self {
+        Self(password.into())
+    }
+}
+
+/// On the wire only (a before-handler continuing with its arguments sends
+/// the password back to the server).
+impl serde::Serialize for Password {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.expose())
+    }
+}

@@ -31,7 +31,7 @@ pub mod testing;
 pub mod timer;
 pub mod transport;
 
-pub use handler::{After, Before, Context, HandlerError, Outcome};
+pub use handler::{After, Before, Context, HandlerError, Outcome, Password};
 pub use registry::{HandlerInfo, Registry, RegistryError};
 
 /// The guides of `docs/`, compiled so that their examples are tested.

@@ -5,7 +5,7 @@
 //! arguments. The catalog's arity decides how arguments are decoded: for an
 //! event with one argument (`beforeCreate(item)`) the handler's type is that
 //! argument (`Post`); for any other arity it is the array of arguments (a
-//! tuple such as `(String, String)` for `beforeLogin(login, password)`, or
+//! tuple such as `(String, Password)` for `beforeLogin(login, password)`, or
 //! `serde_json::Value` for raw JSON).
 //!
 //! ```
@@ -724,12 +724,13 @@ mod tests {
         let post: Value = decode_args(create, &[serde_json::json!({"t": 1})]).unwrap();
         assert_eq!(post, serde_json::json!({"t": 1}));
         let login = user::BEFORE_LOGIN.def().unwrap();
-        let (l, p): (String, String) =
+        let (l, p): (String, crate::Password) =
             decode_args(login, &[Value::from("a"), Value::from("b")]).unwrap();
-        assert_eq!((l.as_str(), p.as_str()), ("a", "b"));
+        assert_eq!((l.as_str(), p.expose()), ("a", "b"));
+        assert!(!format!("{p:?}").contains('b'), "{p:?}");
         let wire = encode_args(
             login,
-            ("x", "y"),
+            ("x", crate::Password::from("y".to_owned())),
             vec![Value::from("a"), Value::from("b"), Value::from(9)],
         )
         .unwrap();
