@@ -259,7 +259,8 @@ pub struct TasksConfig {
     pub default_timeout_ms: u64,
     /// The most time any task gets, in ms.
     pub max_timeout_ms: u64,
-    /// Threads of the runtime handlers run on (0 = one per CPU).
+    /// Threads of the runtime handlers move to when no server thread may
+    /// take them (0 = one per CPU).
     pub handler_threads: usize,
 }
 

@@ -1,8 +1,9 @@
 //! Runs one task: registry lookup, typed decode, deadline, panic
 //! containment, and the reply in the encoding the task used.
 //!
-//! Handlers run on a runtime of their own ([`HandlerRuntime`]) when one is
-//! set, and their deadline is kept by a timer of the caller's runtime: a
+//! Handlers are placed by a [`HandlerRuntime`] when one is set (on the
+//! server's threads while one of them stays free, else on a runtime of their
+//! own), and their deadline is kept by a timer of the caller's runtime: a
 //! handler that blocks its thread can neither stall the server nor delay the
 //! timeout reply. Its thread stays blocked (a thread cannot be stopped), and
 //! the slot it was given is held until it returns.
@@ -28,48 +29,7 @@ use crate::handler::Context;
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
 
-/// The runtime handlers run on, apart from the server's: threads blocked by
-/// a handler (`std::thread::sleep`, blocking I/O, a CPU loop) are threads of
-/// this runtime only. Dropping the last clone shuts it down without waiting
-/// for blocked threads.
-#[derive(Clone)]
-pub struct HandlerRuntime {
-    inner: Arc<RuntimeInner>,
-}
-
-struct RuntimeInner {
-    /// Taken on drop, to shut it down in the background.
-    runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
-}
-
-impl HandlerRuntime {
-    /// A multi-threaded runtime with `threads` worker threads (`0`: one per CPU).
-    pub fn new(threads: usize) -> std::io::Result<Self> {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.enable_all().thread_name("coderunner-handler");
-        if threads > 0 {
-            builder.worker_threads(threads);
-        }
-        let runtime = builder.build()?;
-        let handle = runtime.handle().clone();
-        Ok(Self {
-            inner: Arc::new(RuntimeInner {
-                runtime: Some(runtime),
-                handle,
-            }),
-        })
-    }
-}
-
-impl Drop for RuntimeInner {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            // Never joins a thread a handler blocks.
-            runtime.shutdown_background();
-        }
-    }
-}
+pub use crate::handler_runtime::HandlerRuntime;
 
 /// How long tasks may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,7 +396,7 @@ impl Dispatcher {
         }
         .in_current_span();
         let running = match &self.handlers {
-            Some(runtime) => runtime.inner.handle.spawn(task),
+            Some(runtime) => runtime.spawn(task),
             None => tokio::spawn(task),
         };
         let abort = running.abort_handle();

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod emulator;
 pub mod event;
 pub mod handler;
+pub(crate) mod handler_runtime;
 pub mod management;
 pub mod model;
 pub mod registry;
