@@ -520,14 +520,19 @@ pub(crate) async fn upload(
 ) -> Result<Json<Value>, ApiError> {
     let path = path_of(&p)?;
     st.files.check(&path, FileOperation::Write, &caller.roles)?;
-    if uri.path().ends_with('/') || multipart.is_none() {
+    if uri.path().ends_with('/') {
         if path.is_root() {
             return Err(bad_path("the root exists"));
         }
         blocking(&st, move |fs| fs.mkdirs(&path)).await?;
         return Ok(Json(Value::Bool(true)));
     }
-    let mut multipart = multipart.expect("checked above");
+    let Some(mut multipart) = multipart else {
+        return Err(ApiError::parse(
+            "an upload is a multipart/form-data body with a part `file` \
+             (uploading from a URL is not emulated)",
+        ));
+    };
     let mut bytes = None;
     while let Some(field) = multipart
         .next_field()
@@ -835,5 +840,103 @@ mod tests {
         // Overwriting counts the new size only.
         fs.write(&p, Bytes::from_static(b"1234567890"), true)
             .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use axum::http::Method;
+    use serde_json::json;
+
+    use super::super::test_call as call;
+    use super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    #[tokio::test]
+    async fn files_live_next_to_the_database_file_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EmulatorConfig {
+            database: dir.path().join("emu.db").to_string_lossy().into_owned(),
+            ..EmulatorConfig::dev()
+        };
+        let emu = Emulator::new(config.clone()).unwrap();
+        let root = "/dev-app/dev-cloudcode-key/files";
+        // A directory by `POST files/{path}/` (no multipart body), then a save.
+        let (status, _) = call(&emu, Method::POST, &format!("{root}/docs/sub/"), None, "").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, url) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-cloudcode-key/files/binary/docs/sub/a.txt",
+            None,
+            "aGVsbG8=",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        assert!(url
+            .as_str()
+            .unwrap()
+            .ends_with("/dev-app/dev-cloudcode-key/files/docs/sub/a.txt"));
+        assert_eq!(
+            std::fs::read(dir.path().join("files/docs/sub/a.txt")).unwrap(),
+            b"hello"
+        );
+        drop(emu);
+        let emu = Emulator::new(config).unwrap();
+        let (_, listing) = call(
+            &emu,
+            Method::GET,
+            &format!("{root}/docs?sub=true"),
+            None,
+            "",
+        )
+        .await;
+        let names: Vec<&str> = listing
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["url"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["docs/sub", "docs/sub/a.txt"]);
+        let (_, exists) = call(
+            &emu,
+            Method::GET,
+            &format!("{root}/docs/sub/a.txt?action=exists"),
+            None,
+            "",
+        )
+        .await;
+        assert_eq!(exists, json!(true));
+        // Moves and removals stay inside the storage.
+        let (status, moved) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-cloudcode-key/files/move",
+            None,
+            r#"{"sourcePath": "/docs/sub/a.txt", "targetPath": "/docs/b.txt"}"#,
+        )
+        .await;
+        assert_eq!((status, moved), (StatusCode::OK, json!("/docs/b.txt")));
+        let (status, err) = call(
+            &emu,
+            Method::PUT,
+            "/dev-app/dev-cloudcode-key/files/move",
+            None,
+            r#"{"sourcePath": "/docs/b.txt", "targetPath": "/../outside.txt"}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::BAD_REQUEST, json!(6024))
+        );
+        assert!(!dir.path().join("outside.txt").exists());
+        let (status, _) = call(&emu, Method::DELETE, &format!("{root}/docs"), None, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!dir.path().join("files/docs").exists());
+        let (status, err) = call(&emu, Method::DELETE, &format!("{root}/docs"), None, "").await;
+        assert_eq!(
+            (status, err["code"].clone()),
+            (StatusCode::NOT_FOUND, json!(6000))
+        );
     }
 }

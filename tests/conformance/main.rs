@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use coderunner::emulator::{Emulator, EmulatorConfig, KeyKind};
 use node::{installed_version, run, skip, tool_version};
 
+#[path = "../../handlers/mod.rs"]
+mod handlers;
 #[path = "../common/node.rs"]
 mod node;
 use serde_json::Value;
@@ -295,8 +297,9 @@ const FILE_STEPS: &[&str] = &[
 ];
 
 /// Files, messaging and email through the official JS SDK
-/// (`tests/conformance/files_flow.js`), against the emulator with the dev
-/// seed that `coderunner dev` serves.
+/// (`tests/conformance/files_flow.js`), against `coderunner dev`: the
+/// `DevStack` of the dev configuration, the emulator linked to a runner
+/// serving the example app's handlers.
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_files_messaging_and_email() {
     let Some(node) = tool_version("node") else {
@@ -318,13 +321,18 @@ async fn js_sdk_v8_files_messaging_and_email() {
     };
     eprintln!("node {node}, backendless {sdk}");
 
-    let emu = Emulator::new(EmulatorConfig::dev()).expect("emulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
+        .expect("the dev configuration");
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    let mut emulator = EmulatorConfig::dev();
+    emulator.listen = "127.0.0.1:0".into();
+    let mut registry = coderunner::Registry::new();
+    handlers::register(&mut registry).expect("the example app registers");
+    let stack = coderunner::dev::DevStack::start(&config, emulator, registry, None)
         .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(emu.clone().serve(listener, std::future::pending()));
-    let inspect = emu.inspect();
+        .expect("coderunner dev starts");
+    let url = stack.emulator_url.clone();
+    let inspect = stack.emulator.inspect();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/files_flow.js");
     let mut cmd = node::node();
@@ -413,4 +421,5 @@ async fn js_sdk_v8_files_messaging_and_email() {
         [result["facts"]["uploadedName"].as_str().unwrap_or_default()],
         "{listing}{context}"
     );
+    stack.stop().await.expect("the dev stack stops");
 }

@@ -492,3 +492,110 @@ async fn user_management_roles_status_and_recovery() {
     key.users().enable(&alice_id).await.unwrap();
     login(&cloud, "alice@example.com", "alice-pass").await;
 }
+
+/// A beforeCreate handler on `Report` using each area through `ctx`: the
+/// reply's `prematureResult` says what each identity could do.
+async fn report_handler(
+    ctx: coderunner::Context,
+    item: Value,
+) -> Result<coderunner::Before<Value>, coderunner::HandlerError> {
+    let err = |e: SdkError| coderunner::HandlerError::new(e.code().unwrap_or(0), e.to_string());
+    let name = item["name"].as_str().unwrap_or("report.txt");
+    let caller = ctx.caller();
+    let url = caller
+        .files()
+        .upload(&format!("private/{name}"), b"from a handler".to_vec(), true)
+        .await
+        .map_err(err)?;
+    let status = ctx
+        .server_key()
+        .messaging()
+        .publish("reports", &json!({"name": name}), &PublishOptions::new())
+        .await
+        .map_err(err)?;
+    let caller_roles = match caller
+        .users()
+        .assign_role(ctx.user_id().unwrap_or_default(), "Reporter")
+        .await
+    {
+        Err(SdkError::WrongIdentity { .. }) => "refused before any request",
+        other => panic!("a caller assigned a role: {other:?}"),
+    };
+    ctx.server_key()
+        .users()
+        .assign_role(ctx.user_id().unwrap_or_default(), "Reporter")
+        .await
+        .map_err(err)?;
+    let log = caller.logger("reports");
+    log.info(format!("report {name} stored"));
+    log.flush().await.map_err(err)?;
+    Ok(coderunner::Before::ShortCircuit(json!({
+        "path": url.path(),
+        "messageId": status.message_id,
+        "callerRoles": caller_roles,
+        "roles": caller.users().roles().await.map_err(err)?,
+    })))
+}
+
+#[tokio::test]
+async fn a_handler_uses_each_area_through_its_context() {
+    let _lock = crate::helpers::login_metric_lock().await;
+    let mut registry = coderunner::Registry::new();
+    registry
+        .before(
+            coderunner::event::persistence::BEFORE_CREATE,
+            "Report",
+            report_handler,
+        )
+        .unwrap();
+    let stack = crate::helpers::Stack::start(EmulatorConfig::dev(), registry, "").await;
+    let (token, alice_id) = stack.login("alice@example.com", "alice-pass").await;
+    let (status, reply) = stack
+        .invoke(&crate::helpers::before_create(
+            "report-1",
+            "Report",
+            crate::helpers::context(Some((&alice_id, &token))),
+            json!({"name": "r1.txt"}),
+        ))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(crate::helpers::exception(&reply), None, "{reply}");
+    let args = reply["arguments"].as_array().expect("reply has arguments");
+    let args: Value = if args.first().is_some_and(Value::is_number) {
+        let bytes: Vec<u8> = args.iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        serde_json::from_slice(&bytes).unwrap()
+    } else {
+        Value::Array(args.clone())
+    };
+    let result = args[0]["prematureResult"].clone();
+    assert_eq!(result["path"], "private/r1.txt", "{reply}");
+    assert_eq!(result["callerRoles"], "refused before any request");
+    assert!(
+        result["roles"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("Reporter"))),
+        "{result}"
+    );
+    let messages = stack.inspect.messages();
+    assert_eq!(
+        messages[0].message_id,
+        result["messageId"].as_str().unwrap()
+    );
+    assert_eq!(messages[0].user_id, None, "published with the server key");
+    let logged: Vec<_> = stack
+        .inspect
+        .log_messages()
+        .into_iter()
+        .filter(|m| m.logger == "reports")
+        .collect();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].user_id.as_deref(), Some(alice_id.as_str()));
+    // The upload went out with alice's token.
+    let upload = stack
+        .inspect
+        .requests()
+        .into_iter()
+        .find(|r| api_path(&r.path) == "files/private/r1.txt")
+        .unwrap();
+    assert_eq!(upload.user_id.as_deref(), Some(alice_id.as_str()));
+}
