@@ -135,6 +135,9 @@ enum Backend {
 /// The file storage with its permissions.
 pub(crate) struct FileStore {
     backend: Backend,
+    /// Held by every change, so that the size check and the write that
+    /// follows it are one step (the bound holds under concurrent uploads).
+    changing: Mutex<()>,
     max_bytes: u64,
     directories: Vec<(StoragePath, DirectoryConfig)>,
 }
@@ -173,6 +176,7 @@ impl FileStore {
         directories.sort_by_key(|(p, _)| std::cmp::Reverse(p.0.len()));
         Ok(Self {
             backend,
+            changing: Mutex::new(()),
             max_bytes: config.files_max_bytes,
             directories,
         })
@@ -242,6 +246,16 @@ impl FileStore {
     }
 
     fn write(&self, path: &StoragePath, bytes: Bytes, overwrite: bool) -> Result<(), ApiError> {
+        let _one = self.changing.lock();
+        self.write_unlocked(path, bytes, overwrite)
+    }
+
+    fn write_unlocked(
+        &self,
+        path: &StoragePath,
+        bytes: Bytes,
+        overwrite: bool,
+    ) -> Result<(), ApiError> {
         if path.is_root() {
             return Err(bad_path("the root is not a file"));
         }
@@ -381,6 +395,11 @@ impl FileStore {
     }
 
     fn remove(&self, path: &StoragePath) -> Result<(), ApiError> {
+        let _one = self.changing.lock();
+        self.remove_unlocked(path)
+    }
+
+    fn remove_unlocked(&self, path: &StoragePath) -> Result<(), ApiError> {
         if path.is_root() {
             return Err(bad_path("the root cannot be removed"));
         }
@@ -409,6 +428,11 @@ impl FileStore {
 
     /// Copies `from` (a file or a directory) to `to`; `to` must not exist.
     fn copy(&self, from: &StoragePath, to: &StoragePath) -> Result<(), ApiError> {
+        let _one = self.changing.lock();
+        self.copy_unlocked(from, to)
+    }
+
+    fn copy_unlocked(&self, from: &StoragePath, to: &StoragePath) -> Result<(), ApiError> {
         let Some(is_dir) = self.kind(from)? else {
             return Err(not_found(&from.key()));
         };
@@ -419,7 +443,7 @@ impl FileStore {
             return Err(bad_path("a directory cannot be copied into itself"));
         }
         if !is_dir {
-            return self.write(to, self.read(from)?, false);
+            return self.write_unlocked(to, self.read(from)?, false);
         }
         self.mkdirs(to)?;
         for entry in self.entries(from, true)? {
@@ -432,13 +456,14 @@ impl FileStore {
             if entry.is_dir {
                 self.mkdirs(&target)?;
             } else {
-                self.write(&target, self.read(&entry.path)?, false)?;
+                self.write_unlocked(&target, self.read(&entry.path)?, false)?;
             }
         }
         Ok(())
     }
 
     fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<(), ApiError> {
+        let _one = self.changing.lock();
         if from.is_root() {
             return Err(bad_path("the root cannot be moved"));
         }
@@ -457,8 +482,8 @@ impl FileStore {
                 std::fs::rename(Self::disk(root, from), Self::disk(root, to)).map_err(io_error)
             }
             Backend::Memory(_) => {
-                self.copy(from, to)?;
-                self.remove(from)
+                self.copy_unlocked(from, to)?;
+                self.remove_unlocked(from)
             }
         }
     }
