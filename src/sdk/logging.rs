@@ -219,6 +219,13 @@ impl LogQueue {
     }
 }
 
+impl Drop for LogQueue {
+    /// Wakes the background sender so that it sees the queue is gone and ends.
+    fn drop(&mut self) {
+        self.arrived.notify_one();
+    }
+}
+
 /// The background sender: after a message arrives, waits until a batch is
 /// full or the interval has passed, then flushes. Ends with the queue.
 async fn worker(queue: Weak<LogQueue>, arrived: Arc<Notify>) {
@@ -360,4 +367,46 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::{Backendless, SdkConfig};
+
+    #[tokio::test]
+    async fn the_queue_keeps_the_newest_messages_up_to_its_capacity() {
+        let mut config = SdkConfig::new("http://127.0.0.1:9", "APP", "KEY".into());
+        config.log_policy = LogPolicy {
+            batch_size: 100,
+            interval: Duration::from_secs(3600),
+            capacity: 3,
+        };
+        let sdk = Backendless::new(config).unwrap();
+        let log = sdk.server_key().logger("bounded");
+        for i in 0..5 {
+            log.info(format!("m{i}"));
+        }
+        let state = log.queue.state.lock();
+        let kept: Vec<&str> = state
+            .pending
+            .iter()
+            .map(|p| p.entry.message.as_str())
+            .collect();
+        assert_eq!(kept, ["m2", "m3", "m4"]);
+        assert_eq!(state.dropped, 2);
+        assert_eq!(state.pending[0].entry.level, "INFO");
+    }
+
+    #[tokio::test]
+    async fn the_background_sender_ends_with_the_queue() {
+        let queue = Arc::new(LogQueue::new(LogPolicy::default()));
+        let sender = tokio::spawn(worker(Arc::downgrade(&queue), Arc::clone(&queue.arrived)));
+        tokio::task::yield_now().await;
+        drop(queue);
+        tokio::time::timeout(Duration::from_secs(5), sender)
+            .await
+            .expect("the sender ended")
+            .unwrap();
+    }
 }

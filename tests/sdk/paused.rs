@@ -472,4 +472,11 @@ async fn app_log_batches_by_size_and_by_time_under_each_identity() {
     caller.trace("one more");
     caller.flush().await.unwrap();
     assert_eq!(inspect.log_messages().len(), 6);
+
+    // Shutdown sends what waits.
+    service.info("last words");
+    backendless.shutdown().await;
+    let sent = inspect.log_messages();
+    assert_eq!(sent.len(), 7);
+    assert_eq!(sent[6].message, "last words");
 }
