@@ -3,7 +3,9 @@
 //! a batch goes out when [`LogPolicy::batch_size`] messages are waiting, or
 //! [`LogPolicy::interval`] after the first one waiting, whichever comes
 //! first; at most [`LogPolicy::capacity`] wait (the oldest are dropped); a
-//! failed batch goes back to the queue.
+//! batch that could not be delivered (unreachable, timeout, 5xx) goes back to
+//! the queue, one the backend refused (4xx: a stale token, a bad key) is
+//! dropped with a warning.
 //!
 //! Each message is sent under the identity of the client its logger came
 //! from (one `PUT` per identity in a batch).
@@ -169,7 +171,8 @@ impl LogQueue {
     }
 
     /// Sends everything waiting now, one `PUT /log` per identity. A batch
-    /// that fails goes back to the front of the queue.
+    /// that could not be delivered goes back to the front of the queue; one
+    /// the backend refused (4xx) is dropped.
     pub(crate) async fn flush(&self) -> Result<(), SdkError> {
         let _one = self.flushing.lock().await;
         let (batch, dropped) = {
@@ -199,10 +202,19 @@ impl LogQueue {
             let body = serde_json::to_value(items.iter().map(|p| &p.entry).collect::<Vec<_>>())
                 .unwrap_or(Value::Null);
             let call = Call::new(Service::Logging, Method::PUT, ["log"]).body(body);
-            if let Err(e) = client.send_raw(call).await {
-                tracing::debug!(error = %e, messages = items.len(), "an app log batch failed; kept for the next flush");
-                failed.extend(items);
-                first_error.get_or_insert(e);
+            match client.send_raw(call).await {
+                Ok(_) => {}
+                // The backend refused the batch itself (a stale token, a bad
+                // key): sending it again would be refused again.
+                Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
+                    tracing::warn!(error = %e, messages = items.len(), "the backend refused an app log batch; it is dropped");
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, messages = items.len(), "an app log batch failed; kept for the next flush");
+                    failed.extend(items);
+                    first_error.get_or_insert(e);
+                }
             }
         }
         if !failed.is_empty() {
@@ -245,7 +257,7 @@ async fn worker(queue: Weak<LogQueue>, arrived: Arc<Notify>) {
                 break;
             }
         }
-        // A failed batch is kept in the queue (and logged at debug inside).
+        // An undelivered batch is kept in the queue (and logged inside).
         let failed = q.flush().await.is_err();
         let interval = q.policy.interval;
         drop(q);
@@ -349,7 +361,8 @@ impl Logger {
     }
 
     /// Sends every queued message now (of every logger of the process),
-    /// within this logger's client deadline. A batch that fails stays queued.
+    /// within this logger's client deadline. A batch that could not be
+    /// delivered stays queued; one the backend refused is dropped.
     pub async fn flush(&self) -> Result<(), SdkError> {
         match self.client.deadline() {
             Some(deadline) => tokio::time::timeout_at(deadline, self.queue.flush())
@@ -396,6 +409,17 @@ mod tests {
         assert_eq!(kept, ["m2", "m3", "m4"]);
         assert_eq!(state.dropped, 2);
         assert_eq!(state.pending[0].entry.level, "INFO");
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_batch_stays_queued() {
+        // Nothing listens on the discard port of loopback: connection refused.
+        let sdk =
+            Backendless::new(SdkConfig::new("http://127.0.0.1:9", "APP", "KEY".into())).unwrap();
+        let log = sdk.server_key().logger("unreachable");
+        log.error("kept");
+        assert!(matches!(log.flush().await, Err(SdkError::Transport { .. })));
+        assert_eq!(log.queue.len(), 1);
     }
 
     #[tokio::test]

@@ -599,3 +599,19 @@ async fn a_handler_uses_each_area_through_its_context() {
         .unwrap();
     assert_eq!(upload.user_id.as_deref(), Some(alice_id.as_str()));
 }
+
+#[tokio::test]
+async fn a_log_batch_the_backend_refuses_is_dropped_not_retried() {
+    let (cloud, _, inspect, _) = stack().await;
+    let stale = cloud
+        .caller(Some(UserToken::new("STALE-TOKEN")))
+        .logger("stale");
+    stale.info("never accepted");
+    let err = stale.flush().await.unwrap_err();
+    assert_eq!(err.code(), Some(3064));
+    // Nothing is left to send: the next flush sends nothing.
+    let before = inspect.requests().len();
+    stale.flush().await.unwrap();
+    assert_eq!(inspect.requests().len(), before);
+    assert!(inspect.log_messages().is_empty());
+}
