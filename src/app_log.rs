@@ -10,13 +10,18 @@
 //! Collection is per task (a task-local buffer filled by [`AppLogLayer`],
 //! which `telemetry::init_logging` installs), bounded in lines and bytes;
 //! lines logged from tasks a handler spawns are not collected.
+//!
+//! A handler that logs with the SDK's `Logger` (`ctx.caller().logger(..)`)
+//! goes through the SDK's batching queue instead; a `Logger` emits no
+//! `tracing` event at `info` or above, so no line reaches the app's log
+//! twice. Both write the one entry shape, [`crate::sdk::LogEntry`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context as LayerContext;
@@ -190,15 +195,17 @@ impl AppLogTarget {
 
 /// The body of the log `PUT`: the official runner's shape.
 pub fn batch_body(task_id: &str, lines: &[AppLogLine]) -> Value {
-    Value::Array(
-        lines
-            .iter()
-            .map(|l| {
-                json!({"logger": "SERVER_CODE", "message": format!("[{task_id}] {}", l.message),
-                       "log-level": l.level, "timestamp": l.timestamp})
-            })
-            .collect(),
-    )
+    let entries: Vec<crate::sdk::LogEntry> = lines
+        .iter()
+        .map(|l| crate::sdk::LogEntry {
+            logger: "SERVER_CODE".to_owned(),
+            message: format!("[{task_id}] {}", l.message),
+            exception: None,
+            level: l.level,
+            timestamp: l.timestamp,
+        })
+        .collect();
+    serde_json::to_value(entries).unwrap_or(Value::Null)
 }
 
 /// Sends lines to the app's log over HTTP, in the background.
@@ -255,6 +262,7 @@ impl AppLogSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use tracing_subscriber::layer::SubscriberExt;
 
     #[tokio::test]
@@ -304,7 +312,7 @@ mod tests {
         );
         assert_eq!(
             body,
-            json!([{"logger": "SERVER_CODE", "message": "[t1] m", "log-level": "INFO", "timestamp": 5}])
+            json!([{"logger": "SERVER_CODE", "message": "[t1] m", "exception": null, "log-level": "INFO", "timestamp": 5}])
         );
     }
 }

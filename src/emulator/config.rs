@@ -201,6 +201,46 @@ pub struct TableConfig {
     pub permissions: Vec<RolePermissions>,
 }
 
+/// A file operation that file permissions govern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileOperation {
+    /// Download, list, `exists`.
+    Read,
+    /// Upload, save, create a directory, the target of copy, move and rename.
+    Write,
+    /// Remove, the source of move and rename.
+    Delete,
+}
+
+/// The grants and denials of one role on a directory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FileRolePermissions {
+    /// The role (system or custom).
+    pub role: String,
+    /// Operations explicitly granted.
+    #[serde(default)]
+    pub grant: Vec<FileOperation>,
+    /// Operations explicitly denied.
+    #[serde(default)]
+    pub deny: Vec<FileOperation>,
+}
+
+/// Permissions of a directory of the file storage and everything under it
+/// (the longest configured path that contains a file decides). Paths not
+/// under any configured directory allow everything.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DirectoryConfig {
+    /// The directory, from the storage root (`/private`).
+    pub path: String,
+    /// What applies when no role decides.
+    #[serde(default)]
+    pub default: Access,
+    /// Per-role grants and denials.
+    #[serde(default)]
+    pub permissions: Vec<FileRolePermissions>,
+}
+
 /// How the emulator hands tasks to runners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -301,6 +341,10 @@ pub struct EmulatorConfig {
     pub users: Vec<UserConfig>,
     /// Table permissions.
     pub tables: Vec<TableConfig>,
+    /// File storage permissions, per directory.
+    pub directories: Vec<DirectoryConfig>,
+    /// The most bytes the file storage holds (all files together).
+    pub files_max_bytes: u64,
     /// Session inactivity timeout in seconds; each use resets it.
     pub session_timeout_secs: u64,
     /// Maximum simultaneous sessions per user; 0 = unlimited.
@@ -323,6 +367,8 @@ impl Default for EmulatorConfig {
             keys: Vec::new(),
             users: Vec::new(),
             tables: Vec::new(),
+            directories: Vec::new(),
+            files_max_bytes: 256 * 1024 * 1024,
             session_timeout_secs: 3600,
             max_sessions_per_user: 0,
             runner: None,

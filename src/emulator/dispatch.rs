@@ -169,6 +169,14 @@ impl Dispatcher {
         }
     }
 
+    /// The emulator's URL as handlers and clients reach it (`initAppData.url`).
+    pub(crate) fn base_url(&self) -> String {
+        self.init_app_data.read()["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// The Redis link, when runners take tasks from Redis.
     pub(crate) fn redis_link(&self) -> Option<&RedisLink> {
         self.redis.as_ref()

@@ -242,6 +242,10 @@ pub(crate) struct Log {
     logins: Mutex<BTreeMap<String, u64>>,
     tasks: Mutex<VecDeque<SentTask>>,
     messages: Mutex<VecDeque<LogMessage>>,
+    /// Published messages and pushes (captured, not delivered).
+    sent_messages: Mutex<VecDeque<super::messaging::SentMessage>>,
+    /// Emails (captured, not sent).
+    sent_emails: Mutex<VecDeque<super::messaging::SentEmail>>,
 }
 
 impl Log {
@@ -252,7 +256,17 @@ impl Log {
             logins: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(VecDeque::new()),
             messages: Mutex::new(VecDeque::new()),
+            sent_messages: Mutex::new(VecDeque::new()),
+            sent_emails: Mutex::new(VecDeque::new()),
         }
+    }
+
+    pub(crate) fn sent_message(&self, m: super::messaging::SentMessage) {
+        push_bounded(&self.sent_messages, self.capacity, m);
+    }
+
+    pub(crate) fn sent_email(&self, m: super::messaging::SentEmail) {
+        push_bounded(&self.sent_emails, self.capacity, m);
     }
 
     pub(crate) fn message(&self, m: LogMessage) {
@@ -286,6 +300,14 @@ impl Log {
         }
         q.push_back(t);
     }
+}
+
+fn push_bounded<T>(queue: &Mutex<VecDeque<T>>, capacity: usize, item: T) {
+    let mut q = queue.lock();
+    if q.len() >= capacity {
+        q.pop_front();
+    }
+    q.push_back(item);
 }
 
 /// A handle on what the emulator saw. Cheap to clone.
@@ -366,6 +388,18 @@ impl Inspector {
     pub fn log_messages(&self) -> Vec<LogMessage> {
         self.log.messages.lock().iter().cloned().collect()
     }
+
+    /// Published messages and push notifications, oldest first (captured,
+    /// not delivered).
+    pub fn messages(&self) -> Vec<super::messaging::SentMessage> {
+        self.log.sent_messages.lock().iter().cloned().collect()
+    }
+
+    /// Emails (basic, template, password recovery), oldest first (captured,
+    /// not sent).
+    pub fn emails(&self) -> Vec<super::messaging::SentEmail> {
+        self.log.sent_emails.lock().iter().cloned().collect()
+    }
 }
 
 /// GET /__emulator/requests (tokens and keys masked)
@@ -392,6 +426,18 @@ pub(crate) async fn inspect_tasks(State(st): State<Shared>) -> Json<Value> {
 pub(crate) async fn inspect_log(State(st): State<Shared>) -> Json<Value> {
     let inspector = super::Emulator { state: st }.inspect();
     Json(json!(inspector.log_messages()))
+}
+
+/// GET /__emulator/messages
+pub(crate) async fn inspect_messages(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.messages()))
+}
+
+/// GET /__emulator/emails
+pub(crate) async fn inspect_emails(State(st): State<Shared>) -> Json<Value> {
+    let inspector = super::Emulator { state: st }.inspect();
+    Json(json!(inspector.emails()))
 }
 
 /// POST /__emulator/sessions/{user}/expire -> {"expired": n}

@@ -26,7 +26,9 @@ mod counters;
 mod data;
 mod dispatch;
 mod error;
+mod files;
 mod inspect;
+mod messaging;
 mod redis_link;
 mod security;
 mod servercode;
@@ -47,13 +49,15 @@ use serde_json::{Map, Value};
 
 pub use auth::Caller;
 pub use config::{
-    Access, ApiKeyConfig, EmulatorConfig, KeyKind, LinkTransport, Operation, RolePermissions,
-    RunnerLinkConfig, Secret, TableConfig, UserConfig,
+    Access, ApiKeyConfig, DirectoryConfig, EmulatorConfig, FileOperation, FileRolePermissions,
+    KeyKind, LinkTransport, Operation, RolePermissions, RunnerLinkConfig, Secret, TableConfig,
+    UserConfig,
 };
 pub use error::ApiError;
 pub use inspect::{
     Inspector, LogMessage, RequestRecord, SentTask, TOKEN_HEADER as INSPECT_TOKEN_HEADER,
 };
+pub use messaging::{SentEmail, SentMessage};
 pub use where_clause::{compile as compile_where, SqlCondition};
 
 /// Everything the routes share.
@@ -73,6 +77,8 @@ pub(crate) struct AppState {
     inspect_token: String,
     /// Recent deployments' status logs.
     deploys: servercode::Deploys,
+    /// The file storage.
+    files: files::FileStore,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -110,6 +116,7 @@ impl Emulator {
                 .with_context(|| format!("while seeding user {}", user.email))?;
         }
         let log = Arc::new(inspect::Log::new(config.request_log_capacity));
+        let files = files::FileStore::new(&config)?;
         let state = AppState {
             keys: config
                 .keys
@@ -129,6 +136,7 @@ impl Emulator {
             config,
             inspect_token: uuid::Uuid::new_v4().simple().to_string(),
             deploys: servercode::Deploys::default(),
+            files,
         };
         Ok(Emulator {
             state: Arc::new(state),
@@ -154,7 +162,19 @@ impl Emulator {
             .route("/users/verifypassowrd", post(users::verify_password))
             .route("/users/userroles", get(users::user_roles))
             .route("/users/userroles/{id}", get(users::roles_of))
+            .route("/users/assignRole", post(users::assign_role))
+            .route("/users/unassignRole", post(users::unassign_role))
+            .route(
+                "/users/restorepassword/{identity}",
+                get(users::restore_password),
+            )
+            .route("/users/{id}/status", put(users::set_status))
             .route("/users/{id}", put(users::update))
+            // messaging
+            .route("/messaging/email", post(messaging::send_email))
+            .route("/messaging/push/{template}", post(messaging::push_template))
+            .route("/messaging/{channel}", post(messaging::publish))
+            .route("/emailtemplate/send", post(messaging::send_email_template))
             // data
             .route(
                 "/data/{table}",
@@ -219,12 +239,28 @@ impl Emulator {
                 "/servercode/publishcode/status/{deploy_id}",
                 get(servercode::publish_status),
             )
+            .merge(
+                Router::new()
+                    .route("/files", get(files::get))
+                    .route("/files/", get(files::get))
+                    .route("/files/copy", put(files::copy))
+                    .route("/files/move", put(files::move_to))
+                    .route("/files/rename", put(files::rename))
+                    .route("/files/binary/{*path}", put(files::save_binary))
+                    .route(
+                        "/files/{*path}",
+                        get(files::get).post(files::upload).delete(files::remove),
+                    )
+                    .layer(axum::extract::DefaultBodyLimit::max(files::BODY_LIMIT)),
+            )
             .method_not_allowed_fallback(error::method_not_allowed);
         let inspection = Router::new()
             .route("/requests", get(inspect::inspect_requests))
             .route("/logins", get(inspect::inspect_logins))
             .route("/tasks", get(inspect::inspect_tasks))
             .route("/log", get(inspect::inspect_log))
+            .route("/messages", get(inspect::inspect_messages))
+            .route("/emails", get(inspect::inspect_emails))
             .route("/sessions/{user}/expire", post(inspect::inspect_expire))
             .route("/timers/{name}/run", post(servercode::run_timer))
             .fallback(error::not_found)

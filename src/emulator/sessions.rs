@@ -126,6 +126,16 @@ impl Sessions {
         self.by_token.lock().remove(token).is_some()
     }
 
+    /// Gives every live session of `user_id` these custom roles (after a role
+    /// was assigned or unassigned).
+    pub fn set_roles(&self, user_id: &str, roles: &[String]) {
+        for s in self.by_token.lock().values_mut() {
+            if s.user.user_id == user_id {
+                s.user.roles = roles.to_vec();
+            }
+        }
+    }
+
     /// Ends every session of the user with this id or login; how many.
     pub fn close_user(&self, user: &str) -> usize {
         let mut map = self.by_token.lock();

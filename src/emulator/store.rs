@@ -474,6 +474,39 @@ pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>
     Ok(roles.map(|r| serde_json::from_str(&r).unwrap_or_default()))
 }
 
+/// The objectId and login of the user whose objectId or login is `identity`.
+pub fn find_user(
+    conn: &Connection,
+    identity: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT user_id, login FROM credentials WHERE user_id = ?1 OR login = ?1",
+            params![identity],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Replaces a user's custom roles.
+pub fn set_roles(conn: &Connection, user_id: &str, roles: &[String]) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE credentials SET roles = ?1 WHERE user_id = ?2",
+        params![serde_json::to_string(roles)?, user_id],
+    )?;
+    Ok(())
+}
+
+/// Sets a user's `userStatus` (`ENABLED`, `DISABLED`); whether the user exists.
+pub fn set_user_status(conn: &Connection, user_id: &str, status: &str) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE objects SET body = json_set(body, '$.userStatus', ?1), updated = ?2
+         WHERE class = 'Users' AND object_id = ?3",
+        params![status, now_ms(), user_id],
+    )?;
+    Ok(n > 0)
+}
+
 /// Changes a user's password.
 pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), StoreError> {
     let salt = new_id();

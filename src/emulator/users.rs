@@ -161,6 +161,11 @@ async fn open_session(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    if user.get("userStatus").and_then(Value::as_str) == Some("DISABLED") {
+        return Err(
+            ApiError::new(3090, "User account is disabled").with_status(StatusCode::UNAUTHORIZED)
+        );
+    }
     let session = st.sessions.open(&user_id, &login, roles)?;
     st.log.login(&login);
     user.insert("lastLogin".into(), Value::from(store::now_ms()));
@@ -267,6 +272,121 @@ pub(crate) async fn update(
     super::data::update_object(&st, &caller, "Users", id, changes)
         .await
         .map(Json)
+}
+
+/// 2011: an operation only business logic (the CloudCode key) may do.
+fn server_code_only(what: &str) -> ApiError {
+    ApiError::new(
+        2011,
+        format!("{what} is allowed only from business logic (the CloudCode key)"),
+    )
+}
+
+/// POST /users/assignRole {user, roleName}: CloudCode key only (2011).
+pub(crate) async fn assign_role(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+    change_role(&st, &caller, &body, true).await
+}
+
+/// POST /users/unassignRole {user, roleName}: CloudCode key only (2011).
+pub(crate) async fn unassign_role(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+    change_role(&st, &caller, &body, false).await
+}
+
+async fn change_role(st: &Shared, caller: &Caller, body: &[u8], assign: bool) -> Reply {
+    if caller.key_kind != KeyKind::CloudCode {
+        return Err(server_code_only("Assigning and unassigning roles"));
+    }
+    let body = json_object(body)?;
+    let user = match body.get("user") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(ApiError::parse("`user` must be a user's objectId or login")),
+    };
+    let role = match body.get("roleName") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(ApiError::parse("`roleName` must be a role name")),
+    };
+    if super::security::is_system_role(&role) {
+        return Err(ApiError::new(
+            2010,
+            format!("{role} is a system role: it cannot be assigned or unassigned"),
+        ));
+    }
+    let roles = st
+        .store
+        .call(
+            move |c| -> Result<Option<(String, Vec<String>)>, ApiError> {
+                let Some((id, _)) = store::find_user(c, &user)? else {
+                    return Ok(None);
+                };
+                let mut roles = store::user_roles(c, &id)?.unwrap_or_default();
+                roles.retain(|r| *r != role);
+                if assign {
+                    roles.push(role);
+                }
+                store::set_roles(c, &id, &roles)?;
+                Ok(Some((id, roles)))
+            },
+        )
+        .await?;
+    let Some((id, roles)) = roles else {
+        return Err(user_not_found());
+    };
+    st.sessions.set_roles(&id, &roles);
+    Ok(Json(Value::Null))
+}
+
+/// 3020: no user with that id or login (a guess at the code).
+fn user_not_found() -> ApiError {
+    ApiError::new(3020, "Unable to find user with the specified identity")
+        .with_status(StatusCode::NOT_FOUND)
+}
+
+/// GET /users/restorepassword/{identity}: captures the recovery email
+/// (`/__emulator/emails`); 3020 for an unknown login.
+pub(crate) async fn restore_password(
+    State(st): State<Shared>,
+    _caller: Anonymous,
+    Path(p): PathParams,
+) -> Result<StatusCode, ApiError> {
+    let identity = p.get("identity").cloned().unwrap_or_default();
+    let found = st
+        .store
+        .call(move |c| store::find_user(c, &identity))
+        .await?
+        .ok_or_else(user_not_found)?;
+    super::messaging::password_recovery(&st, &found.1);
+    Ok(StatusCode::OK)
+}
+
+/// PUT /users/{id}/status {userStatus}: `ENABLED` or `DISABLED`, CloudCode
+/// key only (2011, a guess); disabling ends the user's sessions.
+pub(crate) async fn set_status(
+    State(st): State<Shared>,
+    caller: Caller,
+    Path(p): PathParams,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    if caller.key_kind != KeyKind::CloudCode {
+        return Err(server_code_only("Changing a user's status"));
+    }
+    let status = match json_object(&body)?.get("userStatus") {
+        Some(Value::String(s)) if s == "ENABLED" || s == "DISABLED" => s.clone(),
+        _ => return Err(ApiError::parse("`userStatus` must be ENABLED or DISABLED")),
+    };
+    let id = p.get("id").cloned().unwrap_or_default();
+    let (user, value) = (id.clone(), status.clone());
+    let exists = st
+        .store
+        .call(move |c| store::set_user_status(c, &user, &value))
+        .await?;
+    if !exists {
+        return Err(user_not_found());
+    }
+    if status == "DISABLED" {
+        st.sessions.close_user(&id);
+    }
+    Ok(StatusCode::OK)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::Url;
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
@@ -19,8 +20,11 @@ use super::config::SdkConfig;
 use super::counters::Counters;
 use super::data::{Data, Table};
 use super::error::{SdkError, TimeoutLimit};
+use super::files::Files;
+use super::logging::{LogQueue, Logger};
+use super::messaging::Messaging;
 use super::session::{MemorySessionStore, SessionLimits, SessionStore, SuperuserSession};
-use super::transport::{decode, Call, Transport};
+use super::transport::{decode, Call, Reply, Transport, Want};
 use super::users::Users;
 use crate::event::UserToken;
 
@@ -48,6 +52,8 @@ struct Inner {
     logout_on_shutdown: bool,
     /// The bound on [`Backendless::shutdown`]; `None` = none.
     shutdown_timeout: Option<Duration>,
+    /// The app log's queue, shared by every [`Logger`].
+    log: Arc<LogQueue>,
 }
 
 impl fmt::Debug for Backendless {
@@ -121,6 +127,7 @@ impl Backendless {
                 session,
                 logout_on_shutdown: config.logout_on_shutdown,
                 shutdown_timeout: bound(config.shutdown_timeout),
+                log: Arc::new(LogQueue::new(config.log_policy)),
             }),
         })
     }
@@ -155,7 +162,16 @@ impl Backendless {
     /// exists. Errors are logged, not returned. Returns within
     /// `shutdown_timeout` even when the backend does not answer or a login
     /// is in progress (the session is then left to expire).
+    /// Queued app log messages are sent first, within the same bound.
     pub async fn shutdown(&self) {
+        let flush = self.inner.log.flush();
+        let flushed = match self.inner.shutdown_timeout {
+            Some(limit) => tokio::time::timeout(limit, flush).await.ok(),
+            None => Some(flush.await),
+        };
+        if let Some(Err(e)) = flushed {
+            tracing::debug!(error = %e, "app log messages could not be sent at shutdown");
+        }
         if !self.inner.logout_on_shutdown {
             return;
         }
@@ -320,6 +336,45 @@ impl Client {
         Counters::new(self)
     }
 
+    /// The Files service.
+    pub fn files(&self) -> Files<'_> {
+        Files::new(self)
+    }
+
+    /// The Messaging service (publish, push, email).
+    pub fn messaging(&self) -> Messaging<'_> {
+        Messaging::new(self)
+    }
+
+    /// The app log's logger `name`; its messages go out under this client's
+    /// identity, in batches (see [`Logger`]).
+    pub fn logger(&self, name: &str) -> Logger {
+        Logger::new(self.clone(), name, Arc::clone(&self.backendless.inner.log))
+    }
+
+    /// This client's deadline, if it has one.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The same identity with no deadline (the log queue's background sends).
+    pub(crate) fn without_deadline(mut self) -> Self {
+        self.deadline = None;
+        self
+    }
+
+    /// Whether `other` sends the same identity (and token).
+    pub(crate) fn same_identity(&self, other: &Client) -> bool {
+        match (&self.identity, &other.identity) {
+            (Identity::Caller(a), Identity::Caller(b)) => {
+                a.as_ref().map(UserToken::expose) == b.as_ref().map(UserToken::expose)
+            }
+            (Identity::Superuser, Identity::Superuser)
+            | (Identity::ServerKey, Identity::ServerKey) => true,
+            _ => false,
+        }
+    }
+
     /// Sends `call` and decodes the reply into `T`.
     pub(crate) async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, SdkError> {
         let service = call.service;
@@ -328,30 +383,40 @@ impl Client {
 
     /// Sends `call` as this client's identity.
     pub(crate) async fn send_raw(&self, call: Call) -> Result<Value, SdkError> {
+        self.send_as(call, Want::Json).await.map(Reply::into_json)
+    }
+
+    /// Sends `call` as this client's identity; the reply's bytes as they came.
+    pub(crate) async fn send_bytes(&self, call: Call) -> Result<Bytes, SdkError> {
+        self.send_as(call, Want::Bytes).await.map(Reply::into_bytes)
+    }
+
+    async fn send_as(&self, call: Call, want: Want) -> Result<Reply, SdkError> {
         let inner = &self.backendless.inner;
         let kind = self.identity();
         match &self.identity {
             Identity::Caller(token) => {
                 inner
                     .transport
-                    .execute(
+                    .execute_as(
                         &call,
                         token.as_ref().map(UserToken::expose),
                         kind,
                         self.deadline,
+                        want,
                     )
                     .await
             }
             Identity::ServerKey => {
                 inner
                     .transport
-                    .execute(&call, None, kind, self.deadline)
+                    .execute_as(&call, None, kind, self.deadline, want)
                     .await
             }
             Identity::Superuser => {
                 let session = &inner.session;
                 let token = self.within_deadline(&call, session.token()).await??;
-                match self.as_superuser(&call, &token).await {
+                match self.as_superuser(&call, &token, want).await {
                     Err(e) if e.is_invalid_session() => {
                         tracing::debug!(
                             service = call.service.as_str(),
@@ -360,7 +425,7 @@ impl Client {
                         let fresh = self
                             .within_deadline(&call, session.refresh(&token))
                             .await??;
-                        self.as_superuser(&call, &fresh).await
+                        self.as_superuser(&call, &fresh, want).await
                     }
                     other => other,
                 }
@@ -370,15 +435,21 @@ impl Client {
 
     /// Sends `call` with the superuser's `token`; a reply that does not
     /// reject the token counts as a use of the session.
-    async fn as_superuser(&self, call: &Call, token: &UserToken) -> Result<Value, SdkError> {
+    async fn as_superuser(
+        &self,
+        call: &Call,
+        token: &UserToken,
+        want: Want,
+    ) -> Result<Reply, SdkError> {
         let inner = &self.backendless.inner;
         let result = inner
             .transport
-            .execute(
+            .execute_as(
                 call,
                 Some(token.expose()),
                 IdentityKind::Superuser,
                 self.deadline,
+                want,
             )
             .await;
         match &result {

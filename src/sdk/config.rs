@@ -57,6 +57,8 @@ pub struct SdkConfig {
     pub shutdown_timeout: Duration,
     /// How failed superuser logins back off.
     pub login_backoff: LoginBackoffConfig,
+    /// When the app log's queue sends ([`crate::sdk::Logger`]).
+    pub log_policy: crate::sdk::LogPolicy,
 }
 
 /// The default [`SdkConfig::login_timeout`]: 15 s.
@@ -89,6 +91,7 @@ impl SdkConfig {
             login_timeout: LOGIN_TIMEOUT,
             logout_timeout: LOGOUT_TIMEOUT,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            log_policy: crate::sdk::LogPolicy::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl fmt::Debug for SdkConfig {
             .field("login_timeout", &self.login_timeout)
             .field("logout_timeout", &self.logout_timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("log_policy", &self.log_policy)
             .finish()
     }
 }

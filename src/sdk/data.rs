@@ -116,7 +116,7 @@ impl Query {
         self
     }
 
-    fn apply(&self, mut call: Call) -> Result<Call, SdkError> {
+    pub(crate) fn apply(&self, mut call: Call) -> Result<Call, SdkError> {
         if let Some(clause) = &self.where_clause {
             call = call.query("where", clause);
         }

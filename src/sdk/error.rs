@@ -69,6 +69,17 @@ pub enum SdkError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// The operation is reserved to another identity; no request was sent
+    /// (assigning roles needs the server key, i.e. the CloudCode key).
+    #[error("{operation} needs the {needed} identity, not {actual}")]
+    WrongIdentity {
+        /// The operation, e.g. `assignRole`.
+        operation: &'static str,
+        /// The identity it needs.
+        needed: crate::sdk::IdentityKind,
+        /// The identity of the client it was called on.
+        actual: crate::sdk::IdentityKind,
+    },
     /// The shared superuser session could not be established.
     #[error(transparent)]
     Login(#[from] LoginError),

@@ -14,6 +14,9 @@ mod config;
 mod counters;
 mod data;
 mod error;
+mod files;
+mod logging;
+mod messaging;
 mod session;
 mod transport;
 mod users;
@@ -33,5 +36,8 @@ pub use error::{
     LoginError, LoginErrorKind, SdkError, TimeoutLimit, BAD_CREDENTIALS_CODE,
     INVALID_SESSION_CODES, LOGIN_LIMIT_CODES,
 };
+pub use files::{FileInfo, FileUrl, Files, Listing, MAX_SAVE_BYTES};
+pub use logging::{LogEntry, LogLevel, LogPolicy, Logger};
+pub use messaging::{Email, EmailEnvelope, MessageStatus, Messaging, PublishOptions};
 pub use session::{Lease, LeaseId, MemorySessionStore, SessionStore};
-pub use users::{LoggedIn, Users};
+pub use users::{LoggedIn, UserStatus, Users};

@@ -4,8 +4,11 @@
 //! This module knows nothing of identities beyond the token it is handed;
 //! choosing the token is [`super::client`]'s job.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use parking_lot::Mutex;
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +27,9 @@ pub(crate) enum Service {
     Data,
     Cache,
     Counters,
+    Files,
+    Messaging,
+    Logging,
 }
 
 impl Service {
@@ -33,6 +39,9 @@ impl Service {
             Service::Data => "data",
             Service::Cache => "cache",
             Service::Counters => "counters",
+            Service::Files => "files",
+            Service::Messaging => "messaging",
+            Service::Logging => "logging",
         }
     }
 }
@@ -44,6 +53,23 @@ pub(crate) enum Segment {
     Secret(String),
 }
 
+/// A request body.
+#[derive(Clone)]
+pub(crate) enum Payload {
+    /// `application/json`.
+    Json(Value),
+    /// `text/plain` (a file's bytes in base64, as the JS SDK's `saveFile` sends them).
+    Text(String),
+    /// `multipart/form-data` with one part `file` (the file upload).
+    File { name: String, bytes: Bytes },
+    /// `multipart/form-data` with one streamed part `file`. A stream can be
+    /// sent once: a second attempt (a superuser retry) fails.
+    FileStream {
+        name: String,
+        body: Arc<Mutex<Option<reqwest::Body>>>,
+    },
+}
+
 /// One backend request, before the identity is applied.
 #[derive(Clone)]
 pub(crate) struct Call {
@@ -51,7 +77,9 @@ pub(crate) struct Call {
     pub(crate) method: Method,
     pub(crate) segments: Vec<Segment>,
     pub(crate) query: Vec<(&'static str, String)>,
-    pub(crate) body: Option<Value>,
+    pub(crate) body: Option<Payload>,
+    /// Keeps a trailing `/` after the last segment (the JS SDK's directory URLs).
+    pub(crate) trailing_slash: bool,
 }
 
 impl Call {
@@ -70,6 +98,7 @@ impl Call {
                 .collect(),
             query: Vec::new(),
             body: None,
+            trailing_slash: false,
         }
     }
 
@@ -87,6 +116,12 @@ impl Call {
 
     /// Sets the JSON body.
     pub(crate) fn body(mut self, body: Value) -> Self {
+        self.body = Some(Payload::Json(body));
+        self
+    }
+
+    /// Sets another kind of body.
+    pub(crate) fn payload(mut self, body: Payload) -> Self {
         self.body = Some(body);
         self
     }
@@ -102,6 +137,37 @@ impl Call {
             }
         }
         path
+    }
+}
+
+/// How a successful reply is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// As JSON.
+    Json,
+    /// As the bytes that came.
+    Bytes,
+}
+
+/// A successful reply, read as [`Want`] said.
+pub(crate) enum Reply {
+    Json(Value),
+    Bytes(Bytes),
+}
+
+impl Reply {
+    pub(crate) fn into_json(self) -> Value {
+        match self {
+            Reply::Json(v) => v,
+            Reply::Bytes(_) => Value::Null,
+        }
+    }
+
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Reply::Bytes(b) => b,
+            Reply::Json(v) => Bytes::from(v.to_string()),
+        }
     }
 }
 
@@ -176,6 +242,9 @@ impl Transport {
                     Segment::Plain(s) | Segment::Secret(s) => segments.push(s),
                 };
             }
+            if call.trailing_slash {
+                segments.push("");
+            }
         }
         if !call.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
@@ -196,6 +265,39 @@ impl Transport {
         identity: IdentityKind,
         deadline: Option<Instant>,
     ) -> Result<Value, SdkError> {
+        self.run(call, token, identity, deadline, json_reply).await
+    }
+
+    /// Like [`Transport::execute`], with the reply as `want` says: JSON, or
+    /// the bytes as they came (a download), at most [`MAX_REPLY_BYTES`].
+    pub(crate) async fn execute_as(
+        &self,
+        call: &Call,
+        token: Option<&str>,
+        identity: IdentityKind,
+        deadline: Option<Instant>,
+        want: Want,
+    ) -> Result<Reply, SdkError> {
+        match want {
+            Want::Json => self
+                .run(call, token, identity, deadline, json_reply)
+                .await
+                .map(Reply::Json),
+            Want::Bytes => self
+                .run(call, token, identity, deadline, |_, bytes| Ok(bytes))
+                .await
+                .map(Reply::Bytes),
+        }
+    }
+
+    async fn run<T>(
+        &self,
+        call: &Call,
+        token: Option<&str>,
+        identity: IdentityKind,
+        deadline: Option<Instant>,
+        finish: impl FnOnce(&'static str, Bytes) -> Result<T, SdkError>,
+    ) -> Result<T, SdkError> {
         let service = call.service.as_str();
         let path = call.log_path();
         tracing::debug!(
@@ -206,7 +308,10 @@ impl Transport {
             "backend call"
         );
         let started = Instant::now();
-        let result = self.exchange(call, token, deadline).await;
+        let result = match self.exchange(call, token, deadline).await {
+            Ok(bytes) => finish(service, bytes),
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
         let outcome = match &result {
             Ok(_) => "ok",
@@ -249,7 +354,7 @@ impl Transport {
         call: &Call,
         token: Option<&str>,
         deadline: Option<Instant>,
-    ) -> Result<Value, SdkError> {
+    ) -> Result<Bytes, SdkError> {
         let service = call.service.as_str();
         let now = Instant::now();
         // A zero request_timeout is no cap (`SdkConfig::request_timeout`).
@@ -277,14 +382,40 @@ impl Transport {
             value.set_sensitive(true);
             request = request.header("user-token", value);
         }
-        if let Some(body) = &call.body {
-            let bytes = serde_json::to_vec(body).map_err(|e| SdkError::Decode {
-                service,
-                message: format!("could not encode the request body: {e}"),
-            })?;
-            request = request
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(bytes);
+        match &call.body {
+            None => {}
+            Some(Payload::Json(body)) => {
+                let bytes = serde_json::to_vec(body).map_err(|e| SdkError::Decode {
+                    service,
+                    message: format!("could not encode the request body: {e}"),
+                })?;
+                request = request
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(bytes);
+            }
+            Some(Payload::Text(text)) => {
+                request = request
+                    .header(CONTENT_TYPE, HeaderValue::from_static("text/plain"))
+                    .body(text.clone());
+            }
+            Some(Payload::File { name, bytes }) => {
+                let part = reqwest::multipart::Part::stream_with_length(
+                    reqwest::Body::from(bytes.clone()),
+                    bytes.len() as u64,
+                )
+                .file_name(name.clone());
+                request = request.multipart(reqwest::multipart::Form::new().part("file", part));
+            }
+            Some(Payload::FileStream { name, body }) => {
+                let body = body.lock().take().ok_or_else(|| {
+                    SdkError::invalid(
+                        "stream",
+                        "a streamed upload can be sent once; it was already sent (upload bytes to allow a retry)",
+                    )
+                })?;
+                let part = reqwest::multipart::Part::stream(body).file_name(name.clone());
+                request = request.multipart(reqwest::multipart::Form::new().part("file", part));
+            }
         }
 
         let transport_err = |e: reqwest::Error| SdkError::Transport {
@@ -292,10 +423,19 @@ impl Transport {
             source: e.without_url(),
         };
         let send = async {
-            let response = request.send().await.map_err(transport_err)?;
+            let mut response = request.send().await.map_err(transport_err)?;
             let status = response.status();
-            let bytes = response.bytes().await.map_err(transport_err)?;
-            Ok::<_, SdkError>((status, bytes))
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport_err)? {
+                if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
+                    return Err(SdkError::Decode {
+                        service,
+                        message: format!("the reply is larger than {MAX_REPLY_BYTES} bytes"),
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, SdkError>((status, Bytes::from(bytes)))
         };
         let (status, bytes) = match limit {
             Some((until, limit)) => tokio::time::timeout_at(until, send)
@@ -311,13 +451,7 @@ impl Transport {
             });
         }
         if status.is_success() {
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|e| SdkError::Decode {
-                service,
-                message: format!("the reply is not JSON: {e}"),
-            });
+            return Ok(bytes);
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => (
@@ -349,6 +483,21 @@ impl Transport {
         }
         message
     }
+}
+
+/// The most bytes a reply may have (a download included): replies are held
+/// in memory.
+pub(crate) const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+
+/// A successful reply as JSON (`Null` for an empty body).
+fn json_reply(service: &'static str, bytes: Bytes) -> Result<Value, SdkError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| SdkError::Decode {
+        service,
+        message: format!("the reply is not JSON: {e}"),
+    })
 }
 
 /// Decodes a reply into `T`; the error names the service.

@@ -1,5 +1,6 @@
 //! The Users service: registration, login, logout, token validation, lookup
-//! and the current identity's roles.
+//! and search, updates, roles (the current identity's; assigning them with
+//! the server key), password recovery and enabling or disabling accounts.
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -7,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::Client;
-use super::data::Saved;
+use super::client::{Client, IdentityKind};
+use super::data::{Query, Saved};
 use super::error::SdkError;
 use super::transport::{decode, Call, Service};
 use crate::event::UserToken;
@@ -25,7 +26,41 @@ pub struct LoggedIn {
     pub token: UserToken,
 }
 
+/// Whether an account may log in (`userStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserStatus {
+    /// The account works.
+    Enabled,
+    /// Logins are refused (3090) and its sessions end.
+    Disabled,
+}
+
+impl UserStatus {
+    /// The wire value: `ENABLED` or `DISABLED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Enabled => "ENABLED",
+            UserStatus::Disabled => "DISABLED",
+        }
+    }
+}
+
 /// The Users service of a [`Client`].
+///
+/// # Example
+/// ```no_run
+/// # async fn run(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// use coderunner::sdk::Query;
+/// let client = ctx.server_key();
+/// let users = client.users();
+/// let found = users
+///     .find::<serde_json::Value>(&Query::new().where_clause("email LIKE '%@example.com'"))
+///     .await?;
+/// for user in &found {
+///     users.assign_role(&user.object_id, "Customer").await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Users<'a> {
     client: &'a Client,
@@ -130,5 +165,104 @@ impl<'a> Users<'a> {
     pub async fn roles(&self) -> Result<Vec<String>, SdkError> {
         let call = Call::new(Service::Users, Method::GET, ["users", "userroles"]);
         self.client.send(call).await
+    }
+
+    /// Users matching `query` (`GET data/Users`; the `Users` table's rules apply).
+    pub async fn find<U: DeserializeOwned>(
+        &self,
+        query: &Query,
+    ) -> Result<Vec<Saved<U>>, SdkError> {
+        let call = query.apply(Call::new(Service::Users, Method::GET, ["data", "Users"]))?;
+        self.client.send(call).await
+    }
+
+    /// Updates the user `id` with `changes` (`PUT users/{id}`; a `password`
+    /// changes it). A user may update only themselves; the server key may
+    /// update anyone. Returns the whole user.
+    pub async fn update<C, U>(&self, id: &str, changes: &C) -> Result<Saved<U>, SdkError>
+    where
+        C: Serialize + ?Sized,
+        U: DeserializeOwned,
+    {
+        if id.is_empty() {
+            return Err(SdkError::invalid("id", "the user id is empty"));
+        }
+        let body = serde_json::to_value(changes)
+            .map_err(|e| SdkError::invalid("changes", format!("cannot be serialized: {e}")))?;
+        if !body.is_object() {
+            return Err(SdkError::invalid(
+                "changes",
+                "must serialize to a JSON object",
+            ));
+        }
+        let call = Call::new(Service::Users, Method::PUT, ["users", id]).body(body);
+        self.client.send(call).await
+    }
+
+    /// Gives the user `user` (objectId or login) the custom role `role`
+    /// (`POST users/assignRole`). Only with the server key (the CloudCode
+    /// key): any other identity gets [`SdkError::WrongIdentity`] without a
+    /// request.
+    pub async fn assign_role(&self, user: &str, role: &str) -> Result<(), SdkError> {
+        self.change_role("assignRole", user, role).await
+    }
+
+    /// Takes the custom role `role` from `user` (`POST users/unassignRole`);
+    /// server key only, as [`Users::assign_role`].
+    pub async fn unassign_role(&self, user: &str, role: &str) -> Result<(), SdkError> {
+        self.change_role("unassignRole", user, role).await
+    }
+
+    async fn change_role(&self, op: &'static str, user: &str, role: &str) -> Result<(), SdkError> {
+        if self.client.identity() != IdentityKind::ServerKey {
+            return Err(SdkError::WrongIdentity {
+                operation: op,
+                needed: IdentityKind::ServerKey,
+                actual: self.client.identity(),
+            });
+        }
+        if user.is_empty() || role.is_empty() {
+            return Err(SdkError::invalid(
+                "role",
+                "the user and the role must not be empty",
+            ));
+        }
+        let call = Call::new(Service::Users, Method::POST, ["users", op])
+            .body(serde_json::json!({ "user": user, "roleName": role }));
+        self.client.send_raw(call).await.map(drop)
+    }
+
+    /// Starts password recovery for the user with this login
+    /// (`GET users/restorepassword/{identity}`): the backend emails them.
+    pub async fn restore_password(&self, identity: &str) -> Result<(), SdkError> {
+        if identity.is_empty() {
+            return Err(SdkError::invalid("identity", "the login is empty"));
+        }
+        let call = Call::new(
+            Service::Users,
+            Method::GET,
+            ["users", "restorepassword", identity],
+        );
+        self.client.send_raw(call).await.map(drop)
+    }
+
+    /// Enables or disables the account `id` (`PUT users/{id}/status`).
+    pub async fn set_status(&self, id: &str, status: UserStatus) -> Result<(), SdkError> {
+        if id.is_empty() {
+            return Err(SdkError::invalid("id", "the user id is empty"));
+        }
+        let call = Call::new(Service::Users, Method::PUT, ["users", id, "status"])
+            .body(serde_json::json!({ "userStatus": status.as_str() }));
+        self.client.send_raw(call).await.map(drop)
+    }
+
+    /// `set_status(id, UserStatus::Enabled)`.
+    pub async fn enable(&self, id: &str) -> Result<(), SdkError> {
+        self.set_status(id, UserStatus::Enabled).await
+    }
+
+    /// `set_status(id, UserStatus::Disabled)`.
+    pub async fn disable(&self, id: &str) -> Result<(), SdkError> {
+        self.set_status(id, UserStatus::Disabled).await
     }
 }

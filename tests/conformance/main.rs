@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use coderunner::emulator::{Emulator, EmulatorConfig, KeyKind};
 use node::{installed_version, run, skip, tool_version};
 
+#[path = "../../handlers/mod.rs"]
+mod handlers;
 #[path = "../common/node.rs"]
 mod node;
 use serde_json::Value;
@@ -276,4 +278,148 @@ fn redact(path: &str) -> String {
         Some(i) => format!("{}[token]", &path[..i + MARK.len()]),
         None => path.to_owned(),
     }
+}
+
+/// Steps of `files_flow.js`, all successful.
+const FILE_STEPS: &[&str] = &[
+    "initApp",
+    "login",
+    "saveFile",
+    "upload",
+    "downloadByUrl",
+    "listing",
+    "exists",
+    "remove",
+    "privateDeniedToAnonymous",
+    "publish",
+    "sendEmail",
+    "logout",
+];
+
+/// Files, messaging and email through the official JS SDK
+/// (`tests/conformance/files_flow.js`), against `coderunner dev`: the
+/// `DevStack` of the dev configuration, the emulator linked to a runner
+/// serving the example app's handlers.
+#[tokio::test(flavor = "multi_thread")]
+async fn js_sdk_v8_files_messaging_and_email() {
+    let Some(node) = tool_version("node") else {
+        return skip(WHAT, "`node` is not on PATH");
+    };
+    if tool_version("npm").is_none() {
+        return skip(WHAT, "`npm` is not on PATH");
+    }
+    let dir = node_dir();
+    let sdk = match tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || ensure_sdk(&dir)
+    })
+    .await
+    .expect("install task")
+    {
+        Ok(v) => v,
+        Err(why) => return skip(WHAT, &why),
+    };
+    eprintln!("node {node}, backendless {sdk}");
+
+    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
+        .expect("the dev configuration");
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    let mut emulator = EmulatorConfig::dev();
+    emulator.listen = "127.0.0.1:0".into();
+    let mut registry = coderunner::Registry::new();
+    handlers::register(&mut registry).expect("the example app registers");
+    let stack = coderunner::dev::DevStack::start(&config, emulator, registry, None)
+        .await
+        .expect("coderunner dev starts");
+    let url = stack.emulator_url.clone();
+    let inspect = stack.emulator.inspect();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/files_flow.js");
+    let mut cmd = node::node();
+    cmd.arg(&script)
+        .arg(&url)
+        .arg(dir.join("node_modules"))
+        .current_dir(&dir);
+    let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
+        .await
+        .expect("node task")
+        .expect("running node");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
+        .unwrap_or_else(|| {
+            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
+        });
+    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let context = format!(
+        "\nresult: {}\nnode stderr:\n{stderr}",
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+    let steps: BTreeMap<&str, &Value> = result["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("?"), s))
+        .collect();
+    let mut failures = Vec::new();
+    for name in FILE_STEPS {
+        match steps.get(name) {
+            None => failures.push(format!("step {name}: not run")),
+            Some(s) if s["ok"] != Value::Bool(true) => {
+                failures.push(format!("step {name}: {}", s["error"]))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, s) in &steps {
+        if !FILE_STEPS.contains(name) && s["ok"] != Value::Bool(true) {
+            failures.push(format!("step {name}: {}", s["error"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
+    assert_eq!(
+        result["facts"]["foreignHosts"],
+        serde_json::json!([]),
+        "Node only talks to 127.0.0.1{context}"
+    );
+
+    // The emulator's side: the message and the email, captured as the user.
+    let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
+    let messages = inspect.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}{context}");
+    assert_eq!(
+        messages[0].message_id,
+        result["facts"]["messageId"].as_str().unwrap_or_default()
+    );
+    assert_eq!(messages[0].channel.as_deref(), Some("conformance"));
+    assert_eq!(messages[0].message, serde_json::json!({"temperature": 3}));
+    assert_eq!(messages[0].headers, serde_json::json!({"city": "Oslo"}));
+    assert_eq!(messages[0].subtopic.as_deref(), Some("weather.today"));
+    assert_eq!(messages[0].user_id.as_deref(), Some(user_id));
+    let emails = inspect.emails();
+    assert_eq!(emails.len(), 1, "{emails:?}{context}");
+    assert_eq!(emails[0].subject.as_deref(), Some("Conformance"));
+    assert_eq!(emails[0].to, ["bob@example.com"]);
+    assert_eq!(emails[0].text.as_deref(), Some("Hello from the JS SDK"));
+    assert_eq!(emails[0].html.as_deref(), Some("<b>Hello</b>"));
+    // The uploaded file is still in the storage; the saved one was removed.
+    let listing: Value = reqwest::get(format!(
+        "{url}/dev-app/dev-rest-key/files/{}",
+        result["facts"]["dir"].as_str().unwrap_or_default()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let names: Vec<&str> = listing
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        names,
+        [result["facts"]["uploadedName"].as_str().unwrap_or_default()],
+        "{listing}{context}"
+    );
+    stack.stop().await.expect("the dev stack stops");
 }

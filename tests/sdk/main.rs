@@ -3,6 +3,7 @@
 //! the backend's side (the emulator's request log, login counts) as well as
 //! the handlers' results.
 
+mod areas;
 mod helpers;
 mod paused;
 mod surface;

@@ -385,3 +385,98 @@ async fn a_logout_the_backend_never_answers_ends_at_the_logout_timeout() {
     backendless.shutdown().await;
     assert_eq!(started.elapsed(), coderunner::sdk::LOGOUT_TIMEOUT);
 }
+
+/// Waits (in real time, at most `wait_ms`) until the emulator holds `n` log
+/// messages, letting the paused runtime run the SDK's sends meanwhile.
+async fn log_messages(
+    inspect: &Inspector,
+    n: usize,
+    wait_ms: u64,
+) -> Vec<coderunner::emulator::LogMessage> {
+    let until = std::time::Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        let messages = inspect.log_messages();
+        if messages.len() >= n || std::time::Instant::now() > until {
+            return messages;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn app_log_batches_by_size_and_by_time_under_each_identity() {
+    let (url, inspect) = emulator_elsewhere(EmulatorConfig::dev());
+    let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
+    without_timers(&mut sdk);
+    sdk.log_policy = coderunner::sdk::LogPolicy {
+        batch_size: 3,
+        interval: Duration::from_secs(1),
+        capacity: 100,
+    };
+    let backendless = Backendless::new(sdk).unwrap();
+    let alice = backendless
+        .server_key()
+        .users()
+        .login("alice@example.com", &"alice-pass".into())
+        .await
+        .unwrap();
+    let caller = backendless.caller(Some(alice.token)).logger("orders");
+    let service = backendless.server_key().logger("billing");
+
+    // Two messages: not a batch yet, and the interval has not passed.
+    caller.info("accepted");
+    service.warn("slow");
+    assert_eq!(
+        log_messages(&inspect, 1, 300).await.len(),
+        0,
+        "sent before a batch"
+    );
+    tokio::time::advance(Duration::from_millis(999)).await;
+    assert_eq!(
+        log_messages(&inspect, 1, 300).await.len(),
+        0,
+        "sent before the interval"
+    );
+    // The interval passes: both go, each under its own identity.
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let sent = log_messages(&inspect, 2, 5000).await;
+    assert_eq!(sent.len(), 2);
+    let by_logger = |name: &str| sent.iter().find(|m| m.logger == name).cloned().unwrap();
+    assert_eq!(
+        (
+            by_logger("orders").level.as_str(),
+            by_logger("orders").user_id.clone()
+        ),
+        ("INFO", Some(alice.user.object_id.clone()))
+    );
+    assert_eq!(
+        (
+            by_logger("billing").level.as_str(),
+            by_logger("billing").user_id
+        ),
+        ("WARN", None)
+    );
+
+    // Three at once: a full batch goes without waiting for the interval.
+    service.error_with("declined", "card expired");
+    service.debug("retrying");
+    service.fatal("gave up");
+    let sent = log_messages(&inspect, 5, 5000).await;
+    assert_eq!(sent.len(), 5, "a full batch left at once");
+    assert_eq!(sent[2].exception.as_deref(), Some("card expired"));
+    let levels: Vec<&str> = sent[2..].iter().map(|m| m.level.as_str()).collect();
+    assert_eq!(levels, ["ERROR", "DEBUG", "FATAL"]);
+
+    // flush() sends what waits now.
+    caller.trace("one more");
+    caller.flush().await.unwrap();
+    assert_eq!(inspect.log_messages().len(), 6);
+
+    // Shutdown sends what waits.
+    service.info("last words");
+    backendless.shutdown().await;
+    let sent = inspect.log_messages();
+    assert_eq!(sent.len(), 7);
+    assert_eq!(sent[6].message, "last words");
+}
