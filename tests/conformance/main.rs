@@ -74,6 +74,10 @@ fn node_dir() -> PathBuf {
 /// Installs the SDK into `dir` unless its exact version is already there.
 /// `Err` = why not.
 fn ensure_sdk(dir: &Path) -> Result<String, String> {
+    // The tests of this binary run at once: one installs, the others wait
+    // for it rather than install over the files it is writing.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if installed_version(dir, "backendless").as_deref() == Some(SDK_VERSION) {
         return Ok(SDK_VERSION.to_owned());
     }
