@@ -87,8 +87,33 @@ struct Inner {
     capacity_horizon: AtomicI64,
 }
 
+/// Hashes a [`Key`] to its high half: it is already a keyed hash, so
+/// hashing it again (SipHash, the default) would only cost time. (The low
+/// half picks the shard.)
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used for a `Key`; any other input still hashes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = (key >> 64) as u64;
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 struct Shard {
-    entries: HashMap<Key, Entry>,
+    entries: KeyMap<Entry>,
     /// `(signed timestamp, id)`: the order in which ids are forgotten.
     by_time: BTreeSet<(i64, Key)>,
     /// `(sequence, id)` of the kept replies, oldest first, so that the
@@ -104,7 +129,10 @@ struct Entry {
     /// The latest signed timestamp this id was accepted with: the id is
     /// remembered while a delivery with that timestamp could be accepted.
     signed_at: i64,
-    body: BodyHash,
+    /// The first 64 bits of the body's hash: enough to tell a retry from
+    /// another body under the same id (both come from the signer), and an
+    /// entry half the size of one with the whole hash.
+    body: u64,
     state: State,
 }
 
@@ -122,7 +150,7 @@ impl Dedupe {
     pub fn new(capacity: usize, reply_bytes: usize, tolerance_secs: u64) -> Self {
         let shard = || {
             Mutex::new(Shard {
-                entries: HashMap::new(),
+                entries: KeyMap::default(),
                 by_time: BTreeSet::new(),
                 replies: BTreeMap::new(),
                 reply_bytes: 0,
@@ -156,6 +184,7 @@ impl Dedupe {
     /// the epoch).
     pub fn admit(&self, id: &str, signed_at: i64, body: BodyHash, now: i64) -> Admission {
         let key = self.key(id);
+        let body = body_fingerprint(&body);
         let mut shard = self.shard(key).lock();
         shard.expire(now.saturating_sub(self.inner.tolerance_secs));
         if let Some(entry) = shard.entries.get(&key) {
@@ -297,6 +326,12 @@ impl Dedupe {
     }
 }
 
+fn body_fingerprint(hash: &BodyHash) -> u64 {
+    let mut first = [0; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(first)
+}
+
 impl Shard {
     /// Forgets ids whose signed timestamp is before `oldest_acceptable`: no
     /// delivery carrying it passes the signature check any more. The horizon
@@ -374,6 +409,13 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000;
     const H: BodyHash = [7; 32];
+
+    #[test]
+    fn a_remembered_id_takes_48_bytes_of_table() {
+        // The set holds `seen_ids_capacity` of these (200,000 by default):
+        // a field more is megabytes more (docs/benchmarks.md).
+        assert!(std::mem::size_of::<(Key, Entry)>() <= 48);
+    }
 
     fn reply(text: &str) -> KeptReply {
         KeptReply {
