@@ -280,6 +280,16 @@ async fn dev(cli: &Cli, args: &DevArgs, register: Register) -> Result<(), String
         "  runner                      {}",
         stack.runner_url
     ));
+    if config.console.enabled {
+        banner.push(format!(
+            "  runner console              {}/console/",
+            stack.runner_url
+        ));
+    }
+    banner.push(format!(
+        "  emulator console            {}/__emulator/console/",
+        stack.emulator_url
+    ));
     banner.push(format!(
         "  inspect requests            {}/__emulator/requests",
         stack.emulator_url
@@ -346,7 +356,15 @@ async fn emulator(cli: &Cli) -> Result<(), String> {
 }
 
 async fn serve(cli: &Cli, register: Register) -> Result<(), String> {
+    use secrecy::ExposeSecret;
     let config = load(cli, Vec::new())?;
+    if config.console.enabled && config.console.token.expose_secret().is_empty() {
+        return Err(
+            "invalid configuration: key `console.token` must be set when `console.enabled` is \
+             true in `serve` (or CODERUNNER__CONSOLE__TOKEN_FILE)"
+                .to_owned(),
+        );
+    }
     crate::telemetry::init_logging(&config.log);
     let runner = Runner::new(&config, registry(register)?).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)

@@ -38,7 +38,11 @@ pub const SECRET_KEYS: &[&str] = &[
     "backendless.api_key",
     "backendless.superuser.password",
     "emulator.runner.secret",
+    "console.token",
 ];
+
+/// The most invocations `console.ring_size` may keep.
+pub const MAX_CONSOLE_RING: usize = 100_000;
 
 /// The longest duration a `*_ms` or `*_secs` key may hold: one year. Longer
 /// ones would overflow clock arithmetic (`Instant + Duration`) when used.
@@ -98,6 +102,36 @@ pub struct Config {
     pub timers: TimersConfig,
     /// Where the state a fleet shares is kept.
     pub store: StoreConfig,
+    /// The web console (`/console`).
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve `/console` on the runner's port (on in `dev`, off in `serve`).
+    pub enabled: bool,
+    /// The token a browser or client must present; empty = loopback
+    /// clients only. `serve` refuses an enabled console without one.
+    #[serde(deserialize_with = "secret")]
+    pub token: SecretString,
+    /// How many recent invocations are kept.
+    pub ring_size: usize,
+    /// Serve the console on a listener of its own at this address instead
+    /// of the runner's port; empty = the runner's port.
+    pub listen: String,
+}
+
+impl std::fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("enabled", &self.enabled)
+            .field("token", &"[redacted]")
+            .field("ring_size", &self.ring_size)
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 /// Where the superuser session, the seen webhook ids and the timer locks
@@ -679,6 +713,17 @@ impl Config {
                 )));
             }
         }
+        if !(1..=MAX_CONSOLE_RING).contains(&self.console.ring_size) {
+            return Err(ConfigError(format!(
+                "key `console.ring_size` must be between 1 and {MAX_CONSOLE_RING}"
+            )));
+        }
+        if !self.console.listen.is_empty() && self.console.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "key `console.listen`: `{}` is not an address such as 127.0.0.1:8201",
+                self.console.listen
+            )));
+        }
         if self.tasks.handler_threads > MAX_HANDLER_THREADS {
             return Err(ConfigError(format!(
                 "key `tasks.handler_threads` must be at most {MAX_HANDLER_THREADS}"
@@ -1000,5 +1045,28 @@ mod tests {
         let config = Config::from_figment(figment).unwrap();
         assert_eq!(config.security.webhook_secrets[0].expose_secret(), secret);
         assert!(!format!("{config:?}").contains(&secret));
+    }
+
+    #[test]
+    fn the_console_is_off_by_default_on_in_dev_and_its_token_is_a_secret() {
+        let defaults = Config::from_toml("").unwrap();
+        assert!(!defaults.console.enabled);
+        assert_eq!(defaults.console.ring_size, 500);
+        let dev = Config::from_toml(DEV_TOML).unwrap();
+        assert!(dev.console.enabled);
+        assert!(dev.console.token.expose_secret().is_empty());
+
+        let figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(EnvLayer::from_pairs([("console.token", "12345")]));
+        let config = Config::from_figment(figment).unwrap();
+        assert_eq!(config.console.token.expose_secret(), "12345");
+        assert!(!format!("{config:?}").contains("12345"));
+
+        let err = Config::from_toml("[console]\nlisten = \"console\"\n").unwrap_err();
+        assert!(err.to_string().contains("console.listen"), "{err}");
+        for size in ["0", "100001"] {
+            let err = Config::from_toml(&format!("[console]\nring_size = {size}\n")).unwrap_err();
+            assert!(err.to_string().contains("console.ring_size"), "{err}");
+        }
     }
 }

@@ -185,6 +185,10 @@ impl DevStack {
             }
         }
         .map_err(|e| DevError::Config(e.to_string()))?;
+        runner.console_link(
+            "Emulator console",
+            &format!("{emulator_url}/__emulator/console/"),
+        );
 
         // The runner stops first (its in-flight tasks and the superuser's
         // logout still need the emulator), then the emulator.

@@ -26,6 +26,7 @@ use crate::event::wire::{
 };
 use crate::event::{EventDef, RunnerContext};
 use crate::handler::Context;
+use crate::invocation_log::{bounded, CallLog, InvocationLog, InvocationRecord, RecordedError};
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
 
@@ -143,6 +144,8 @@ pub struct Routed {
     /// Held until the handler returns, also past its deadline: what a
     /// transport counts its tasks in flight with.
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The backend calls the handler makes, when the console records them.
+    calls: Option<CallLog>,
 }
 
 impl Routed {
@@ -183,6 +186,9 @@ pub struct Dispatcher {
     metrics: Arc<InvocationMetrics>,
     /// Where handlers run; `None`: on the caller's runtime.
     handlers: Option<HandlerRuntime>,
+    /// The recent invocations the console shows; `None` when it is off
+    /// (then recording costs nothing).
+    invocations: Option<Arc<InvocationLog>>,
 }
 
 impl Dispatcher {
@@ -196,7 +202,15 @@ impl Dispatcher {
             app_log: None,
             metrics,
             handlers: None,
+            invocations: None,
         }
+    }
+
+    /// Records every task's invocation (and its handler's backend calls)
+    /// in `log`, which the console reads.
+    pub(crate) fn with_invocation_log(mut self, log: Arc<InvocationLog>) -> Self {
+        self.invocations = Some(log);
+        self
     }
 
     /// Runs handlers on `runtime` rather than on the caller's.
@@ -213,8 +227,34 @@ impl Dispatcher {
             _ => None,
         };
         tracing::warn!(task.id = %task_id, error = %error, "task not routed");
+        let elapsed = started.elapsed();
         self.metrics
-            .record_unroutable(event, error.outcome(), started.elapsed());
+            .record_unroutable(event, error.outcome(), elapsed);
+        if let Some(log) = &self.invocations {
+            let target = match error {
+                RouteError::UnknownEvent { target, .. } | RouteError::NoHandler { target, .. } => {
+                    target.as_str()
+                }
+                _ => "",
+            };
+            log.push(InvocationRecord {
+                seq: 0,
+                at_ms: arrived_ms(elapsed),
+                task_id: bounded(task_id),
+                event: event.map_or("unknown", |e| e.name),
+                provider: event.map_or("unknown", |e| e.provider.as_str()),
+                target: bounded(target),
+                is_async: false,
+                outcome: error.outcome().as_str(),
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                error: Some(RecordedError {
+                    code: 0,
+                    message: bounded(&error.to_string()),
+                }),
+                calls: Vec::new(),
+                calls_dropped: 0,
+            });
+        }
     }
 
     /// Runs a routed task as every transport does: in a span carrying the
@@ -244,6 +284,7 @@ impl Dispatcher {
             duration_ms = field::Empty,
         );
         let dispatcher = self.clone();
+        let calls = routed.calls.clone();
         async move {
             let (reply, outcome) = dispatcher.run(routed).await;
             let elapsed = started.elapsed();
@@ -268,6 +309,26 @@ impl Dispatcher {
                 ),
             }
             dispatcher.metrics.record(event, &target, outcome, elapsed);
+            if let (Some(log), Some(calls)) = (&dispatcher.invocations, &calls) {
+                let record = InvocationRecord {
+                    seq: 0,
+                    at_ms: arrived_ms(elapsed),
+                    task_id: bounded(&reply.request_id),
+                    event: event.name,
+                    provider: event.provider.as_str(),
+                    target: bounded(&target),
+                    is_async,
+                    outcome: outcome.as_str(),
+                    duration_ms,
+                    error: reply.exception.as_ref().map(|e| RecordedError {
+                        code: e.code,
+                        message: bounded(&e.exception_message),
+                    }),
+                    calls: Vec::new(),
+                    calls_dropped: 0,
+                };
+                log.push(record.with_calls(calls));
+            }
             reply
         }
         .instrument(span)
@@ -364,6 +425,7 @@ impl Dispatcher {
             run,
             app_log,
             slot: None,
+            calls: self.invocations.as_ref().map(|_| CallLog::default()),
         })
     }
 
@@ -378,6 +440,7 @@ impl Dispatcher {
             run,
             app_log,
             slot,
+            calls,
         } = routed;
         let event = handler.event;
         // Lines the handler logs are collected inside its own task.
@@ -386,6 +449,12 @@ impl Dispatcher {
         let task = {
             let lines = lines.clone();
             async move {
+                let body = async move {
+                    match calls {
+                        Some(calls) => calls.scope(body).await,
+                        None => body.await,
+                    }
+                };
                 let ran = match lines {
                     Some(lines) => lines.scope(body).await,
                     None => body.await,
@@ -501,6 +570,14 @@ impl Dispatcher {
             Outcome::Ok,
         )
     }
+}
+
+/// When a task that took `elapsed` so far arrived, in ms since the Unix epoch.
+fn arrived_ms(elapsed: Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(now.saturating_sub(elapsed).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The reply arguments of an after-event: the context, then the arguments

@@ -17,6 +17,7 @@ pub mod emulator;
 pub mod event;
 pub mod handler;
 pub(crate) mod handler_runtime;
+pub(crate) mod invocation_log;
 pub mod management;
 pub mod model;
 pub mod registry;
@@ -46,4 +47,6 @@ pub mod guides {
     pub struct Identities;
     #[doc = include_str!("../docs/emulator.md")]
     pub struct Emulator;
+    #[doc = include_str!("../docs/console.md")]
+    pub struct Console;
 }

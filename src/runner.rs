@@ -10,8 +10,10 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError, StoreKind};
 use crate::dispatch::{Dispatcher, HandlerRuntime};
+use crate::invocation_log::InvocationLog;
 use crate::registry::Registry;
 use crate::sdk::{Backendless, SdkConfig, SuperuserCredentials};
+use crate::server::console::{Console, SessionHook};
 use crate::server::{Server, ServerOptions};
 use crate::store::redis::RedisStoreOptions;
 use crate::store::{RedisStore, SeenIds};
@@ -43,6 +45,10 @@ pub struct Runner {
     own_timers: Option<String>,
     /// The fleet's shared state, with `[store] kind = "redis"`.
     store: Option<RedisStore>,
+    /// The web console, when `[console] enabled`.
+    console: Option<Arc<Console>>,
+    /// The console's own address (`console.listen`); `None` = the runner's port.
+    console_listen: Option<std::net::SocketAddr>,
 }
 
 /// The SDK configuration of `[backendless]`.
@@ -99,6 +105,13 @@ impl Runner {
             .map_err(|e| ConfigError::new(format!("key `tasks.handler_threads`: {e}")))?;
         let mut dispatcher = Dispatcher::new(Arc::new(registry), config.task_limits())
             .with_handler_runtime(handlers);
+        let invocations = config
+            .console
+            .enabled
+            .then(|| Arc::new(InvocationLog::new(config.console.ring_size)));
+        if let Some(log) = &invocations {
+            dispatcher = dispatcher.with_invocation_log(Arc::clone(log));
+        }
         if config.log.app_log {
             let sender = crate::app_log::AppLogSender::default();
             dispatcher = dispatcher.with_app_log(Arc::new(move |target, task_id, lines| {
@@ -177,8 +190,25 @@ impl Runner {
                 .clone()
                 .map(|store| Arc::new(store) as Arc<dyn SeenIds>),
         };
+        let console = invocations.map(|log| {
+            let session: Option<SessionHook> = sdk.clone().map(|sdk| {
+                Arc::new(move || serde_json::to_value(sdk.session_status()).unwrap_or_default())
+                    as SessionHook
+            });
+            Arc::new(Console::new(
+                dispatcher.clone(),
+                log,
+                &config.console.token,
+                session,
+            ))
+        });
+        let console_listen = config.console.listen.parse().ok();
+        let mut server = Server::new(dispatcher.clone(), verifier, options);
+        if let (Some(console), None) = (&console, console_listen) {
+            server = server.with_console(Arc::clone(console));
+        }
         Ok(Runner {
-            server: Server::new(dispatcher.clone(), verifier, options),
+            server,
             dispatcher,
             sdk,
             redis,
@@ -186,12 +216,23 @@ impl Runner {
             own_timers: (config.timers.scheduler == crate::config::TimerScheduler::Runner)
                 .then(|| config.backendless.app_id.clone()),
             store,
+            console,
+            console_listen,
         })
     }
 
     /// The HTTP server.
     pub fn server(&self) -> &Server {
         &self.server
+    }
+
+    /// Links the console's header to another console (the emulator's in
+    /// `coderunner dev`); nothing when the console is off.
+    #[cfg(feature = "emulator")]
+    pub(crate) fn console_link(&self, label: &str, url: &str) {
+        if let Some(console) = &self.console {
+            console.link(label, url);
+        }
     }
 
     /// The dispatcher, to run tasks in-process without HTTP (the test
@@ -208,6 +249,24 @@ impl Runner {
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         crate::telemetry::spawn_metrics_upkeep(shutdown.clone());
+        if let Some(console) = &self.console {
+            console.spawn_sampler(shutdown.clone());
+            if let Some(addr) = self.console_listen {
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("key `console.listen`: cannot listen on {addr}: {e}"),
+                    )
+                })?;
+                let console_address = listener.local_addr()?;
+                tracing::info!(%console_address, "console listening");
+                tokio::spawn(Server::serve_console(
+                    Arc::clone(console),
+                    listener,
+                    shutdown.clone(),
+                ));
+            }
+        }
         if let Some(store) = &self.store {
             tokio::spawn(store.clone().watch(shutdown.clone()));
         }

@@ -366,6 +366,59 @@ impl Dispatcher {
         ))
     }
 
+    /// Sends a recorded task again, its arguments as recorded and its
+    /// context that of `caller`; the runner's reply.
+    pub(crate) async fn replay(
+        &self,
+        caller: &Caller,
+        recorded: &super::inspect::SentTask,
+    ) -> Result<InvocationResult, ApiError> {
+        let bytes = serde_json::to_vec(&recorded.body).map_err(ApiError::internal)?;
+        let task = Task::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                0,
+                format!("the recorded task cannot be read again: {}", e.message),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+        })?;
+        let event = EventId(task.event_id);
+        let Some((route, _)) = self.find_handler(event, &task.target).await? else {
+            return Err(ApiError::new(
+                0,
+                format!(
+                    "no runner handles {} on `{}` any more",
+                    recorded.event_name, task.target
+                ),
+            )
+            .with_status(StatusCode::NOT_FOUND));
+        };
+        let mut values = task.arguments.values;
+        let context = self.context(caller, &task.target);
+        match values.first_mut() {
+            Some(first) => *first = context,
+            None => values.push(context),
+        }
+        self.invoke(route, event, &task.target, false, values)
+            .await?
+            .ok_or_else(|| ApiError::internal("a synchronous task got no reply"))
+    }
+
+    /// The custom events the linked runner handles (over HTTP; none known
+    /// through Redis).
+    pub(crate) async fn custom_events(&self) -> Vec<String> {
+        let Some(link) = &self.link else {
+            return Vec::new();
+        };
+        match self.handlers(link).await {
+            Ok(list) => list
+                .iter()
+                .filter(|h| h.event_id == crate::event::custom::EXECUTE.0)
+                .map(|h| h.target.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn context(&self, caller: &Caller, target: &str) -> Value {
         let user = caller.user.as_ref();
         let ctx = RunnerContext {

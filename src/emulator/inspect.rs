@@ -293,6 +293,16 @@ impl Log {
             .or_insert(0) += 1;
     }
 
+    /// The recorded task with this id, if still kept.
+    pub(crate) fn task_by_id(&self, id: &str) -> Option<SentTask> {
+        self.tasks
+            .lock()
+            .iter()
+            .rev()
+            .find(|t| t.body.get("id").and_then(Value::as_str) == Some(id))
+            .cloned()
+    }
+
     pub(crate) fn task(&self, t: SentTask) {
         let mut q = self.tasks.lock();
         if q.len() >= self.capacity {

@@ -22,6 +22,7 @@ mod auth;
 mod cache;
 mod client_log;
 mod config;
+mod console;
 mod counters;
 mod data;
 mod dispatch;
@@ -79,6 +80,8 @@ pub(crate) struct AppState {
     deploys: servercode::Deploys,
     /// The file storage.
     files: files::FileStore,
+    /// The users the console logged in, with their sessions.
+    acting: console::ActingAs,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -137,6 +140,7 @@ impl Emulator {
             inspect_token: uuid::Uuid::new_v4().simple().to_string(),
             deploys: servercode::Deploys::default(),
             files,
+            acting: console::ActingAs::default(),
         };
         Ok(Emulator {
             state: Arc::new(state),
@@ -263,6 +267,7 @@ impl Emulator {
             .route("/emails", get(inspect::inspect_emails))
             .route("/sessions/{user}/expire", post(inspect::inspect_expire))
             .route("/timers/{name}/run", post(servercode::run_timer))
+            .merge(console::router())
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(

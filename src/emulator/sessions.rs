@@ -136,6 +136,17 @@ impl Sessions {
         }
     }
 
+    /// The open sessions, with the seconds each has been idle.
+    pub fn list(&self) -> Vec<(SessionUser, u64)> {
+        let now = Instant::now();
+        self.by_token
+            .lock()
+            .values()
+            .filter(|s| now.duration_since(s.last_used) < self.timeout)
+            .map(|s| (s.user.clone(), now.duration_since(s.last_used).as_secs()))
+            .collect()
+    }
+
     /// Ends every session of the user with this id or login; how many.
     pub fn close_user(&self, user: &str) -> usize {
         let mut map = self.by_token.lock();

@@ -353,6 +353,32 @@ pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StoreError> {
     Ok(out)
 }
 
+/// The classes that hold objects, with how many each holds, by name.
+pub fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT class, COUNT(*) FROM objects GROUP BY class ORDER BY class")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (class, n) = row?;
+        out.push((class, u64::try_from(n).unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// The newest `limit` objects of `class`, newest first.
+pub fn recent(conn: &Connection, class: &str, limit: u32) -> Result<Vec<Object>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT body FROM objects WHERE class = ?1 ORDER BY created DESC, rowid DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![class, limit], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(parse_body(&row?)?);
+    }
+    Ok(out)
+}
+
 /// Counts objects of `class` matching `condition`.
 pub fn count(
     conn: &Connection,

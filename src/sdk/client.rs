@@ -23,7 +23,9 @@ use super::error::{SdkError, TimeoutLimit};
 use super::files::Files;
 use super::logging::{LogQueue, Logger};
 use super::messaging::Messaging;
-use super::session::{MemorySessionStore, SessionLimits, SessionStore, SuperuserSession};
+use super::session::{
+    MemorySessionStore, SessionLimits, SessionStatus, SessionStore, SuperuserSession,
+};
 use super::transport::{decode, Call, Reply, Transport, Want};
 use super::users::Users;
 use crate::event::UserToken;
@@ -156,6 +158,12 @@ impl Backendless {
             identity,
             deadline: None,
         }
+    }
+
+    /// The shared superuser session's state (never its token): when it was
+    /// logged in, its renewals, re-logins and failures, and the backoff.
+    pub fn session_status(&self) -> SessionStatus {
+        self.inner.session.status()
     }
 
     /// Logs the superuser out when `logout_on_shutdown` is set and a session

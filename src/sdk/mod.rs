@@ -39,5 +39,5 @@ pub use error::{
 pub use files::{FileInfo, FileUrl, Files, Listing, MAX_SAVE_BYTES};
 pub use logging::{LogEntry, LogLevel, LogPolicy, Logger};
 pub use messaging::{Email, EmailEnvelope, MessageStatus, Messaging, PublishOptions};
-pub use session::{Lease, LeaseId, MemorySessionStore, SessionStore};
+pub use session::{Lease, LeaseId, MemorySessionStore, SessionStatus, SessionStore};
 pub use users::{LoggedIn, UserStatus, Users};

@@ -172,6 +172,54 @@ impl Backoff {
     }
 }
 
+/// What the console shows of the superuser session: no token, no password.
+///
+/// # Example
+/// ```no_run
+/// # fn show(backendless: &coderunner::sdk::Backendless) {
+/// let status = backendless.session_status();
+/// if let Some(wait) = status.backoff_ms {
+///     println!("logins are paused for {wait} ms after {} failures", status.failed_logins);
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStatus {
+    /// Whether superuser credentials are configured.
+    pub configured: bool,
+    /// `memory` or `redis`: where the token is kept.
+    pub store: &'static str,
+    /// When this process last got a token (its login, or another process's
+    /// through a shared store), ms since the Unix epoch.
+    pub logged_in_since_ms: Option<u64>,
+    /// Successful logins by this process.
+    pub logins: u64,
+    /// Logins made to renew a token before it lapsed.
+    pub renewals: u64,
+    /// Logins made because the backend rejected the token.
+    pub relogins: u64,
+    /// Failed logins.
+    pub failed_logins: u64,
+    /// While logins are paused after failures: the time left, in ms.
+    pub backoff_ms: Option<u64>,
+    /// The kind of the last failed login (`bad_credentials`, `unreachable`, ...).
+    pub last_error: Option<&'static str>,
+    /// The Backendless code of the last failed login, if it had one.
+    pub last_error_code: Option<i64>,
+}
+
+/// The session's history, for [`SessionStatus`].
+#[derive(Debug, Default)]
+struct History {
+    since: Option<std::time::SystemTime>,
+    logins: u64,
+    renewals: u64,
+    relogins: u64,
+    failed: u64,
+    last_error: Option<(&'static str, Option<i64>)>,
+}
+
 /// The longest a login waits for another process's lease (a lease expires
 /// by itself well before: `store.session_lease_ms`).
 const LEASE_WAIT: Duration = Duration::from_secs(45);
@@ -207,6 +255,8 @@ pub(crate) struct SuperuserSession {
     session_timeout: Option<Duration>,
     /// Bounds on a login and a logout, whatever `request_timeout` says.
     limits: SessionLimits,
+    /// Logins, renewals and failures, for the console.
+    history: parking_lot::Mutex<History>,
 }
 
 /// The most a login and a logout may take; `None` = no bound (tests on
@@ -236,6 +286,35 @@ impl SuperuserSession {
             last_used: parking_lot::Mutex::new(None),
             session_timeout,
             limits,
+            history: parking_lot::Mutex::new(History::default()),
+        }
+    }
+
+    /// The session's state, without its token.
+    pub(crate) fn status(&self) -> SessionStatus {
+        let now = Instant::now();
+        let history = self.history.lock();
+        let backoff_ms = self
+            .backoff
+            .lock()
+            .check(now)
+            .err()
+            .and_then(|e| e.retry_in)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        SessionStatus {
+            configured: self.credentials.is_some(),
+            store: self.store.kind(),
+            logged_in_since_ms: history.since.map(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }),
+            logins: history.logins,
+            renewals: history.renewals,
+            relogins: history.relogins,
+            failed_logins: history.failed,
+            backoff_ms,
+            last_error: history.last_error.map(|(kind, _)| kind),
+            last_error_code: history.last_error.and_then(|(_, code)| code),
         }
     }
 
@@ -342,6 +421,7 @@ impl SuperuserSession {
             Err(token) => {
                 // Another process replaced the token: it counts as fresh.
                 self.touch();
+                self.history.lock().since = Some(std::time::SystemTime::now());
                 return Ok(token);
             }
         };
@@ -357,9 +437,15 @@ impl SuperuserSession {
         let store = self.store.kind();
         match self.login().await {
             Ok(token) => {
-                if current.is_some() {
+                if let Some(old) = &current {
                     metrics::counter!("coderunner_superuser_relogins_total", "store" => store)
                         .increment(1);
+                    let mut history = self.history.lock();
+                    if failed.as_ref() == Some(old) {
+                        history.relogins += 1;
+                    } else {
+                        history.renewals += 1;
+                    }
                 }
                 if let Err(e) = self.store.put(lease, token.clone()).await {
                     // This process uses the token; the others will log in
@@ -459,6 +545,11 @@ impl SuperuserSession {
                 .increment(1);
                 self.touch();
                 self.backoff.lock().on_success();
+                {
+                    let mut history = self.history.lock();
+                    history.logins += 1;
+                    history.since = Some(std::time::SystemTime::now());
+                }
                 tracing::info!(store, "superuser logged in");
                 Ok(token)
             }
@@ -474,6 +565,11 @@ impl SuperuserSession {
                     .backoff
                     .lock()
                     .on_failure(Instant::now(), error.clone());
+                {
+                    let mut history = self.history.lock();
+                    history.failed += 1;
+                    history.last_error = Some((error.kind.as_str(), error.code));
+                }
                 tracing::warn!(
                     kind = %error.kind,
                     code = error.code,

@@ -187,6 +187,18 @@ async fn token_invalidated_mid_load_causes_one_relogin_and_every_call_succeeds()
         "the old token was never rejected"
     );
     assert_eq!(sessions.logins(), 2, "exactly one re-login");
+    let status = backendless.session_status();
+    assert_eq!(
+        (
+            status.logins,
+            status.relogins,
+            status.renewals,
+            status.failed_logins
+        ),
+        (2, 1, 0, 0),
+        "{status:?}"
+    );
+    assert!(status.logged_in_since_ms.is_some() && status.backoff_ms.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,6 +466,14 @@ async fn login_limit_is_a_typed_error_and_repeated_attempts_back_off() {
         "{sent} login requests in one minute"
     );
     assert!(backed_off > 200, "calls while backing off must fail fast");
+    let status = backendless.session_status();
+    assert_eq!(status.failed_logins as usize, sent, "{status:?}");
+    assert_eq!(
+        (status.logins, status.last_error, status.last_error_code),
+        (0, Some("login_limit"), Some(3044))
+    );
+    assert!(status.backoff_ms.is_some_and(|ms| ms > 0), "{status:?}");
+    assert!(status.logged_in_since_ms.is_none());
     let counter_calls = server
         .received_requests()
         .await
@@ -554,6 +574,13 @@ async fn superuser_session_is_renewed_before_the_inactivity_timeout() {
         served.load(Ordering::SeqCst),
         4,
         "no call was sent with an expired token"
+    );
+    // Both later logins replaced a token that was not rejected: renewals.
+    let status = backendless.session_status();
+    assert_eq!(
+        (status.logins, status.renewals, status.relogins),
+        (3, 2, 0),
+        "{status:?}"
     );
 }
 

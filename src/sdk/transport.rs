@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::error::{SdkError, TimeoutLimit};
 use super::IdentityKind;
+use crate::invocation_log::{bounded, BackendCall, CallLog};
 
 /// The backend service a call belongs to; a bounded metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +309,8 @@ impl Transport {
             "backend call"
         );
         let started = Instant::now();
-        let result = match self.exchange(call, token, deadline).await {
+        let mut status = None;
+        let result = match self.exchange(call, token, deadline, &mut status).await {
             Ok(bytes) => finish(service, bytes),
             Err(e) => Err(e),
         };
@@ -346,6 +348,15 @@ impl Transport {
             duration_ms = elapsed.as_millis() as u64,
             "backend call finished"
         );
+        // The console's record of the task's calls (nothing when it is off).
+        CallLog::record(|| BackendCall {
+            identity: identity_label,
+            route: bounded(&format!("{} {path}", call.method)),
+            status,
+            outcome,
+            code: result.as_ref().err().and_then(SdkError::code),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+        });
         result
     }
 
@@ -354,6 +365,7 @@ impl Transport {
         call: &Call,
         token: Option<&str>,
         deadline: Option<Instant>,
+        replied: &mut Option<u16>,
     ) -> Result<Bytes, SdkError> {
         let service = call.service.as_str();
         let now = Instant::now();
@@ -443,6 +455,7 @@ impl Transport {
                 .map_err(|_| SdkError::Timeout { service, limit })??,
             None => send.await?,
         };
+        *replied = Some(status.as_u16());
 
         if status.is_redirection() {
             return Err(SdkError::Redirected {

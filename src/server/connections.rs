@@ -51,8 +51,8 @@ pub(crate) async fn serve(
             () = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 // Out of file descriptors, for instance: wait for some to close.
@@ -68,6 +68,7 @@ pub(crate) async fn serve(
         };
         connections.spawn(serve_connection(
             stream,
+            peer,
             router.clone(),
             slot,
             limits.header_read_timeout,
@@ -90,6 +91,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     slot: Slot,
     header_read_timeout: Duration,
@@ -98,9 +100,16 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let closed = slot.shared.close.clone();
     let slot = Arc::new(slot);
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let router = router.clone();
         let slot = Arc::clone(&slot);
+        // The console answers by peer when it has no token; nothing else
+        // needs the peer, so other requests do not pay for it.
+        if request.uri().path().starts_with(super::console::PREFIX) {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         async move {
             slot.busy();
             let response = router.oneshot(request).await;

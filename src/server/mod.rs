@@ -6,6 +6,7 @@
 //! replay check -> route -> dispatcher -> reply. The server knows nothing of the SDK.
 
 mod connections;
+pub(crate) mod console;
 pub mod dedupe;
 mod error;
 
@@ -129,6 +130,8 @@ struct AppState {
 pub struct Server {
     state: Arc<AppState>,
     options: ServerOptions,
+    /// The web console, when `[console] enabled`.
+    console: Option<Arc<console::Console>>,
 }
 
 impl Server {
@@ -160,7 +163,28 @@ impl Server {
         Self {
             state: Arc::new(state),
             options,
+            console: None,
         }
+    }
+
+    /// Serves `console` on a listener of its own until `shutdown` is
+    /// cancelled (then its connections are closed).
+    pub(crate) async fn serve_console(
+        console: Arc<console::Console>,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) {
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 64,
+        };
+        connections::serve(listener, console.router(), limits, shutdown).await;
+    }
+
+    /// Serves `console` under `/console`.
+    pub(crate) fn with_console(mut self, console: Arc<console::Console>) -> Self {
+        self.console = Some(console);
+        self
     }
 
     /// The router, for embedding or for tests.
@@ -170,7 +194,7 @@ impl Server {
         } else {
             Router::new()
         };
-        router
+        let router = router
             .route("/handlers", get(handlers))
             .route("/model", get(model))
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -179,7 +203,11 @@ impl Server {
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
             })
-            .with_state(Arc::clone(&self.state))
+            .with_state(Arc::clone(&self.state));
+        match &self.console {
+            Some(console) => router.merge(console.router()),
+            None => router,
+        }
     }
 
     /// Serves on `listener` until `shutdown` is cancelled, then drains:

@@ -36,6 +36,17 @@ fn serve_refuses_bad_configuration_naming_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tasks.max_timeout_ms"), "{err}");
+
+    // The console under `serve` needs its token.
+    let out = coderunner()
+        .arg("serve")
+        .env("CODERUNNER__SECURITY__ALLOW_UNSIGNED", "true")
+        .env("CODERUNNER__CONSOLE__ENABLED", "true")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("console.token"), "{err}");
 }
 
 #[cfg(unix)]
@@ -45,6 +56,9 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
     let secret = WebhookSecret::generate();
     let secret_file = dir.path().join("webhook-secret");
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let console_token = "console-token-from-a-file";
+    let token_file = dir.path().join("console-token");
+    std::fs::write(&token_file, format!("{console_token}\n")).unwrap();
     let overlay = dir.path().join("runner.toml");
     std::fs::write(
         &overlay,
@@ -56,6 +70,9 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
         .args(["serve", "--config"])
         .arg(&overlay)
         .env("CODERUNNER__SECURITY__WEBHOOK_SECRETS_FILE", &secret_file)
+        .env("CODERUNNER__CONSOLE__ENABLED", "true")
+        .env("CODERUNNER__CONSOLE__TOKEN_FILE", &token_file)
+        .env("CODERUNNER__CONSOLE__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -67,8 +84,10 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(addr) = v["address"].as_str() {
-                    let _ = tx.send(addr.to_owned());
+                for key in ["address", "console_address"] {
+                    if let Some(addr) = v[key].as_str() {
+                        let _ = tx.send((key, addr.to_owned()));
+                    }
                 }
             }
             all.push_str(&line);
@@ -76,12 +95,32 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
         }
         all
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the runner logs its address as JSON");
+    let (mut addr, mut console_addr) = (None, None);
+    while addr.is_none() || console_addr.is_none() {
+        let (key, value) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the runner logs its addresses as JSON");
+        match key {
+            "address" => addr = Some(value),
+            _ => console_addr = Some(value),
+        }
+    }
+    let (addr, console_addr) = (addr.unwrap(), console_addr.unwrap());
 
     let health = raw_http::get_status(&format!("http://{addr}/healthz"));
     assert_eq!(health, 200);
+    // The console is on its own port, behind the token read from its file,
+    // and not on the port that takes /invoke.
+    let console = raw_http::get_status(&format!("http://{console_addr}/console/api/overview"));
+    assert_eq!(console, 401);
+    assert_eq!(
+        raw_http::get_status(&format!("http://{console_addr}/console/login")),
+        200
+    );
+    assert_eq!(
+        raw_http::get_status(&format!("http://{addr}/console/login")),
+        404
+    );
 
     // `coderunner invoke --secret` signs with the secret given.
     let invoke = |secret: &str| {
@@ -121,6 +160,7 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
     let logs = reader.join().unwrap();
     assert!(logs.contains("shutdown complete"), "{logs}");
     assert!(!logs.contains(&secret), "the secret never reaches the logs");
+    assert!(!logs.contains(console_token), "nor the console token");
 }
 
 mod raw_http {
