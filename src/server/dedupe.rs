@@ -110,12 +110,24 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
+/// A [`Key`] as two 64-bit halves, for a tighter `by_time`.
+type Halves = [u64; 2];
+
+fn halves(key: Key) -> Halves {
+    [(key >> 64) as u64, key as u64]
+}
+
+fn joined([high, low]: Halves) -> Key {
+    (u128::from(high) << 64) | u128::from(low)
+}
+
 type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 struct Shard {
     entries: KeyMap<Entry>,
     /// `(signed timestamp, id)`: the order in which ids are forgotten.
-    by_time: BTreeSet<(i64, Key)>,
+    /// (The id in two halves: a `u128` would pad each element to 32 bytes.)
+    by_time: BTreeSet<(i64, Halves)>,
     /// `(sequence, id)` of the kept replies, oldest first, so that the
     /// oldest replies make room for new ones within the byte budget.
     replies: BTreeMap<u64, Key>,
@@ -197,8 +209,8 @@ impl Dedupe {
             };
             if signed_at > known_at {
                 // A retry signed later stays replayable for longer.
-                if shard.by_time.remove(&(known_at, key)) {
-                    shard.by_time.insert((signed_at, key));
+                if shard.by_time.remove(&(known_at, halves(key))) {
+                    shard.by_time.insert((signed_at, halves(key)));
                     if let Some(entry) = shard.entries.get_mut(&key) {
                         entry.signed_at = signed_at;
                     }
@@ -221,7 +233,7 @@ impl Dedupe {
             let horizon = shard.forget_oldest();
             self.raise_capacity_horizon(horizon);
         }
-        shard.by_time.insert((signed_at, key));
+        shard.by_time.insert((signed_at, halves(key)));
         shard.entries.insert(
             key,
             Entry {
@@ -279,7 +291,7 @@ impl Dedupe {
             if matches!(entry.state, State::Running) {
                 let at = entry.signed_at;
                 shard.entries.remove(&key);
-                shard.by_time.remove(&(at, key));
+                shard.by_time.remove(&(at, halves(key)));
             }
         }
     }
@@ -352,7 +364,7 @@ impl Shard {
         if let Some(Entry {
             state: State::Done(Some(kept)),
             ..
-        }) = self.entries.remove(&id)
+        }) = self.entries.remove(&joined(id))
         {
             self.replies.remove(&kept.0);
             self.reply_bytes -= kept.1.body.len();
@@ -415,6 +427,7 @@ mod tests {
         // The set holds `seen_ids_capacity` of these (200,000 by default):
         // a field more is megabytes more (docs/benchmarks.md).
         assert!(std::mem::size_of::<(Key, Entry)>() <= 48);
+        assert!(std::mem::size_of::<(i64, Halves)>() <= 24);
     }
 
     fn reply(text: &str) -> KeptReply {
