@@ -12,6 +12,134 @@ use serde_json::{Map, Value};
 
 use crate::event::Provider;
 use crate::registry::Registry;
+use crate::service::{ParamType, RegisteredService, ServiceMethod};
+
+/// The `metaInfo` of a method, as the official runner writes it with no tags.
+fn meta_info() -> Value {
+    serde_json::json!({"args": {}, "sampleResult": null, "sampleResultLoader": null})
+}
+
+/// `definitions.types[<Service>]`: the service's methods with their
+/// parameter and return types, which the official runner reads back.
+fn service_definition(service: &RegisteredService) -> Value {
+    let methods: Map<String, Value> = service
+        .methods
+        .values()
+        .map(|m| {
+            let decl = &m.decl;
+            let params: Vec<Value> = decl
+                .params()
+                .iter()
+                .map(|p| {
+                    serde_json::json!({"name": p.name, "label": p.name,
+                                       "type": p.ty.definition(), "optional": p.optional})
+                })
+                .collect();
+            let mut tags = Map::new();
+            if let Some((verb, path)) = decl.http_route() {
+                tags.insert("route".to_owned(), Value::from(format!("{verb} {path}")));
+            }
+            let mut def =
+                serde_json::json!({"params": params, "tags": tags, "metaInfo": meta_info()});
+            if *decl.return_type() != ParamType::Void {
+                def["returnType"] = decl.return_type().definition();
+            }
+            def["access"] = Value::from("public");
+            if !decl.description_text().is_empty() {
+                def["description"] = Value::from(decl.description_text());
+            }
+            (decl.name().to_owned(), def)
+        })
+        .collect();
+    serde_json::json!({"name": service.name(), "methods": methods, "properties": {}})
+}
+
+/// Escapes an XML attribute value as the official runner's `xml` package does.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn attributes(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!(" {k}=\"{}\"", xml_escape(v)))
+        .collect()
+}
+
+/// `name`, `type`, `nativetype`, `fulltype`, `javatype` (and `elementType`)
+/// of a typed XML node.
+fn typed_attributes(name: &str, ty: &ParamType) -> Vec<(&'static str, String)> {
+    let (native, java) = ty.native_and_java();
+    let mut pairs = vec![
+        ("name", name.to_owned()),
+        ("type", ty.name().to_owned()),
+        ("nativetype", native),
+        ("fulltype", ty.name().to_owned()),
+        ("javatype", java),
+    ];
+    if let ParamType::Array(Some(element)) = ty {
+        pairs.push(("elementType", element.name().to_owned()));
+    }
+    pairs
+}
+
+fn method_xml(decl: &ServiceMethod) -> String {
+    let mut pairs = typed_attributes(decl.name(), decl.return_type());
+    pairs.extend([
+        ("description", decl.description_text().to_owned()),
+        ("operationName", decl.name().to_owned()),
+        ("registerAs", String::new()),
+        ("category", String::new()),
+        ("appearanceIcon", String::new()),
+        ("appearanceColor", String::new()),
+        ("metaInfo", meta_info().to_string()),
+    ]);
+    if let Some((verb, path)) = decl.http_route() {
+        pairs.push(("method", verb.to_owned()));
+        pairs.push(("path", path.to_owned()));
+    }
+    let mut xml = format!("      <method{}>\n", attributes(&pairs));
+    for p in decl.params() {
+        let mut arg = typed_attributes(&p.name, &p.ty);
+        arg.push(("required", (!p.optional).to_string()));
+        xml.push_str(&format!("        <arg{}/>\n", attributes(&arg)));
+    }
+    xml.push_str("      </method>\n");
+    xml
+}
+
+/// The `<namespaces>` document the server learns a service's methods,
+/// routes and parameters from, laid out as the official runner's
+/// `service-descriptor.js` writes it.
+fn service_xml(service: &RegisteredService) -> String {
+    let name = service.name();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n");
+    xml.push_str("  <namespace name=\"services\" fullname=\"services\">\n");
+    let service_attrs = attributes(&[
+        ("name", name.to_owned()),
+        ("description", service.description.clone()),
+        ("fullname", format!("services.{name}")),
+        ("namespace", "services".to_owned()),
+    ]);
+    xml.push_str(&format!("    <service{service_attrs}>\n"));
+    for method in service.methods.values() {
+        xml.push_str(&method_xml(&method.decl));
+    }
+    xml.push_str("    </service>\n  </namespace>\n");
+    xml.push_str("  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>");
+    xml
+}
 
 /// One handler of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,11 +209,38 @@ impl Model {
                 })
             })
             .collect();
+        let mut definitions = Definitions::default();
+        let services = registry
+            .registered_services()
+            .map(|service| {
+                let provider = format!("rust:service:{}", service.name());
+                definitions.files.push(provider.clone());
+                definitions
+                    .types
+                    .insert(service.name().to_owned(), service_definition(service));
+                let config: Vec<Value> = service
+                    .shared
+                    .config
+                    .iter()
+                    .enumerate()
+                    .map(|(order, item)| item.to_model(order))
+                    .collect();
+                serde_json::json!({
+                    "provider": provider,
+                    "name": service.name(),
+                    "version": service.version,
+                    "description": service.description,
+                    "serviceInfo": {},
+                    "config": config,
+                    "xml": service_xml(service),
+                })
+            })
+            .collect();
         Model {
             handlers,
             timers,
-            services: Vec::new(),
-            definitions: Definitions::default(),
+            services,
+            definitions,
             types: Map::new(),
             errors: Vec::new(),
         }
