@@ -821,6 +821,37 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_service_method_past_its_timeout_gets_code_14005() {
+        use crate::service::{Service, ServiceContext, ServiceMethod};
+        let mut r = Registry::new();
+        r.service(Service::new("Slow").method(
+            ServiceMethod::new("wait"),
+            |_ctx: ServiceContext, (): ()| async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            },
+        ))
+        .unwrap();
+        let dispatcher = Dispatcher::new(Arc::new(r), TaskLimits::default());
+        let body = serde_json::json!({"___jsonclass": crate::event::wire::SERVICE_TASK_CLASS,
+            "id": "s", "className": "services.Slow", "method": "wait", "timeout": 1500,
+            "arguments": b"[]".to_vec(), "invocationContextDto": {}});
+        let task = match AnyTask::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap() {
+            AnyTask::Service(task) => task,
+            other => panic!("not a service task: {other:?}"),
+        };
+        let started = tokio::time::Instant::now();
+        let (reply, outcome) = dispatcher.run(dispatcher.route_service(task).unwrap()).await;
+        assert_eq!(outcome, Outcome::Timeout);
+        assert_eq!(started.elapsed(), Duration::from_millis(1500));
+        let exception = reply.exception.unwrap();
+        assert_eq!(
+            (exception.code, exception.exception_message.as_str()),
+            (SERVICE_TIMED_OUT, TIMEOUT_MESSAGE)
+        );
+    }
+
     /// A log destination the test reads back.
     #[derive(Clone, Default)]
     struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);

@@ -295,6 +295,50 @@ mod tests {
     }
 
     #[test]
+    fn services_are_listed_with_the_official_xml_and_definitions() {
+        use crate::service::{ConfigItem, ConfigType, ParamType, Service, ServiceContext, ServiceMethod};
+        async fn sum(_: ServiceContext, (a, b): (f64, f64)) -> Result<f64, HandlerError> {
+            Ok(a + b)
+        }
+        let mut registry = Registry::new();
+        registry
+            .service(
+                Service::new("CalcService")
+                    .config(ConfigItem::new("flag", ConfigType::Bool).default_value(false))
+                    .method(
+                        ServiceMethod::new("sum")
+                            .param("a", ParamType::Number)
+                            .param("b", ParamType::Number)
+                            .returns(ParamType::Number)
+                            .route("POST /sum"),
+                        sum,
+                    ),
+            )
+            .unwrap();
+        let model = Model::of(&registry).to_json();
+        let service = &model["services"][0];
+        assert_eq!(service["name"], "CalcService");
+        assert_eq!(
+            service["config"],
+            json!([{"name": "flag", "type": "BOOL", "defaultValue": false, "required": false, "order": 0}])
+        );
+        // The text the official runner 8.0.3 writes for this service
+        // (tests/official/expected-model.json).
+        let official = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n  <namespace name=\"services\" fullname=\"services\">\n    <service name=\"CalcService\" description=\"CalcService\" fullname=\"services.CalcService\" namespace=\"services\">\n      <method name=\"sum\" type=\"Number\" nativetype=\"float\" fulltype=\"Number\" javatype=\"float\" description=\"\" operationName=\"sum\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" metaInfo=\"{&quot;args&quot;:{},&quot;sampleResult&quot;:null,&quot;sampleResultLoader&quot;:null}\" method=\"POST\" path=\"/sum\">\n        <arg name=\"a\" type=\"Number\" nativetype=\"float\" fulltype=\"Number\" javatype=\"float\" required=\"true\"/>\n        <arg name=\"b\" type=\"Number\" nativetype=\"float\" fulltype=\"Number\" javatype=\"float\" required=\"true\"/>\n      </method>\n    </service>\n  </namespace>\n  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>";
+        assert_eq!(service["xml"], official);
+        let sum_def = &model["definitions"]["types"]["CalcService"]["methods"]["sum"];
+        assert_eq!(
+            sum_def,
+            &json!({"params": [
+                        {"name": "a", "label": "a", "type": {"name": "Number"}, "optional": false},
+                        {"name": "b", "label": "b", "type": {"name": "Number"}, "optional": false}],
+                    "tags": {"route": "POST /sum"},
+                    "metaInfo": {"args": {}, "sampleResult": null, "sampleResultLoader": null},
+                    "returnType": {"name": "Number"}, "access": "public"})
+        );
+    }
+
+    #[test]
     fn timers_are_listed_with_their_schedule_as_timer_json() {
         use crate::timer::{Frequency, Schedule};
         async fn tick(_: Context) -> Result<(), HandlerError> {

@@ -922,9 +922,9 @@ mod tests {
         assert!(err.message.contains("3 parameters"), "{}", err.message);
 
         let one = params(&[("post", ParamType::Object)]);
-        #[derive(Deserialize)]
+        #[derive(Debug, Deserialize)]
         struct Post {
-            #[allow(dead_code)]
+            #[expect(dead_code, reason = "only decoded")]
             title: String,
         }
         let err = decode_params::<Post>(&one, vec![serde_json::json!({"title": 5})]).unwrap_err();
