@@ -3,6 +3,7 @@
 
 mod digest;
 mod full_loop;
+mod posts_service;
 #[path = "../../handlers/mod.rs"]
 mod handlers;
 mod replay;

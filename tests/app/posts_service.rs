@@ -1,0 +1,168 @@
+//! The `Posts` API service through the emulator, called as a client calls
+//! it (REST, and the SDK a handler uses), with the custom event beside it.
+
+use coderunner::sdk::{Backendless, SdkConfig, SdkError};
+use coderunner::testing::TestApp;
+use serde_json::{json, Value};
+
+use crate::handlers;
+use crate::handlers::posts_service::PostCount;
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new().request(
+        method,
+        format!("{}/services/Posts{path}", app.api_root("dev-rest-key")),
+    );
+    if let Some(token) = token {
+        request = request.header("user-token", token);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn my_post_count_answers_as_the_caller_with_its_header() {
+    let app = TestApp::start(handlers::register).await;
+    let alice = app.login("alice@example.com").await;
+    let bob = app.login("bob@example.com").await;
+    for title in ["one", "two"] {
+        app.create(Some(&alice), "Post", json!({"title": title}))
+            .await
+            .unwrap();
+    }
+    app.create(Some(&bob), "Post", json!({"title": "bob's"}))
+        .await
+        .unwrap();
+
+    let response = call(&app, reqwest::Method::POST, "/myPostCount", Some(alice.token.expose())).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-counted-for"].to_str().unwrap(),
+        alice.id,
+        "the header the method set"
+    );
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"count": 2, "label": "posts"})
+    );
+    let response = call(&app, reqwest::Method::POST, "/myPostCount", Some(bob.token.expose())).await;
+    assert_eq!(response.json::<Value>().await.unwrap()["count"], 1);
+
+    // Anonymous: the method's own error, with the status it chose.
+    let response = call(&app, reqwest::Method::POST, "/myPostCount", None).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], handlers::posts_service::NOT_LOGGED_IN, "{body}");
+
+    // The task carried the caller, as the context a service gets.
+    let task = app
+        .inspect()
+        .tasks()
+        .into_iter()
+        .rev()
+        .find(|t| t.target == "Posts.myPostCount")
+        .expect("a service task was sent");
+    assert_eq!(
+        task.body["___jsonclass"],
+        "com.backendless.coderunner.commons.protocol.RequestServiceInvocation"
+    );
+    assert_eq!(task.body["className"], "services.Posts");
+}
+
+#[tokio::test]
+async fn unknown_services_and_methods_are_backendless_errors() {
+    let app = TestApp::start(handlers::register).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/services/Nope/x", app.api_root("dev-rest-key")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], 14001);
+    let response = call(&app, reqwest::Method::POST, "/nope", None).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], 14002);
+    // The method's default route is POST.
+    let response = call(&app, reqwest::Method::GET, "/myPostCount", None).await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_sdk_invokes_services_and_dispatches_events_as_its_identity() {
+    let app = TestApp::start(handlers::register).await;
+    let alice = app.login("alice@example.com").await;
+    app.create(Some(&alice), "Post", json!({"title": "one"}))
+        .await
+        .unwrap();
+    let sdk = Backendless::new(SdkConfig::new(
+        app.emulator_url(),
+        "dev-app",
+        "dev-rest-key".into(),
+    ))
+    .unwrap();
+    let as_alice = sdk.caller(Some(alice.token.clone()));
+
+    let count: PostCount = as_alice
+        .services()
+        .invoke("Posts", "myPostCount", &())
+        .await
+        .unwrap();
+    assert_eq!(
+        count,
+        PostCount {
+            count: 1,
+            label: "posts".into()
+        }
+    );
+    let stats: Value = as_alice
+        .events()
+        .dispatch("postStats", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(stats, json!({"mine": 1}));
+    as_alice
+        .services()
+        .invoke_async("Posts", "myPostCount", &())
+        .await
+        .unwrap();
+    as_alice
+        .events()
+        .dispatch_async("postStats", &json!({}))
+        .await
+        .unwrap();
+
+    // Anonymous: the method's error, with its Backendless code.
+    let anonymous = sdk.caller(None);
+    let error = anonymous
+        .services()
+        .invoke::<_, Value>("Posts", "myPostCount", &())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(handlers::posts_service::NOT_LOGGED_IN));
+    let error = anonymous
+        .services()
+        .invoke::<_, Value>("Nope", "x", &())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(14001));
+    // Arguments of an event must be an object: refused before any request.
+    let error = anonymous
+        .events()
+        .dispatch::<_, Value>("postStats", &json!([1]))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SdkError::InvalidArgument { .. }), "{error}");
+
+    // Deadline-aware: a client whose deadline passed sends nothing.
+    let late = as_alice.with_deadline(tokio::time::Instant::now());
+    let error = late
+        .services()
+        .invoke::<_, Value>("Posts", "myPostCount", &())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SdkError::Timeout { .. }), "{error}");
+}
