@@ -842,7 +842,9 @@ mod tests {
             other => panic!("not a service task: {other:?}"),
         };
         let started = tokio::time::Instant::now();
-        let (reply, outcome) = dispatcher.run(dispatcher.route_service(task).unwrap()).await;
+        let (reply, outcome) = dispatcher
+            .run(dispatcher.route_service(task).unwrap())
+            .await;
         assert_eq!(outcome, Outcome::Timeout);
         assert_eq!(started.elapsed(), Duration::from_millis(1500));
         let exception = reply.exception.unwrap();

@@ -296,7 +296,9 @@ mod tests {
 
     #[test]
     fn services_are_listed_with_the_official_xml_and_definitions() {
-        use crate::service::{ConfigItem, ConfigType, ParamType, Service, ServiceContext, ServiceMethod};
+        use crate::service::{
+            ConfigItem, ConfigType, ParamType, Service, ServiceContext, ServiceMethod,
+        };
         async fn sum(_: ServiceContext, (a, b): (f64, f64)) -> Result<f64, HandlerError> {
             Ok(a + b)
         }

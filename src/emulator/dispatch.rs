@@ -824,6 +824,8 @@ pub(crate) struct MethodDecl {
     pub(crate) name: String,
     /// Parameter names, in order.
     pub(crate) params: Vec<String>,
+    /// Their type names (`Number`, `String`, ...), in the same order.
+    pub(crate) types: Vec<String>,
     /// `(VERB, /path/{param})` from the method's `route` tag.
     pub(crate) route: Option<(String, String)>,
 }
@@ -848,6 +850,13 @@ pub(crate) fn services_of(model: &Value) -> Vec<ServiceDecl> {
                         .into_iter()
                         .flatten()
                         .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                        .collect(),
+                    types: def["params"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p["name"].is_string())
+                        .map(|p| p["type"]["name"].as_str().unwrap_or("Object").to_owned())
                         .collect(),
                     route: def["tags"]["route"]
                         .as_str()

@@ -68,19 +68,29 @@ fn find_method<'a>(
     })
 }
 
-/// A query string as an object; each value as JSON when it reads as JSON
-/// (`5`, `true`), else as text.
+/// A query string as an object of text values.
 fn query_object(pairs: Vec<(String, String)>) -> Map<String, Value> {
     pairs
         .into_iter()
-        .map(|(k, v)| {
-            let value = serde_json::from_str::<Value>(&v)
-                .ok()
-                .filter(|v| !v.is_string())
-                .unwrap_or(Value::String(v));
-            (k, value)
-        })
+        .map(|(k, v)| (k, Value::String(v)))
         .collect()
+}
+
+/// A parameter from the query string, as its declared type: numbers and
+/// booleans read from their text (left as text when they do not read).
+fn from_query(text: &Value, ty: &str) -> Value {
+    let Some(s) = text.as_str() else {
+        return text.clone();
+    };
+    let read = match ty {
+        "Number" => serde_json::from_str::<serde_json::Number>(s)
+            .ok()
+            .map(Value::Number),
+        "Boolean" => s.parse::<bool>().ok().map(Value::Bool),
+        "Object" | "Array" => serde_json::from_str(s).ok(),
+        _ => None,
+    };
+    read.unwrap_or_else(|| text.clone())
 }
 
 /// The method's positional parameters from what the request carries.
@@ -133,9 +143,18 @@ pub(crate) async fn call_service(
     };
     let query_params = query_object(query);
     let carried = if verb == Method::GET || verb == Method::DELETE {
+        let typed = |i: usize, name: &String| {
+            let ty = method.types.get(i).map_or("String", String::as_str);
+            query_params.get(name).map(|v| from_query(v, ty))
+        };
         match method.params.as_slice() {
-            [one] => query_params.get(one).cloned().unwrap_or(Value::Null),
-            _ => Value::Object(query_params.clone()),
+            [one] => typed(0, one).unwrap_or(Value::Null),
+            many => Value::Object(
+                many.iter()
+                    .enumerate()
+                    .filter_map(|(i, name)| typed(i, name).map(|v| (name.clone(), v)))
+                    .collect(),
+            ),
         }
     } else if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
@@ -218,11 +237,13 @@ mod tests {
                 MethodDecl {
                     name: "sum".into(),
                     params: vec!["a".into(), "b".into()],
+                    types: vec!["Number".into(), "Number".into()],
                     route: Some(("POST".into(), "/sum".into())),
                 },
                 MethodDecl {
                     name: "get".into(),
                     params: vec!["id".into()],
+                    types: vec!["String".into()],
                     route: Some(("GET".into(), "/items/{id}".into())),
                 },
             ],
@@ -256,6 +277,8 @@ mod tests {
             vec![json!({"x": 1})]
         );
         let q = query_object(vec![("n".into(), "5".into()), ("s".into(), "hi".into())]);
-        assert_eq!((&q["n"], &q["s"]), (&json!(5), &json!("hi")));
+        assert_eq!(from_query(&q["n"], "Number"), json!(5));
+        assert_eq!(from_query(&q["n"], "String"), json!("5"));
+        assert_eq!(from_query(&q["s"], "Number"), json!("hi"));
     }
 }

@@ -3,9 +3,9 @@
 
 mod digest;
 mod full_loop;
-mod posts_service;
 #[path = "../../handlers/mod.rs"]
 mod handlers;
+mod posts_service;
 mod replay;
 
 use coderunner::event::persistence;

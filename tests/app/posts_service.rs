@@ -38,7 +38,13 @@ async fn my_post_count_answers_as_the_caller_with_its_header() {
         .await
         .unwrap();
 
-    let response = call(&app, reqwest::Method::POST, "/myPostCount", Some(alice.token.expose())).await;
+    let response = call(
+        &app,
+        reqwest::Method::POST,
+        "/myPostCount",
+        Some(alice.token.expose()),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["x-counted-for"].to_str().unwrap(),
@@ -49,14 +55,24 @@ async fn my_post_count_answers_as_the_caller_with_its_header() {
         response.json::<Value>().await.unwrap(),
         json!({"count": 2, "label": "posts"})
     );
-    let response = call(&app, reqwest::Method::POST, "/myPostCount", Some(bob.token.expose())).await;
+    let response = call(
+        &app,
+        reqwest::Method::POST,
+        "/myPostCount",
+        Some(bob.token.expose()),
+    )
+    .await;
     assert_eq!(response.json::<Value>().await.unwrap()["count"], 1);
 
     // Anonymous: the method's own error, with the status it chose.
     let response = call(&app, reqwest::Method::POST, "/myPostCount", None).await;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], handlers::posts_service::NOT_LOGGED_IN, "{body}");
+    assert_eq!(
+        body["code"],
+        handlers::posts_service::NOT_LOGGED_IN,
+        "{body}"
+    );
 
     // The task carried the caller, as the context a service gets.
     let task = app
@@ -165,4 +181,101 @@ async fn the_sdk_invokes_services_and_dispatches_events_as_its_identity() {
         .await
         .unwrap_err();
     assert!(matches!(error, SdkError::Timeout { .. }), "{error}");
+}
+
+/// A service of the test's own: routes, status, cookies, async.
+fn shop(registry: &mut coderunner::Registry) -> Result<(), coderunner::RegistryError> {
+    use coderunner::service::{ParamType, Service, ServiceMethod};
+    use coderunner::ServiceContext;
+    registry.service(
+        Service::new("Shop")
+            .method(
+                ServiceMethod::new("sum")
+                    .param("a", ParamType::Number)
+                    .param("b", ParamType::Number)
+                    .returns(ParamType::Number)
+                    .route("POST /sum"),
+                |ctx: ServiceContext, (a, b): (i64, i64)| async move {
+                    ctx.set_status(201);
+                    ctx.add_cookie("cart=1; Path=/");
+                    ctx.add_cookie("seen=yes");
+                    Ok(a + b)
+                },
+            )
+            .method(
+                ServiceMethod::new("item")
+                    .param("id", ParamType::String)
+                    .returns(ParamType::Object)
+                    .route("GET /items/{id}"),
+                |ctx: ServiceContext, id: String| async move {
+                    Ok(json!({"id": id, "pathId": ctx.path_params().get("id"),
+                              "path": ctx.path(), "q": ctx.query_params().get("id")}))
+                },
+            ),
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn routes_statuses_and_cookies_reach_the_client() {
+    let app = TestApp::start(shop).await;
+    let root = app.api_root("dev-rest-key");
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{root}/services/Shop/sum"))
+        .json(&json!({"a": 2, "b": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies, ["cart=1; Path=/", "seen=yes"]);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!(5));
+
+    // A missing parameter: 400 naming it.
+    let response = http
+        .post(format!("{root}/services/Shop/sum"))
+        .json(&json!({"a": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("parameter `b` is missing"),
+        "{body}"
+    );
+
+    // A declared GET route: the parameter from the query, the path's own.
+    let response = http
+        .get(format!("{root}/services/Shop/items/42?id=7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"id": "7", "pathId": "42", "path": "/items/42", "q": "7"})
+    );
+
+    // Asynchronous: answered at once, the method still runs.
+    let before = app.inspect().tasks().len();
+    let response = http
+        .post(format!("{root}/services/Shop/sum"))
+        .header("bl-execution-type", "async")
+        .json(&json!({"a": 1, "b": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({}));
+    assert_eq!(app.inspect().tasks().len(), before + 1);
 }

@@ -26,8 +26,8 @@ use std::time::Duration;
 use coderunner::config::Config;
 use coderunner::event::{custom, markers, persistence};
 use coderunner::runner::Runner;
-use coderunner::timer::{Frequency, Schedule};
 use coderunner::service::{ParamType, Service, ServiceMethod};
+use coderunner::timer::{Frequency, Schedule};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry, ServiceContext};
 use official::{ensure_official, official_dir, Official};
 use serde_json::{json, Value};
@@ -120,17 +120,19 @@ fn rust_app() -> Registry {
             |_: Context| async move { Ok(()) },
         )
         .unwrap()
-        .service(Service::new("CalcService").method(
-            ServiceMethod::new("sum")
-                .param("a", ParamType::Number)
-                .param("b", ParamType::Number)
-                .returns(ParamType::Number)
-                .route("POST /sum"),
-            |ctx: ServiceContext, (a, b): (i64, i64)| async move {
-                ctx.set_status(202);
-                Ok(a + b)
-            },
-        ))
+        .service(
+            Service::new("CalcService").method(
+                ServiceMethod::new("sum")
+                    .param("a", ParamType::Number)
+                    .param("b", ParamType::Number)
+                    .returns(ParamType::Number)
+                    .route("POST /sum"),
+                |ctx: ServiceContext, (a, b): (i64, i64)| async move {
+                    ctx.set_status(202);
+                    Ok(a + b)
+                },
+            ),
+        )
         .unwrap();
     registry
 }

@@ -62,10 +62,8 @@ fn service_task(id: &str, class: &str, method: &str, params: Value) -> Value {
 
 /// A runner serving `/invoke` alone, with the same services.
 async fn http_runner() -> (std::net::SocketAddr, CancellationToken) {
-    let config = Config::from_toml(&format!(
-        "[security]\nwebhook_secrets = [\"{SECRET}\"]\n"
-    ))
-    .unwrap();
+    let config =
+        Config::from_toml(&format!("[security]\nwebhook_secrets = [\"{SECRET}\"]\n")).unwrap();
     let runner = Runner::new(&config, registry()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -82,7 +80,14 @@ async fn over_http(addr: std::net::SocketAddr, task: &Value) -> Value {
     for (name, value) in WebhookSecret::parse(SECRET).unwrap().sign_headers(&body) {
         request = request.header(name, value);
     }
-    let bytes = request.body(body).send().await.unwrap().bytes().await.unwrap();
+    let bytes = request
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     decode_reply(&bytes, false)
 }
 
@@ -90,11 +95,26 @@ async fn over_http(addr: std::net::SocketAddr, task: &Value) -> Value {
 async fn service_tasks_get_the_same_replies_through_redis_and_invoke() {
     let (addr, stop) = http_runner().await;
     let cases = [
-        ("sum", service_task("sum", "services.CalcService", "sum", json!([2, 3]))),
-        ("missing", service_task("missing", "services.CalcService", "sum", json!([2]))),
-        ("refuse", service_task("refuse", "services.CalcService", "refuse", json!([]))),
-        ("noMethod", service_task("noMethod", "services.CalcService", "nope", json!([]))),
-        ("noService", service_task("noService", "services.Nope", "sum", json!([]))),
+        (
+            "sum",
+            service_task("sum", "services.CalcService", "sum", json!([2, 3])),
+        ),
+        (
+            "missing",
+            service_task("missing", "services.CalcService", "sum", json!([2])),
+        ),
+        (
+            "refuse",
+            service_task("refuse", "services.CalcService", "refuse", json!([])),
+        ),
+        (
+            "noMethod",
+            service_task("noMethod", "services.CalcService", "nope", json!([])),
+        ),
+        (
+            "noService",
+            service_task("noService", "services.Nope", "sum", json!([])),
+        ),
     ];
     for compression in [false, true] {
         let runner = RedisRunner::start(registry(), compression).await;
@@ -113,7 +133,10 @@ async fn service_tasks_get_the_same_replies_through_redis_and_invoke() {
                 "sum" => {
                     assert_eq!(through_redis["arguments"], json!(5.0));
                     assert_eq!(through_redis["httpResponseStatusCode"], 202);
-                    assert_eq!(through_redis["httpResponseHeaders"], json!({"x-caller": "U1"}));
+                    assert_eq!(
+                        through_redis["httpResponseHeaders"],
+                        json!({"x-caller": "U1"})
+                    );
                     assert_eq!(through_redis["httpResponseCookies"], json!(["calc=1"]));
                 }
                 "missing" => assert_eq!(

@@ -49,7 +49,11 @@ fn calc() -> Service {
                 ctx.set_status(202);
                 ctx.set_header("x-unit", config.unit);
                 ctx.add_cookie("calc=1; Path=/");
-                Ok(if config.round_up { (a + b).ceil() } else { a + b })
+                Ok(if config.round_up {
+                    (a + b).ceil()
+                } else {
+                    a + b
+                })
             },
         )
         .method(
@@ -125,7 +129,13 @@ fn returned(reply: &Value) -> Value {
 async fn a_method_returns_its_typed_result_with_the_status_headers_and_cookies_it_set() {
     let runner = TestRunner::start(registry()).await;
     let (status, reply) = runner
-        .invoke(&service_task("s1", "services.CalcService", "sum", json!([2, 3.5]), dto()))
+        .invoke(&service_task(
+            "s1",
+            "services.CalcService",
+            "sum",
+            json!([2, 3.5]),
+            dto(),
+        ))
         .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["exception"], Value::Null, "{reply}");
@@ -138,7 +148,13 @@ async fn a_method_returns_its_typed_result_with_the_status_headers_and_cookies_i
     // One parameter of a serde type; the request's context reaches the method.
     let order = json!([{"title": "Tea", "total": 3}]);
     let (_, reply) = runner
-        .invoke(&service_task("s2", "services.CalcService", "receipt", order, dto()))
+        .invoke(&service_task(
+            "s2",
+            "services.CalcService",
+            "receipt",
+            order,
+            dto(),
+        ))
         .await;
     assert_eq!(
         returned(&reply),
@@ -152,7 +168,13 @@ async fn a_method_returns_its_typed_result_with_the_status_headers_and_cookies_i
 
     // A method's error keeps its code and status.
     let (_, reply) = runner
-        .invoke(&service_task("s3", "services.CalcService", "refuse", json!([]), dto()))
+        .invoke(&service_task(
+            "s3",
+            "services.CalcService",
+            "refuse",
+            json!([]),
+            dto(),
+        ))
         .await;
     assert_eq!(reply["exception"]["code"], 4002);
     assert_eq!(reply["exception"]["httpStatusCode"], 403);
@@ -166,11 +188,20 @@ async fn missing_or_mistyped_parameters_are_refused_naming_the_parameter() {
         (json!([2]), "parameter `b` is missing"),
         (json!([2, "three"]), "parameter `b` is invalid"),
         (json!(["two", 3]), "parameter `a` is invalid"),
-        (json!([1, 2, 3]), "3 parameters were sent; the method takes 2"),
+        (
+            json!([1, 2, 3]),
+            "3 parameters were sent; the method takes 2",
+        ),
     ];
     for (params, message) in cases {
         let (status, reply) = runner
-            .invoke(&service_task("bad", "services.CalcService", "sum", params.clone(), dto()))
+            .invoke(&service_task(
+                "bad",
+                "services.CalcService",
+                "sum",
+                params.clone(),
+                dto(),
+            ))
             .await;
         assert_eq!(status, 200, "{reply}");
         let exception = &reply["exception"];
@@ -201,7 +232,13 @@ async fn missing_or_mistyped_parameters_are_refused_naming_the_parameter() {
 async fn configuration_items_reach_the_method_typed_with_their_defaults() {
     let runner = TestRunner::start(registry()).await;
     let (_, reply) = runner
-        .invoke(&service_task("c1", "services.CalcService", "config", json!([]), dto()))
+        .invoke(&service_task(
+            "c1",
+            "services.CalcService",
+            "config",
+            json!([]),
+            dto(),
+        ))
         .await;
     assert_eq!(
         returned(&reply),
@@ -214,14 +251,26 @@ async fn configuration_items_reach_the_method_typed_with_their_defaults() {
         {"name": "unit", "value": "USD"}
     ]);
     let (_, reply) = runner
-        .invoke(&service_task("c2", "services.CalcService", "config", json!([]), set.clone()))
+        .invoke(&service_task(
+            "c2",
+            "services.CalcService",
+            "config",
+            json!([]),
+            set.clone(),
+        ))
         .await;
     assert_eq!(
         returned(&reply),
         json!({"roundUp": true, "since": 1_764_460_800_000_i64, "unit": "USD"})
     );
     let (_, reply) = runner
-        .invoke(&service_task("c3", "services.CalcService", "sum", json!([1, 0.5]), set.clone()))
+        .invoke(&service_task(
+            "c3",
+            "services.CalcService",
+            "sum",
+            json!([1, 0.5]),
+            set.clone(),
+        ))
         .await;
     assert_eq!(returned(&reply), json!(2.0), "rounded up by the item");
     assert_eq!(reply["httpResponseHeaders"]["x-unit"], "USD");
@@ -229,7 +278,13 @@ async fn configuration_items_reach_the_method_typed_with_their_defaults() {
     // A value that does not fit its item's type is named.
     set["configurationItems"] = json!([{"name": "roundUp", "value": "perhaps"}]);
     let (_, reply) = runner
-        .invoke(&service_task("c4", "services.CalcService", "config", json!([]), set))
+        .invoke(&service_task(
+            "c4",
+            "services.CalcService",
+            "config",
+            json!([]),
+            set,
+        ))
         .await;
     let text = reply["exception"]["exceptionMessage"].as_str().unwrap();
     assert!(text.contains("item `roundUp`"), "{text}");
@@ -239,7 +294,13 @@ async fn configuration_items_reach_the_method_typed_with_their_defaults() {
 async fn unknown_services_and_methods_get_the_official_messages_and_codes() {
     let runner = TestRunner::start(registry()).await;
     let (status, reply) = runner
-        .invoke(&service_task("u1", "services.Nope", "sum", json!([]), dto()))
+        .invoke(&service_task(
+            "u1",
+            "services.Nope",
+            "sum",
+            json!([]),
+            dto(),
+        ))
         .await;
     assert_eq!(status, 404);
     assert_eq!(reply["exception"]["code"], 14001);
@@ -248,7 +309,13 @@ async fn unknown_services_and_methods_get_the_official_messages_and_codes() {
         "[Nope] service does not exist"
     );
     let (status, reply) = runner
-        .invoke(&service_task("u2", "services.CalcService", "nope", json!([]), dto()))
+        .invoke(&service_task(
+            "u2",
+            "services.CalcService",
+            "nope",
+            json!([]),
+            dto(),
+        ))
         .await;
     assert_eq!(status, 404);
     assert_eq!(reply["exception"]["code"], 14002);
@@ -261,7 +328,10 @@ async fn unknown_services_and_methods_get_the_official_messages_and_codes() {
     task.as_object_mut().unwrap().remove("method");
     let (status, reply) = runner.invoke(&task).await;
     assert_eq!(status, 400, "{reply}");
-    assert!(reply["message"].as_str().unwrap().contains("method"), "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("method"),
+        "{reply}"
+    );
 }
 
 #[test]
@@ -269,5 +339,8 @@ fn invalid_service_declarations_are_refused_at_startup() {
     let mut r = Registry::new();
     r.service(calc()).unwrap();
     let err = r.service(calc()).unwrap_err().to_string();
-    assert!(err.contains("CalcService") && err.contains("twice"), "{err}");
+    assert!(
+        err.contains("CalcService") && err.contains("twice"),
+        "{err}"
+    );
 }
