@@ -460,18 +460,24 @@ impl Dispatcher {
             .map(|decl| (decl, Route::Http(link))))
     }
 
-    /// Calls `method` of the service `decl` with positional `args` as
-    /// `caller`: the runner's reply, or `None` when sent asynchronously.
+    /// Calls a method of the service `decl` as `caller`: the runner's
+    /// reply, or `None` when sent asynchronously.
     pub(crate) async fn invoke_service(
         &self,
         route: Route<'_>,
         caller: &Caller,
         decl: &ServiceDecl,
-        method: &str,
-        args: Vec<Value>,
-        request: ServiceRequest,
-        asynchronous: bool,
+        request: ServiceCall,
     ) -> Result<Option<InvocationResult>, ApiError> {
+        let ServiceCall {
+            method,
+            args,
+            asynchronous,
+            path,
+            query,
+            path_params,
+        } = request;
+        let method = method.as_str();
         let user = caller.user.as_ref();
         let (timeout_ms, record_dir) = match &route {
             Route::Http(link) => (link.timeout_ms, link.record_dir.as_ref()),
@@ -483,9 +489,9 @@ impl Dispatcher {
             "userRoles": caller.roles,
             "deviceType": caller.key_kind.device_type(),
             "httpHeaders": caller.headers,
-            "httpPath": request.path,
-            "httpQueryParams": request.query,
-            "httpPathParams": request.path_params,
+            "httpPath": path,
+            "httpQueryParams": query,
+            "httpPathParams": path_params,
             "configurationItems": [],
         });
         let task = ServiceTask {
@@ -877,9 +883,14 @@ pub(crate) fn services_of(model: &Value) -> Vec<ServiceDecl> {
         .collect()
 }
 
-/// The HTTP side of a service call, for its `invocationContextDto`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ServiceRequest {
+/// One call of a service method: the method, its positional parameters,
+/// and the HTTP side of the request for its `invocationContextDto`.
+#[derive(Debug)]
+pub(crate) struct ServiceCall {
+    pub(crate) method: String,
+    pub(crate) args: Vec<Value>,
+    /// Sent without waiting for the method (`bl-execution-type: async`).
+    pub(crate) asynchronous: bool,
     /// The path after `services/<Service>`.
     pub(crate) path: String,
     pub(crate) query: Map<String, Value>,

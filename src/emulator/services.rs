@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
-use super::dispatch::{MethodDecl, ServiceDecl, ServiceRequest};
+use super::dispatch::{MethodDecl, ServiceCall, ServiceDecl};
 use super::error::ApiError;
 use super::Shared;
 use crate::dispatch::{METHOD_NOT_FOUND, SERVICE_NOT_FOUND};
@@ -166,22 +166,17 @@ pub(crate) async fn call_service(
         .get("bl-execution-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("async"));
-    let request = ServiceRequest {
+    let call = ServiceCall {
+        method: method.name.clone(),
+        args,
+        asynchronous,
         path: format!("/{}", path.trim_start_matches('/')),
         query: query_params,
         path_params,
     };
     let reply = st
         .dispatcher
-        .invoke_service(
-            route,
-            &caller,
-            &decl,
-            &method.name,
-            args,
-            request,
-            asynchronous,
-        )
+        .invoke_service(route, &caller, &decl, call)
         .await?;
     let Some(reply) = reply else {
         return Ok(axum::Json(json!({})).into_response());
