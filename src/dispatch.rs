@@ -503,7 +503,7 @@ impl Dispatcher {
         let Some(service) = self.registry.lookup_service(&name) else {
             return Err(RouteError::NoService { service: name });
         };
-        let Some(method) = service.methods.get(&task.method) else {
+        let Some(method) = service.method(&task.method) else {
             return Err(RouteError::NoMethod {
                 service: name,
                 method: task.method,

@@ -24,7 +24,7 @@ fn meta_info() -> Value {
 fn service_definition(service: &RegisteredService) -> Value {
     let methods: Map<String, Value> = service
         .methods
-        .values()
+        .iter()
         .map(|m| {
             let decl = &m.decl;
             let params: Vec<Value> = decl
@@ -133,7 +133,7 @@ fn service_xml(service: &RegisteredService) -> String {
         ("namespace", "services".to_owned()),
     ]);
     xml.push_str(&format!("    <service{service_attrs}>\n"));
-    for method in service.methods.values() {
+    for method in &service.methods {
         xml.push_str(&method_xml(&method.decl));
     }
     xml.push_str("    </service>\n  </namespace>\n");
@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(service["name"], "CalcService");
         assert_eq!(
             service["config"],
-            json!([{"name": "flag", "type": "BOOL", "defaultValue": false, "required": false, "order": 0}])
+            json!([{"name": "flag", "type": "BOOL", "defaultValue": false, "order": 0}])
         );
         // The text the official runner 8.0.3 writes for this service
         // (tests/official/expected-model.json).
@@ -337,6 +337,67 @@ mod tests {
                     "tags": {"route": "POST /sum"},
                     "metaInfo": {"args": {}, "sampleResult": null, "sampleResultLoader": null},
                     "returnType": {"name": "Number"}, "access": "public"})
+        );
+    }
+
+    #[test]
+    fn methods_keep_their_order_and_every_type_maps_as_the_official_runner_maps_it() {
+        use crate::service::{
+            ConfigItem, ConfigType, ParamType, Service, ServiceContext, ServiceMethod,
+        };
+        async fn count(_: ServiceContext, (): ()) -> Result<Value, HandlerError> {
+            Ok(json!({}))
+        }
+        async fn item(
+            _: ServiceContext,
+            _: (String, Vec<f64>, Option<bool>),
+        ) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        let mut registry = Registry::new();
+        registry
+            .service(
+                Service::new("Posts")
+                    .config(ConfigItem::new("label", ConfigType::String).default_value("posts"))
+                    .method(
+                        ServiceMethod::new("myPostCount").returns(ParamType::Object),
+                        count,
+                    )
+                    .method(
+                        ServiceMethod::new("item")
+                            .param("id", ParamType::String)
+                            .param("xs", ParamType::Array(Some(Box::new(ParamType::Number))))
+                            .optional_param("flag", ParamType::Boolean)
+                            .route("GET /items/{id}"),
+                        item,
+                    ),
+            )
+            .unwrap();
+        let model = Model::of(&registry).to_json();
+        // What the official runner 8.0.3 builds for the same service in JS
+        // (`@returns {Object}`; `@param {String} id`, `{Array.<Number>} xs`,
+        // `{Boolean} [flag]`, `@route GET /items/{id}`).
+        let meta = "metaInfo=\"{&quot;args&quot;:{},&quot;sampleResult&quot;:null,&quot;sampleResultLoader&quot;:null}\"";
+        let official = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n  <namespace name=\"services\" fullname=\"services\">\n    <service name=\"Posts\" description=\"Posts\" fullname=\"services.Posts\" namespace=\"services\">\n      <method name=\"myPostCount\" type=\"Object\" nativetype=\"Object\" fulltype=\"Object\" javatype=\"java.lang.Object\" description=\"\" operationName=\"myPostCount\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" {meta}>\n      </method>\n      <method name=\"item\" type=\"void\" nativetype=\"void\" fulltype=\"void\" javatype=\"void\" description=\"\" operationName=\"item\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" {meta} method=\"GET\" path=\"/items/{{id}}\">\n        <arg name=\"id\" type=\"String\" nativetype=\"String\" fulltype=\"String\" javatype=\"java.lang.String\" required=\"true\"/>\n        <arg name=\"xs\" type=\"Array\" nativetype=\"List&lt;float&gt;\" fulltype=\"Array\" javatype=\"java.util.List&lt;float&gt;\" elementType=\"Number\" required=\"true\"/>\n        <arg name=\"flag\" type=\"Boolean\" nativetype=\"bool\" fulltype=\"Boolean\" javatype=\"boolean\" required=\"false\"/>\n      </method>\n    </service>\n  </namespace>\n  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>"
+        );
+        assert_eq!(model["services"][0]["xml"], official);
+        assert_eq!(
+            model["services"][0]["config"],
+            json!([{"name": "label", "type": "STRING", "defaultValue": "posts", "order": 0}])
+        );
+        let methods = &model["definitions"]["types"]["Posts"]["methods"];
+        let names: Vec<&String> = methods.as_object().unwrap().keys().collect();
+        assert_eq!(names, ["myPostCount", "item"]);
+        assert_eq!(
+            methods["item"],
+            json!({"params": [
+                    {"name": "id", "label": "id", "type": {"name": "String"}, "optional": false},
+                    {"name": "xs", "label": "xs", "type": {"name": "Array", "elementType": {"name": "Number"}}, "optional": false},
+                    {"name": "flag", "label": "flag", "type": {"name": "Boolean"}, "optional": true}],
+                   "tags": {"route": "GET /items/{id}"},
+                   "metaInfo": {"args": {}, "sampleResult": null, "sampleResultLoader": null},
+                   "access": "public"})
         );
     }
 

@@ -424,12 +424,13 @@ impl Registry {
         self.services.get(name)
     }
 
-    /// Every service's name with its methods' declarations, by name.
+    /// Every service's name with its methods' declarations (services by
+    /// name, methods in declaration order).
     pub fn services(&self) -> impl Iterator<Item = (&str, Vec<&crate::service::ServiceMethod>)> {
         self.services.values().map(|s| {
             (
                 s.name(),
-                s.methods.values().map(|m| &m.decl).collect::<Vec<_>>(),
+                s.methods.iter().map(|m| &m.decl).collect::<Vec<_>>(),
             )
         })
     }

@@ -305,13 +305,17 @@ impl ConfigItem {
 
     /// The item as the model's `config` lists it.
     pub(crate) fn to_model(&self, order: usize) -> Value {
+        // The keys the official model writes for `{name, type, defaultValue}`;
+        // the optional ones only when given, as the author's extra keys.
         let mut item = serde_json::json!({
             "name": self.name,
             "type": self.ty.as_str(),
             "defaultValue": self.default,
-            "required": self.required,
             "order": order,
         });
+        if self.required {
+            item["required"] = Value::Bool(true);
+        }
         if let Some(label) = &self.display_name {
             item["displayName"] = Value::from(label.as_str());
         }
@@ -409,7 +413,8 @@ pub struct Service {
     version: String,
     description: Option<String>,
     config: Vec<ConfigItem>,
-    methods: BTreeMap<String, RegisteredMethod>,
+    /// In declaration order (the model lists them so).
+    methods: Vec<RegisteredMethod>,
     /// Problems found while building, reported at registration.
     problems: Vec<String>,
 }
@@ -419,7 +424,14 @@ impl fmt::Debug for Service {
         f.debug_struct("Service")
             .field("name", &self.name)
             .field("version", &self.version)
-            .field("methods", &self.methods.keys().collect::<Vec<_>>())
+            .field(
+                "methods",
+                &self
+                    .methods
+                    .iter()
+                    .map(|m| m.decl.name())
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -432,7 +444,7 @@ impl Service {
             version: "1.0.0".to_owned(),
             description: None,
             config: Vec::new(),
-            methods: BTreeMap::new(),
+            methods: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -473,7 +485,7 @@ impl Service {
         Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
     {
         let handler_name = std::any::type_name::<F>();
-        if self.methods.contains_key(&decl.name) {
+        if self.methods.iter().any(|m| m.decl.name == decl.name) {
             self.problems
                 .push(format!("method `{}` is declared twice", decl.name));
             return self;
@@ -499,8 +511,7 @@ impl Service {
             handler_name,
             call: Arc::new(not_called),
         };
-        self.methods
-            .insert(decl.name.clone(), RegisteredMethod { decl, call, label });
+        self.methods.push(RegisteredMethod { decl, call, label });
         self
     }
 
@@ -526,7 +537,7 @@ impl Service {
         for item in &self.config {
             item.check()?;
         }
-        for method in self.methods.values() {
+        for method in &self.methods {
             let decl = &method.decl;
             if decl.name.is_empty() {
                 return Err("a method has an empty name".to_owned());
@@ -577,13 +588,19 @@ pub(crate) struct RegisteredService {
     pub(crate) shared: Arc<ServiceShared>,
     pub(crate) version: String,
     pub(crate) description: String,
-    pub(crate) methods: BTreeMap<String, RegisteredMethod>,
+    /// In declaration order.
+    pub(crate) methods: Vec<RegisteredMethod>,
 }
 
 impl RegisteredService {
     /// The service's name.
     pub(crate) fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The method named `name`.
+    pub(crate) fn method(&self, name: &str) -> Option<&RegisteredMethod> {
+        self.methods.iter().find(|m| m.decl.name == name)
     }
 
     /// Decodes the parameters of `method` and returns its run.
