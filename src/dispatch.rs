@@ -513,6 +513,10 @@ impl Dispatcher {
         // null the server sends for an absent value counts as absent.
         let mut dto = task.invocation_context_dto;
         dto.retain(|_, v| !v.is_null());
+        // Configuration values may be secrets (an API key of another
+        // service): they go to the method's configuration only, not into
+        // the RunnerContext that `Debug` shows.
+        let configuration_items = dto.remove("configurationItems");
         let mut runner = RunnerContext::deserialize(Value::Object(dto))
             .map_err(|e| RouteError::BadContext(format!("invalid `invocationContextDto`: {e}")))?;
         if runner.app_id.is_empty() {
@@ -553,14 +557,17 @@ impl Dispatcher {
             args,
             result: None,
         };
-        let run = prepare(|| service.prepare(method, call)).map_err(|e| match e {
-            RouteError::BadArguments(error) => RouteError::BadParameters {
-                service: name.clone(),
-                method: task.method.clone(),
-                error,
-            },
-            other => other,
-        })?;
+        let run =
+            prepare(|| service.prepare(method, call, configuration_items)).map_err(
+                |e| match e {
+                    RouteError::BadArguments(error) => RouteError::BadParameters {
+                        service: name.clone(),
+                        method: task.method.clone(),
+                        error,
+                    },
+                    other => other,
+                },
+            )?;
         let handler = method.label.clone();
         Ok(Routed {
             request_id: task.id,

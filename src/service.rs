@@ -378,7 +378,10 @@ impl ConfigItem {
 
 /// Runs one method: decodes its parameters (synchronously, so that a bad
 /// one is refused before anything runs) and returns the run.
-type MethodFn = dyn Fn(Call, Arc<ServiceShared>) -> Result<Prepared, ArgumentError> + Send + Sync;
+/// Its third input is the `configurationItems` the server sent.
+type MethodFn = dyn Fn(Call, Arc<ServiceShared>, Option<Value>) -> Result<Prepared, ArgumentError>
+    + Send
+    + Sync;
 
 /// What every invocation of a service shares: its name and configuration.
 pub(crate) struct ServiceShared {
@@ -491,9 +494,9 @@ impl Service {
             return self;
         }
         let params = decl.params.clone();
-        let call: Arc<MethodFn> = Arc::new(move |call: Call, shared: Arc<ServiceShared>| {
+        let call: Arc<MethodFn> = Arc::new(move |call: Call, shared: Arc<ServiceShared>, sent| {
             let args: A = decode_params(&params, call.args)?;
-            let ctx = ServiceContext::new(call.ctx, &shared);
+            let ctx = ServiceContext::new(call.ctx, &shared, sent.as_ref());
             let response = Arc::clone(&ctx.inner.response);
             let run = handler(ctx, args);
             Ok(Box::pin(async move {
@@ -608,8 +611,9 @@ impl RegisteredService {
         &self,
         method: &RegisteredMethod,
         call: Call,
+        configuration_items: Option<Value>,
     ) -> Result<Prepared, ArgumentError> {
-        (method.call)(call, Arc::clone(&self.shared))
+        (method.call)(call, Arc::clone(&self.shared), configuration_items)
     }
 }
 
@@ -784,8 +788,8 @@ fn config_values(declared: &[ConfigItem], sent: Option<&Value>) -> Map<String, V
 }
 
 impl ServiceContext {
-    fn new(ctx: Context, shared: &ServiceShared) -> Self {
-        let config = config_values(&shared.config, ctx.runner().extra.get("configurationItems"));
+    fn new(ctx: Context, shared: &ServiceShared, sent: Option<&Value>) -> Self {
+        let config = config_values(&shared.config, sent);
         Self {
             inner: Arc::new(ServiceInner {
                 ctx,

@@ -79,6 +79,10 @@ fn calc() -> Service {
             },
         )
         .method(
+            ServiceMethod::new("debugView").returns(ParamType::String),
+            |ctx: ServiceContext, (): ()| async move { Ok(format!("{ctx:?}")) },
+        )
+        .method(
             ServiceMethod::new("refuse"),
             |_ctx: ServiceContext, (): ()| async move {
                 Err::<(), _>(HandlerError::new(4002, "refused").with_status(403))
@@ -274,6 +278,24 @@ async fn configuration_items_reach_the_method_typed_with_their_defaults() {
         .await;
     assert_eq!(returned(&reply), json!(2.0), "rounded up by the item");
     assert_eq!(reply["httpResponseHeaders"]["x-unit"], "USD");
+
+    // Configuration values (maybe secrets) stay out of `Debug`; so does the token.
+    let (_, reply) = runner
+        .invoke(&service_task(
+            "c5",
+            "services.CalcService",
+            "debugView",
+            json!([]),
+            set.clone(),
+        ))
+        .await;
+    let shown = returned(&reply);
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("CalcService") && shown.contains("U1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("USD") && !shown.contains("T1"), "{shown}");
 
     // A value that does not fit its item's type is named.
     set["configurationItems"] = json!([{"name": "roundUp", "value": "perhaps"}]);
