@@ -112,6 +112,8 @@ pub struct Dispatcher {
     init_app_data: parking_lot::RwLock<Value>,
     /// Whether `public_url` was configured (else `serve` sets the bound address).
     fixed_url: bool,
+    /// `configurationItems` of each service's tasks, by service.
+    service_config: std::collections::BTreeMap<String, Vec<Value>>,
     log: Arc<Log>,
 }
 
@@ -158,6 +160,19 @@ impl Dispatcher {
             app_id: config.app_id.clone(),
             init_app_data: parking_lot::RwLock::new(json!({"url": url, "apiKey": api_key})),
             fixed_url: config.public_url.is_some(),
+            service_config: config
+                .service_config
+                .iter()
+                .map(|(service, items)| {
+                    let items = items
+                        .iter()
+                        .map(|(name, value)| {
+                            json!({"name": name, "value": value.expose(), "productId": null})
+                        })
+                        .collect();
+                    (service.clone(), items)
+                })
+                .collect(),
             log,
         })
     }
@@ -492,7 +507,7 @@ impl Dispatcher {
             "httpPath": path,
             "httpQueryParams": query,
             "httpPathParams": path_params,
-            "configurationItems": [],
+            "configurationItems": self.service_config.get(&decl.name).cloned().unwrap_or_default(),
         });
         let task = ServiceTask {
             json_class: SERVICE_TASK_CLASS.to_owned(),
@@ -513,10 +528,16 @@ impl Dispatcher {
         };
         let mut body = serde_json::to_value(&task).map_err(ApiError::internal)?;
         body["properties"] = json!({});
-        // The task as recorded and inspected: the caller's token hidden.
+        // The task as recorded and inspected: the caller's token and the
+        // configuration values (maybe secrets) hidden.
         let mut shown = body.clone();
         if shown["invocationContextDto"]["userToken"].is_string() {
             shown["invocationContextDto"]["userToken"] = Value::from("[redacted]");
+        }
+        if let Some(items) = shown["invocationContextDto"]["configurationItems"].as_array_mut() {
+            for item in items {
+                item["value"] = Value::from("[redacted]");
+            }
         }
         let target = format!("{}.{method}", decl.name);
         if let Some(dir) = record_dir {

@@ -279,3 +279,37 @@ async fn routes_statuses_and_cookies_reach_the_client() {
     assert_eq!(response.json::<Value>().await.unwrap(), json!({}));
     assert_eq!(app.inspect().tasks().len(), before + 1);
 }
+
+#[tokio::test]
+async fn the_emulator_s_service_configuration_reaches_the_method_typed() {
+    use coderunner::emulator::{EmulatorConfig, Secret};
+    let mut config = EmulatorConfig::dev();
+    config.service_config.insert(
+        "Posts".to_owned(),
+        [("label".to_owned(), Secret::new("articles"))].into(),
+    );
+    let app = TestApp::start_with(config, handlers::register).await;
+    let alice = app.login("alice@example.com").await;
+    let response = call(
+        &app,
+        reqwest::Method::POST,
+        "/myPostCount",
+        Some(alice.token.expose()),
+    )
+    .await;
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"count": 0, "label": "articles"})
+    );
+    // What the emulator shows of the task hides the value.
+    let task = app
+        .inspect()
+        .tasks()
+        .into_iter()
+        .find(|t| t.target == "Posts.myPostCount")
+        .unwrap();
+    assert_eq!(
+        task.body["invocationContextDto"]["configurationItems"],
+        json!([{"name": "label", "value": "[redacted]", "productId": null}])
+    );
+}
