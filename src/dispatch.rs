@@ -536,7 +536,13 @@ impl Dispatcher {
                 })
             }
         };
-        let deadline = tokio::time::Instant::now() + self.limits.timeout_for(task.timeout);
+        // The task's time, no more than the method's own limit.
+        let allowed = self.limits.timeout_for(task.timeout);
+        let allowed = method
+            .decl
+            .execution_timeout()
+            .map_or(allowed, |own| own.min(allowed));
+        let deadline = tokio::time::Instant::now() + allowed;
         let app_log = self.app_log_target(
             task.init_app_data.as_ref(),
             task.application_id.as_deref(),
@@ -832,13 +838,15 @@ mod tests {
     async fn a_service_method_past_its_timeout_gets_code_14005() {
         use crate::service::{Service, ServiceContext, ServiceMethod};
         let mut r = Registry::new();
-        r.service(Service::new("Slow").method(
-            ServiceMethod::new("wait"),
-            |_ctx: ServiceContext, (): ()| async move {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                Ok(())
-            },
-        ))
+        async fn wait(_ctx: ServiceContext, (): ()) -> Result<(), crate::HandlerError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+        r.service(
+            Service::new("Slow")
+                .method(ServiceMethod::new("wait"), wait)
+                .method(ServiceMethod::new("waitBriefly").timeout_secs(1), wait),
+        )
         .unwrap();
         let dispatcher = Dispatcher::new(Arc::new(r), TaskLimits::default());
         let body = serde_json::json!({"___jsonclass": crate::event::wire::SERVICE_TASK_CLASS,

@@ -39,6 +39,13 @@ fn service_definition(service: &RegisteredService) -> Value {
             if let Some((verb, path)) = decl.http_route() {
                 tags.insert("route".to_owned(), Value::from(format!("{verb} {path}")));
             }
+            // JSDoc tag names, lower-cased, with their text (as the official model).
+            if let Some(timeout) = decl.execution_timeout() {
+                tags.insert(
+                    "executiontimeoutinseconds".to_owned(),
+                    Value::from(timeout.as_secs().to_string()),
+                );
+            }
             let mut def =
                 serde_json::json!({"params": params, "tags": tags, "metaInfo": meta_info()});
             if *decl.return_type() != ParamType::Void {
@@ -101,6 +108,11 @@ fn method_xml(decl: &ServiceMethod) -> String {
         ("operationName", decl.name().to_owned()),
         ("registerAs", String::new()),
         ("category", String::new()),
+    ]);
+    if let Some(timeout) = decl.execution_timeout() {
+        pairs.push(("executionTimeoutInSeconds", timeout.as_secs().to_string()));
+    }
+    pairs.extend([
         ("appearanceIcon", String::new()),
         ("appearanceColor", String::new()),
         ("metaInfo", meta_info().to_string()),
@@ -368,7 +380,8 @@ mod tests {
                             .param("id", ParamType::String)
                             .param("xs", ParamType::Array(Some(Box::new(ParamType::Number))))
                             .optional_param("flag", ParamType::Boolean)
-                            .route("GET /items/{id}"),
+                            .route("GET /items/{id}")
+                            .timeout_secs(7),
                         item,
                     ),
             )
@@ -376,10 +389,11 @@ mod tests {
         let model = Model::of(&registry).to_json();
         // What the official runner 8.0.3 builds for the same service in JS
         // (`@returns {Object}`; `@param {String} id`, `{Array.<Number>} xs`,
-        // `{Boolean} [flag]`, `@route GET /items/{id}`).
+        // `{Boolean} [flag]`, `@route GET /items/{id}`,
+        // `@executionTimeoutInSeconds 7`).
         let meta = "metaInfo=\"{&quot;args&quot;:{},&quot;sampleResult&quot;:null,&quot;sampleResultLoader&quot;:null}\"";
         let official = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n  <namespace name=\"services\" fullname=\"services\">\n    <service name=\"Posts\" description=\"Posts\" fullname=\"services.Posts\" namespace=\"services\">\n      <method name=\"myPostCount\" type=\"Object\" nativetype=\"Object\" fulltype=\"Object\" javatype=\"java.lang.Object\" description=\"\" operationName=\"myPostCount\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" {meta}>\n      </method>\n      <method name=\"item\" type=\"void\" nativetype=\"void\" fulltype=\"void\" javatype=\"void\" description=\"\" operationName=\"item\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" {meta} method=\"GET\" path=\"/items/{{id}}\">\n        <arg name=\"id\" type=\"String\" nativetype=\"String\" fulltype=\"String\" javatype=\"java.lang.String\" required=\"true\"/>\n        <arg name=\"xs\" type=\"Array\" nativetype=\"List&lt;float&gt;\" fulltype=\"Array\" javatype=\"java.util.List&lt;float&gt;\" elementType=\"Number\" required=\"true\"/>\n        <arg name=\"flag\" type=\"Boolean\" nativetype=\"bool\" fulltype=\"Boolean\" javatype=\"boolean\" required=\"false\"/>\n      </method>\n    </service>\n  </namespace>\n  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n  <namespace name=\"services\" fullname=\"services\">\n    <service name=\"Posts\" description=\"Posts\" fullname=\"services.Posts\" namespace=\"services\">\n      <method name=\"myPostCount\" type=\"Object\" nativetype=\"Object\" fulltype=\"Object\" javatype=\"java.lang.Object\" description=\"\" operationName=\"myPostCount\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" {meta}>\n      </method>\n      <method name=\"item\" type=\"void\" nativetype=\"void\" fulltype=\"void\" javatype=\"void\" description=\"\" operationName=\"item\" registerAs=\"\" category=\"\" executionTimeoutInSeconds=\"7\" appearanceIcon=\"\" appearanceColor=\"\" {meta} method=\"GET\" path=\"/items/{{id}}\">\n        <arg name=\"id\" type=\"String\" nativetype=\"String\" fulltype=\"String\" javatype=\"java.lang.String\" required=\"true\"/>\n        <arg name=\"xs\" type=\"Array\" nativetype=\"List&lt;float&gt;\" fulltype=\"Array\" javatype=\"java.util.List&lt;float&gt;\" elementType=\"Number\" required=\"true\"/>\n        <arg name=\"flag\" type=\"Boolean\" nativetype=\"bool\" fulltype=\"Boolean\" javatype=\"boolean\" required=\"false\"/>\n      </method>\n    </service>\n  </namespace>\n  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>"
         );
         assert_eq!(model["services"][0]["xml"], official);
         assert_eq!(
@@ -395,7 +409,7 @@ mod tests {
                     {"name": "id", "label": "id", "type": {"name": "String"}, "optional": false},
                     {"name": "xs", "label": "xs", "type": {"name": "Array", "elementType": {"name": "Number"}}, "optional": false},
                     {"name": "flag", "label": "flag", "type": {"name": "Boolean"}, "optional": true}],
-                   "tags": {"route": "GET /items/{id}"},
+                   "tags": {"route": "GET /items/{id}", "executiontimeoutinseconds": "7"},
                    "metaInfo": {"args": {}, "sampleResult": null, "sampleResultLoader": null},
                    "access": "public"})
         );

@@ -138,6 +138,8 @@ pub struct ServiceMethod {
     /// `(verb, path)` from `route("POST /sum")`; `None`: the default route.
     route: Option<(String, String)>,
     description: String,
+    /// `@executionTimeoutInSeconds`: the most the method may run.
+    timeout_secs: Option<u32>,
 }
 
 impl ServiceMethod {
@@ -149,6 +151,7 @@ impl ServiceMethod {
             returns: ParamType::Void,
             route: None,
             description: String::new(),
+            timeout_secs: None,
         }
     }
 
@@ -194,6 +197,20 @@ impl ServiceMethod {
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = text.into();
         self
+    }
+
+    /// The most the method may run, as the official runner's
+    /// `@executionTimeoutInSeconds` tag: the model tells the server, and the
+    /// runner also stops the method then if the task allows it longer.
+    pub fn timeout_secs(mut self, secs: u32) -> Self {
+        self.timeout_secs = Some(secs);
+        self
+    }
+
+    /// The method's own time limit, if it has one.
+    pub fn execution_timeout(&self) -> Option<std::time::Duration> {
+        self.timeout_secs
+            .map(|s| std::time::Duration::from_secs(u64::from(s)))
     }
 
     /// The method's name.
@@ -544,6 +561,12 @@ impl Service {
             let decl = &method.decl;
             if decl.name.is_empty() {
                 return Err("a method has an empty name".to_owned());
+            }
+            if decl.timeout_secs == Some(0) {
+                return Err(format!(
+                    "method `{}`: the timeout must be at least 1 second",
+                    decl.name
+                ));
             }
             if let Some((verb, _)) = &decl.route {
                 if !["GET", "PUT", "POST", "DELETE"].contains(&verb.as_str()) {

@@ -313,3 +313,56 @@ async fn the_emulator_s_service_configuration_reaches_the_method_typed() {
         json!([{"name": "label", "value": "[redacted]", "productId": null}])
     );
 }
+
+/// A custom event whose handler leaves a trace: a `Note` row.
+fn noting(registry: &mut coderunner::Registry) -> Result<(), coderunner::RegistryError> {
+    registry.custom_event("note", |ctx: coderunner::Context, args: Value| async move {
+        ctx.server_key()
+            .table::<Value>("Note")
+            .create(&args)
+            .await?;
+        Ok(json!({"noted": true}))
+    })?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_custom_event_dispatched_async_answers_at_once_and_its_handler_runs() {
+    let app = TestApp::start(noting).await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/servercode/events/note",
+            app.api_root("dev-rest-key")
+        ))
+        .header("bl-execution-type", "async")
+        .json(&json!({"text": "later"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({}));
+    // The handler runs after the answer: its row appears (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.rows("Note").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the async handler never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.rows("Note")[0]["text"], "later");
+    // Dispatched sync, the handler's result comes back.
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/servercode/events/note",
+            app.api_root("dev-rest-key")
+        ))
+        .json(&json!({"text": "now"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"noted": true})
+    );
+    assert_eq!(app.rows("Note").len(), 2);
+}
