@@ -5,6 +5,7 @@
 
 pub mod digest;
 pub mod posts;
+pub mod posts_service;
 pub mod users;
 
 use coderunner::event::{persistence, user};
@@ -21,6 +22,7 @@ pub fn register(registry: &mut Registry) -> Result<(), RegistryError> {
             digest::hourly(),
             digest::hourly_digest,
         )?
-        .custom_event(digest::POST_STATS_EVENT, digest::post_stats)?;
+        .custom_event(digest::POST_STATS_EVENT, digest::post_stats)?
+        .service(posts_service::service())?;
     Ok(())
 }

@@ -22,9 +22,10 @@ use tracing::{field, Instrument};
 
 use crate::app_log::{AppLogLine, AppLogTarget, TaskLog};
 use crate::event::wire::{
-    Arguments, Encoding, ExceptionWrapper, ExecutionResult, InvocationResult, Task, TIMEOUT_MESSAGE,
+    AnyTask, Arguments, Encoding, ExceptionWrapper, ExecutionResult, InvocationResult, ServiceTask,
+    Task, TIMEOUT_MESSAGE,
 };
-use crate::event::{EventDef, RunnerContext};
+use crate::event::{EventDef, Provider, RunnerContext, SERVICE_INVOCATION};
 use crate::handler::Context;
 use crate::invocation_log::{bounded, CallLog, InvocationLog, InvocationRecord, RecordedError};
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
@@ -117,16 +118,66 @@ pub enum RouteError {
     /// The other arguments do not fit the handler's types.
     #[error(transparent)]
     BadArguments(#[from] ArgumentError),
+    /// No API service of this name is registered (the official runner's message).
+    #[error("[{service}] service does not exist")]
+    NoService {
+        /// The service's name sent.
+        service: String,
+    },
+    /// The service has no such method (the official runner's message).
+    #[error("[{method}] method does not exist in [{service}] service or is not a function")]
+    NoMethod {
+        /// The service.
+        service: String,
+        /// The method's name sent.
+        method: String,
+    },
+    /// A service method's parameters do not fit its declaration: the
+    /// client's mistake, answered as a reply with HTTP status 400.
+    #[error("{service}.{method}: {error}", error = .error.message)]
+    BadParameters {
+        /// The service.
+        service: String,
+        /// The method.
+        method: String,
+        /// Which parameter, and why.
+        error: ArgumentError,
+    },
 }
+
+/// Code of the reply to a service that does not exist (Backendless 14001).
+pub const SERVICE_NOT_FOUND: i64 = 14001;
+/// Code of the reply to a service method that does not exist (14002).
+pub const METHOD_NOT_FOUND: i64 = 14002;
+/// Code of the reply to a service method that ran out of time (14005).
+pub const SERVICE_TIMED_OUT: i64 = 14005;
 
 impl RouteError {
     /// The outcome label of this failure.
     pub fn outcome(&self) -> Outcome {
         match self {
             RouteError::UnknownEvent { .. } => Outcome::UnknownEvent,
-            RouteError::NoHandler { .. } => Outcome::NoHandler,
-            RouteError::BadContext(_) | RouteError::BadArguments(_) => Outcome::Error,
+            RouteError::NoHandler { .. }
+            | RouteError::NoService { .. }
+            | RouteError::NoMethod { .. } => Outcome::NoHandler,
+            RouteError::BadContext(_)
+            | RouteError::BadArguments(_)
+            | RouteError::BadParameters { .. } => Outcome::Error,
         }
+    }
+
+    /// The reply every transport sends for this refusal, when it is one
+    /// (unknown event, handler, service or method; a service's parameters);
+    /// `None` for a task the sender built wrong (context, arguments).
+    pub fn exception(&self) -> Option<ExceptionWrapper> {
+        let (code, status) = match self {
+            RouteError::UnknownEvent { .. } | RouteError::NoHandler { .. } => (0, None),
+            RouteError::NoService { .. } => (SERVICE_NOT_FOUND, Some(404)),
+            RouteError::NoMethod { .. } => (METHOD_NOT_FOUND, Some(404)),
+            RouteError::BadParameters { .. } => (0, Some(400)),
+            RouteError::BadContext(_) | RouteError::BadArguments(_) => return None,
+        };
+        Some(ExceptionWrapper::new(code, self.to_string(), status))
     }
 }
 
@@ -164,6 +215,20 @@ impl Routed {
     /// The task id.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+}
+
+/// Calls `make` (a handler building its run, which decodes its arguments)
+/// with a panic there contained: it then panics when run, where panics are
+/// contained.
+fn prepare(make: impl FnOnce() -> Result<Prepared, ArgumentError>) -> Result<Prepared, RouteError> {
+    match std::panic::catch_unwind(AssertUnwindSafe(make)) {
+        Ok(prepared) => Ok(prepared?),
+        Err(panic) => Ok(Box::pin(futures::future::lazy(
+            move |_| -> Result<Decision, crate::handler::HandlerError> {
+                std::panic::resume_unwind(panic)
+            },
+        )) as Prepared),
     }
 }
 
@@ -387,16 +452,12 @@ impl Dispatcher {
             None
         };
 
-        let app_log = self.app_log.as_ref().and_then(|_| {
-            AppLogTarget::of(
-                task.init_app_data.as_ref(),
-                task.application_id
-                    .as_deref()
-                    .or(Some(runner.app_id.as_str())),
-                runner.user_token.as_ref().map(|t| t.expose()),
-            )
-        });
         let deadline = tokio::time::Instant::now() + self.limits.timeout_for(task.timeout);
+        let app_log = self.app_log_target(
+            task.init_app_data.as_ref(),
+            task.application_id.as_deref(),
+            &runner,
+        );
         let mut ctx = Context::new(runner, task.id.clone(), event, task.target, Some(deadline));
         if let Some(hook) = &self.hook {
             ctx = hook(ctx);
@@ -406,16 +467,7 @@ impl Dispatcher {
             args: values,
             result,
         };
-        // A handler that panics before returning its future panics when run,
-        // where panics are contained.
-        let run = match std::panic::catch_unwind(AssertUnwindSafe(|| (handler.call)(call))) {
-            Ok(prepared) => prepared?,
-            Err(panic) => Box::pin(futures::future::lazy(
-                move |_| -> Result<Decision, crate::handler::HandlerError> {
-                    std::panic::resume_unwind(panic)
-                },
-            )) as Prepared,
-        };
+        let run = prepare(|| (handler.call)(call))?;
         Ok(Routed {
             request_id: task.id,
             handler,
@@ -427,6 +479,121 @@ impl Dispatcher {
             slot: None,
             calls: self.invocations.as_ref().map(|_| CallLog::default()),
         })
+    }
+
+    fn app_log_target(
+        &self,
+        init_app_data: Option<&Value>,
+        application_id: Option<&str>,
+        runner: &RunnerContext,
+    ) -> Option<AppLogTarget> {
+        self.app_log.as_ref().and_then(|_| {
+            AppLogTarget::of(
+                init_app_data,
+                application_id.or(Some(runner.app_id.as_str())),
+                runner.user_token.as_ref().map(|t| t.expose()),
+            )
+        })
+    }
+
+    /// Finds the method of a service task, decodes its caller and typed
+    /// parameters, and starts its deadline.
+    pub fn route_service(&self, task: ServiceTask) -> Result<Routed, RouteError> {
+        let name = task.service_name().to_owned();
+        let Some(service) = self.registry.lookup_service(&name) else {
+            return Err(RouteError::NoService { service: name });
+        };
+        let Some(method) = service.method(&task.method) else {
+            return Err(RouteError::NoMethod {
+                service: name,
+                method: task.method,
+            });
+        };
+        // The caller and the HTTP request are in `invocationContextDto`; a
+        // null the server sends for an absent value counts as absent.
+        let mut dto = task.invocation_context_dto;
+        dto.retain(|_, v| !v.is_null());
+        // Configuration values may be secrets (an API key of another
+        // service): they go to the method's configuration only, not into
+        // the RunnerContext that `Debug` shows.
+        let configuration_items = dto.remove("configurationItems");
+        let mut runner = RunnerContext::deserialize(Value::Object(dto))
+            .map_err(|e| RouteError::BadContext(format!("invalid `invocationContextDto`: {e}")))?;
+        if runner.app_id.is_empty() {
+            runner.app_id = task.application_id.clone().unwrap_or_default();
+        }
+        let args = match task.arguments.into_value() {
+            Value::Array(values) => values,
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(RouteError::BadParameters {
+                    service: name,
+                    method: task.method,
+                    error: ArgumentError {
+                        field: "arguments".to_owned(),
+                        message: "the parameters must be an array".to_owned(),
+                    },
+                })
+            }
+        };
+        // The task's time, no more than the method's own limit.
+        let allowed = self.limits.timeout_for(task.timeout);
+        let allowed = method
+            .decl
+            .execution_timeout()
+            .map_or(allowed, |own| own.min(allowed));
+        let deadline = tokio::time::Instant::now() + allowed;
+        let app_log = self.app_log_target(
+            task.init_app_data.as_ref(),
+            task.application_id.as_deref(),
+            &runner,
+        );
+        let mut ctx = Context::new(
+            runner,
+            task.id.clone(),
+            &SERVICE_INVOCATION,
+            method.label.target.clone(),
+            Some(deadline),
+        );
+        if let Some(hook) = &self.hook {
+            ctx = hook(ctx);
+        }
+        let call = Call {
+            ctx,
+            args,
+            result: None,
+        };
+        let run =
+            prepare(|| service.prepare(method, call, configuration_items)).map_err(
+                |e| match e {
+                    RouteError::BadArguments(error) => RouteError::BadParameters {
+                        service: name.clone(),
+                        method: task.method.clone(),
+                        error,
+                    },
+                    other => other,
+                },
+            )?;
+        let handler = method.label.clone();
+        Ok(Routed {
+            request_id: task.id,
+            handler,
+            encoding: Encoding::Value,
+            context: Value::Null,
+            deadline,
+            run,
+            app_log,
+            slot: None,
+            calls: self.invocations.as_ref().map(|_| CallLog::default()),
+        })
+    }
+
+    /// Routes a task of either class.
+    pub fn route_any(&self, task: AnyTask) -> Result<Routed, RouteError> {
+        match task {
+            AnyTask::Method(task) => self.route(task),
+            AnyTask::Service(task) => self.route_service(task),
+        }
     }
 
     /// Runs a routed task to completion (or to its deadline) and builds the reply.
@@ -496,10 +663,16 @@ impl Dispatcher {
         };
         let decision = match ran {
             Err(_) => {
+                // A service's timeout carries Backendless's code for it.
+                let code = if event.provider == Provider::Service {
+                    SERVICE_TIMED_OUT
+                } else {
+                    0
+                };
                 return fail(
-                    ExceptionWrapper::new(0, TIMEOUT_MESSAGE, None),
+                    ExceptionWrapper::new(code, TIMEOUT_MESSAGE, None),
                     Outcome::Timeout,
-                )
+                );
             }
             Ok(Err(panic)) => {
                 let detail = panic
@@ -512,6 +685,16 @@ impl Dispatcher {
                 return fail(ExceptionWrapper::new(0, message, None), Outcome::Panic);
             }
             Ok(Ok(Err(error))) => return fail(error.to_exception(), Outcome::Error),
+            Ok(Ok(Ok(Decision::Service(value, response)))) => {
+                // The bare return value (spec §2.5), and what the method set
+                // on the client's HTTP reply.
+                let mut reply =
+                    InvocationResult::with_arguments(request_id, Arguments::bare(value));
+                reply.http_response_status_code = response.status;
+                reply.http_response_headers = response.headers;
+                reply.http_response_cookies = response.cookies;
+                return (reply, Outcome::Ok);
+            }
             Ok(Ok(Ok(decision))) => decision,
         };
 
@@ -564,6 +747,7 @@ impl Dispatcher {
                 set_premature(&mut context_value, &value);
                 with_result(context_value, received, Some(value))
             }
+            Decision::Service(value, _) => vec![value],
         };
         (
             InvocationResult::with_arguments(request_id, Arguments::new(encoding, reply_values)),
@@ -648,6 +832,41 @@ mod tests {
                 "timeout {timeout:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_method_past_its_timeout_gets_code_14005() {
+        use crate::service::{Service, ServiceContext, ServiceMethod};
+        let mut r = Registry::new();
+        async fn wait(_ctx: ServiceContext, (): ()) -> Result<(), crate::HandlerError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+        r.service(
+            Service::new("Slow")
+                .method(ServiceMethod::new("wait"), wait)
+                .method(ServiceMethod::new("waitBriefly").timeout_secs(1), wait),
+        )
+        .unwrap();
+        let dispatcher = Dispatcher::new(Arc::new(r), TaskLimits::default());
+        let body = serde_json::json!({"___jsonclass": crate::event::wire::SERVICE_TASK_CLASS,
+            "id": "s", "className": "services.Slow", "method": "wait", "timeout": 1500,
+            "arguments": b"[]".to_vec(), "invocationContextDto": {}});
+        let task = match AnyTask::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap() {
+            AnyTask::Service(task) => task,
+            other => panic!("not a service task: {other:?}"),
+        };
+        let started = tokio::time::Instant::now();
+        let (reply, outcome) = dispatcher
+            .run(dispatcher.route_service(task).unwrap())
+            .await;
+        assert_eq!(outcome, Outcome::Timeout);
+        assert_eq!(started.elapsed(), Duration::from_millis(1500));
+        let exception = reply.exception.unwrap();
+        assert_eq!(
+            (exception.code, exception.exception_message.as_str()),
+            (SERVICE_TIMED_OUT, TIMEOUT_MESSAGE)
+        );
     }
 
     /// A log destination the test reads back.

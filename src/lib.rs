@@ -25,6 +25,7 @@ pub mod replay;
 pub mod runner;
 pub mod sdk;
 pub mod server;
+pub mod service;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
@@ -35,6 +36,7 @@ pub mod transport;
 
 pub use handler::{After, Before, Context, HandlerError, Outcome, Password};
 pub use registry::{HandlerInfo, Registry, RegistryError};
+pub use service::{Service, ServiceContext, ServiceMethod};
 
 /// The guides of `docs/`, compiled so that their examples are tested.
 #[cfg(doctest)]

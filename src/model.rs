@@ -12,6 +12,146 @@ use serde_json::{Map, Value};
 
 use crate::event::Provider;
 use crate::registry::Registry;
+use crate::service::{ParamType, RegisteredService, ServiceMethod};
+
+/// The `metaInfo` of a method, as the official runner writes it with no tags.
+fn meta_info() -> Value {
+    serde_json::json!({"args": {}, "sampleResult": null, "sampleResultLoader": null})
+}
+
+/// `definitions.types[<Service>]`: the service's methods with their
+/// parameter and return types, which the official runner reads back.
+fn service_definition(service: &RegisteredService) -> Value {
+    let methods: Map<String, Value> = service
+        .methods
+        .iter()
+        .map(|m| {
+            let decl = &m.decl;
+            let params: Vec<Value> = decl
+                .params()
+                .iter()
+                .map(|p| {
+                    serde_json::json!({"name": p.name, "label": p.name,
+                                       "type": p.ty.definition(), "optional": p.optional})
+                })
+                .collect();
+            let mut tags = Map::new();
+            if let Some((verb, path)) = decl.http_route() {
+                tags.insert("route".to_owned(), Value::from(format!("{verb} {path}")));
+            }
+            // JSDoc tag names, lower-cased, with their text (as the official model).
+            if let Some(timeout) = decl.execution_timeout() {
+                tags.insert(
+                    "executiontimeoutinseconds".to_owned(),
+                    Value::from(timeout.as_secs().to_string()),
+                );
+            }
+            let mut def =
+                serde_json::json!({"params": params, "tags": tags, "metaInfo": meta_info()});
+            if *decl.return_type() != ParamType::Void {
+                def["returnType"] = decl.return_type().definition();
+            }
+            def["access"] = Value::from("public");
+            if !decl.description_text().is_empty() {
+                def["description"] = Value::from(decl.description_text());
+            }
+            (decl.name().to_owned(), def)
+        })
+        .collect();
+    serde_json::json!({"name": service.name(), "methods": methods, "properties": {}})
+}
+
+/// Escapes an XML attribute value as the official runner's `xml` package does.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn attributes(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!(" {k}=\"{}\"", xml_escape(v)))
+        .collect()
+}
+
+/// `name`, `type`, `nativetype`, `fulltype`, `javatype` (and `elementType`)
+/// of a typed XML node.
+fn typed_attributes(name: &str, ty: &ParamType) -> Vec<(&'static str, String)> {
+    let (native, java) = ty.native_and_java();
+    let mut pairs = vec![
+        ("name", name.to_owned()),
+        ("type", ty.name().to_owned()),
+        ("nativetype", native),
+        ("fulltype", ty.name().to_owned()),
+        ("javatype", java),
+    ];
+    if let ParamType::Array(Some(element)) = ty {
+        pairs.push(("elementType", element.name().to_owned()));
+    }
+    pairs
+}
+
+fn method_xml(decl: &ServiceMethod) -> String {
+    let mut pairs = typed_attributes(decl.name(), decl.return_type());
+    pairs.extend([
+        ("description", decl.description_text().to_owned()),
+        ("operationName", decl.name().to_owned()),
+        ("registerAs", String::new()),
+        ("category", String::new()),
+    ]);
+    if let Some(timeout) = decl.execution_timeout() {
+        pairs.push(("executionTimeoutInSeconds", timeout.as_secs().to_string()));
+    }
+    pairs.extend([
+        ("appearanceIcon", String::new()),
+        ("appearanceColor", String::new()),
+        ("metaInfo", meta_info().to_string()),
+    ]);
+    if let Some((verb, path)) = decl.http_route() {
+        pairs.push(("method", verb.to_owned()));
+        pairs.push(("path", path.to_owned()));
+    }
+    let mut xml = format!("      <method{}>\n", attributes(&pairs));
+    for p in decl.params() {
+        let mut arg = typed_attributes(&p.name, &p.ty);
+        arg.push(("required", (!p.optional).to_string()));
+        xml.push_str(&format!("        <arg{}/>\n", attributes(&arg)));
+    }
+    xml.push_str("      </method>\n");
+    xml
+}
+
+/// The `<namespaces>` document the server learns a service's methods,
+/// routes and parameters from, laid out as the official runner's
+/// `service-descriptor.js` writes it.
+fn service_xml(service: &RegisteredService) -> String {
+    let name = service.name();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n");
+    xml.push_str("  <namespace name=\"services\" fullname=\"services\">\n");
+    let service_attrs = attributes(&[
+        ("name", name.to_owned()),
+        ("description", service.description.clone()),
+        ("fullname", format!("services.{name}")),
+        ("namespace", "services".to_owned()),
+    ]);
+    xml.push_str(&format!("    <service{service_attrs}>\n"));
+    for method in &service.methods {
+        xml.push_str(&method_xml(&method.decl));
+    }
+    xml.push_str("    </service>\n  </namespace>\n");
+    xml.push_str("  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>");
+    xml
+}
 
 /// One handler of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,11 +221,38 @@ impl Model {
                 })
             })
             .collect();
+        let mut definitions = Definitions::default();
+        let services = registry
+            .registered_services()
+            .map(|service| {
+                let provider = format!("rust:service:{}", service.name());
+                definitions.files.push(provider.clone());
+                definitions
+                    .types
+                    .insert(service.name().to_owned(), service_definition(service));
+                let config: Vec<Value> = service
+                    .shared
+                    .config
+                    .iter()
+                    .enumerate()
+                    .map(|(order, item)| item.to_model(order))
+                    .collect();
+                serde_json::json!({
+                    "provider": provider,
+                    "name": service.name(),
+                    "version": service.version,
+                    "description": service.description,
+                    "serviceInfo": {},
+                    "config": config,
+                    "xml": service_xml(service),
+                })
+            })
+            .collect();
         Model {
             handlers,
             timers,
-            services: Vec::new(),
-            definitions: Definitions::default(),
+            services,
+            definitions,
             types: Map::new(),
             errors: Vec::new(),
         }
@@ -137,6 +304,115 @@ mod tests {
         }
         assert_eq!(model["definitions"], json!({"files": [], "types": {}}));
         assert_eq!(model["timers"], json!([]));
+    }
+
+    #[test]
+    fn services_are_listed_with_the_official_xml_and_definitions() {
+        use crate::service::{
+            ConfigItem, ConfigType, ParamType, Service, ServiceContext, ServiceMethod,
+        };
+        async fn sum(_: ServiceContext, (a, b): (f64, f64)) -> Result<f64, HandlerError> {
+            Ok(a + b)
+        }
+        let mut registry = Registry::new();
+        registry
+            .service(
+                Service::new("CalcService")
+                    .config(ConfigItem::new("flag", ConfigType::Bool).default_value(false))
+                    .method(
+                        ServiceMethod::new("sum")
+                            .param("a", ParamType::Number)
+                            .param("b", ParamType::Number)
+                            .returns(ParamType::Number)
+                            .route("POST /sum"),
+                        sum,
+                    ),
+            )
+            .unwrap();
+        let model = Model::of(&registry).to_json();
+        let service = &model["services"][0];
+        assert_eq!(service["name"], "CalcService");
+        assert_eq!(
+            service["config"],
+            json!([{"name": "flag", "type": "BOOL", "defaultValue": false, "order": 0}])
+        );
+        // The text the official runner 8.0.3 writes for this service
+        // (tests/official/expected-model.json).
+        let official = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n  <namespace name=\"services\" fullname=\"services\">\n    <service name=\"CalcService\" description=\"CalcService\" fullname=\"services.CalcService\" namespace=\"services\">\n      <method name=\"sum\" type=\"Number\" nativetype=\"float\" fulltype=\"Number\" javatype=\"float\" description=\"\" operationName=\"sum\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" metaInfo=\"{&quot;args&quot;:{},&quot;sampleResult&quot;:null,&quot;sampleResultLoader&quot;:null}\" method=\"POST\" path=\"/sum\">\n        <arg name=\"a\" type=\"Number\" nativetype=\"float\" fulltype=\"Number\" javatype=\"float\" required=\"true\"/>\n        <arg name=\"b\" type=\"Number\" nativetype=\"float\" fulltype=\"Number\" javatype=\"float\" required=\"true\"/>\n      </method>\n    </service>\n  </namespace>\n  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>";
+        assert_eq!(service["xml"], official);
+        let sum_def = &model["definitions"]["types"]["CalcService"]["methods"]["sum"];
+        assert_eq!(
+            sum_def,
+            &json!({"params": [
+                        {"name": "a", "label": "a", "type": {"name": "Number"}, "optional": false},
+                        {"name": "b", "label": "b", "type": {"name": "Number"}, "optional": false}],
+                    "tags": {"route": "POST /sum"},
+                    "metaInfo": {"args": {}, "sampleResult": null, "sampleResultLoader": null},
+                    "returnType": {"name": "Number"}, "access": "public"})
+        );
+    }
+
+    #[test]
+    fn methods_keep_their_order_and_every_type_maps_as_the_official_runner_maps_it() {
+        use crate::service::{
+            ConfigItem, ConfigType, ParamType, Service, ServiceContext, ServiceMethod,
+        };
+        async fn count(_: ServiceContext, (): ()) -> Result<Value, HandlerError> {
+            Ok(json!({}))
+        }
+        async fn item(
+            _: ServiceContext,
+            _: (String, Vec<f64>, Option<bool>),
+        ) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        let mut registry = Registry::new();
+        registry
+            .service(
+                Service::new("Posts")
+                    .config(ConfigItem::new("label", ConfigType::String).default_value("posts"))
+                    .method(
+                        ServiceMethod::new("myPostCount").returns(ParamType::Object),
+                        count,
+                    )
+                    .method(
+                        ServiceMethod::new("item")
+                            .param("id", ParamType::String)
+                            .param("xs", ParamType::Array(Some(Box::new(ParamType::Number))))
+                            .optional_param("flag", ParamType::Boolean)
+                            .route("GET /items/{id}")
+                            .timeout_secs(7),
+                        item,
+                    ),
+            )
+            .unwrap();
+        let model = Model::of(&registry).to_json();
+        // What the official runner 8.0.3 builds for the same service in JS
+        // (`@returns {Object}`; `@param {String} id`, `{Array.<Number>} xs`,
+        // `{Boolean} [flag]`, `@route GET /items/{id}`,
+        // `@executionTimeoutInSeconds 7`).
+        let meta = "metaInfo=\"{&quot;args&quot;:{},&quot;sampleResult&quot;:null,&quot;sampleResultLoader&quot;:null}\"";
+        let official = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<namespaces>\n  <namespace name=\"services\" fullname=\"services\">\n    <service name=\"Posts\" description=\"Posts\" fullname=\"services.Posts\" namespace=\"services\">\n      <method name=\"myPostCount\" type=\"Object\" nativetype=\"Object\" fulltype=\"Object\" javatype=\"java.lang.Object\" description=\"\" operationName=\"myPostCount\" registerAs=\"\" category=\"\" appearanceIcon=\"\" appearanceColor=\"\" {meta}>\n      </method>\n      <method name=\"item\" type=\"void\" nativetype=\"void\" fulltype=\"void\" javatype=\"void\" description=\"\" operationName=\"item\" registerAs=\"\" category=\"\" executionTimeoutInSeconds=\"7\" appearanceIcon=\"\" appearanceColor=\"\" {meta} method=\"GET\" path=\"/items/{{id}}\">\n        <arg name=\"id\" type=\"String\" nativetype=\"String\" fulltype=\"String\" javatype=\"java.lang.String\" required=\"true\"/>\n        <arg name=\"xs\" type=\"Array\" nativetype=\"List&lt;float&gt;\" fulltype=\"Array\" javatype=\"java.util.List&lt;float&gt;\" elementType=\"Number\" required=\"true\"/>\n        <arg name=\"flag\" type=\"Boolean\" nativetype=\"bool\" fulltype=\"Boolean\" javatype=\"boolean\" required=\"false\"/>\n      </method>\n    </service>\n  </namespace>\n  <runtime generationMode=\"FULL\">\n  </runtime>\n</namespaces>"
+        );
+        assert_eq!(model["services"][0]["xml"], official);
+        assert_eq!(
+            model["services"][0]["config"],
+            json!([{"name": "label", "type": "STRING", "defaultValue": "posts", "order": 0}])
+        );
+        let methods = &model["definitions"]["types"]["Posts"]["methods"];
+        let names: Vec<&String> = methods.as_object().unwrap().keys().collect();
+        assert_eq!(names, ["myPostCount", "item"]);
+        assert_eq!(
+            methods["item"],
+            json!({"params": [
+                    {"name": "id", "label": "id", "type": {"name": "String"}, "optional": false},
+                    {"name": "xs", "label": "xs", "type": {"name": "Array", "elementType": {"name": "Number"}}, "optional": false},
+                    {"name": "flag", "label": "flag", "type": {"name": "Boolean"}, "optional": true}],
+                   "tags": {"route": "GET /items/{id}", "executiontimeoutinseconds": "7"},
+                   "metaInfo": {"args": {}, "sampleResult": null, "sampleResultLoader": null},
+                   "access": "public"})
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::event::wire::ExecutionResult;
 use crate::event::{custom, timer};
 use crate::event::{EventDef, EventId, Phase};
 use crate::handler::{After, Before, Context, HandlerError, Outcome};
+use crate::service::{RegisteredService, Service};
 use crate::timer::{Schedule, ScheduleError};
 
 /// A boxed, sendable future.
@@ -54,6 +55,8 @@ pub(crate) enum Decision {
     Keep(Received),
     /// After: replace the result with this value.
     Replace(Value, Received),
+    /// A service method's return value and what it set on the HTTP reply.
+    Service(Value, crate::service::ServiceResponse),
 }
 
 /// The wire arguments and result a handler was called with, handed back
@@ -172,6 +175,14 @@ pub enum RegistryError {
         /// What is wrong.
         error: ScheduleError,
     },
+    /// A service declaration is not valid, or the name is taken.
+    #[error("service `{service}`: {message}")]
+    Service {
+        /// The service.
+        service: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An empty target.
     #[error("{event}: the target must not be empty (use `*` for a generic handler)")]
     EmptyTarget {
@@ -186,6 +197,8 @@ pub struct Registry {
     by_event: HashMap<u32, HashMap<String, Registered>>,
     /// Timer schedules by timer name (their handlers are event 800's).
     timers: std::collections::BTreeMap<String, Schedule>,
+    /// API services by name.
+    services: std::collections::BTreeMap<String, RegisteredService>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -387,6 +400,44 @@ impl Registry {
         )?;
         self.rename(custom::EXECUTE, name, handler_name);
         Ok(self)
+    }
+
+    /// Registers an API service with its methods (see [`crate::service`]).
+    /// An invalid declaration, or a second service of the same name, is
+    /// refused here, at startup.
+    pub fn service(&mut self, service: Service) -> Result<&mut Self, RegistryError> {
+        let name = service.name().to_owned();
+        let refuse = |message: String| RegistryError::Service {
+            service: name.clone(),
+            message,
+        };
+        service.check().map_err(refuse)?;
+        if self.services.contains_key(&name) {
+            return Err(refuse("is registered twice".to_owned()));
+        }
+        self.services.insert(name, service.into_registered());
+        Ok(self)
+    }
+
+    /// The service named `name`.
+    pub(crate) fn lookup_service(&self, name: &str) -> Option<&RegisteredService> {
+        self.services.get(name)
+    }
+
+    /// Every service's name with its methods' declarations (services by
+    /// name, methods in declaration order).
+    pub fn services(&self) -> impl Iterator<Item = (&str, Vec<&crate::service::ServiceMethod>)> {
+        self.services.values().map(|s| {
+            (
+                s.name(),
+                s.methods.iter().map(|m| &m.decl).collect::<Vec<_>>(),
+            )
+        })
+    }
+
+    /// Every registered service, by name.
+    pub(crate) fn registered_services(&self) -> impl Iterator<Item = &RegisteredService> {
+        self.services.values()
     }
 
     fn rename(&mut self, event: EventId, target: &str, handler_name: &'static str) {
@@ -662,9 +713,9 @@ impl Registry {
         all.into_iter()
     }
 
-    /// Whether no handler is registered.
+    /// Whether no handler and no service is registered.
     pub fn is_empty(&self) -> bool {
-        self.by_event.is_empty()
+        self.by_event.is_empty() && self.services.is_empty()
     }
 }
 

@@ -355,6 +355,11 @@ pub struct EmulatorConfig {
     pub request_log_capacity: usize,
     /// How many cache entries may exist at once.
     pub cache_max_entries: usize,
+    /// The configuration items of API services, by service and item name,
+    /// as the console sets them per app (`configurationItems` of service
+    /// tasks). Values may be secrets: `Debug` hides them.
+    pub service_config:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, Secret>>,
 }
 
 impl Default for EmulatorConfig {
@@ -374,6 +379,7 @@ impl Default for EmulatorConfig {
             runner: None,
             request_log_capacity: 100_000,
             cache_max_entries: 10_000,
+            service_config: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -17,11 +17,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use parking_lot::Mutex;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use crate::event::wire::{
-    Arguments, Encoding, ExecutionResult, InvocationResult, Task, TASK_CLASS,
+    Arguments, Encoding, ExecutionResult, InvocationResult, ServiceTask, Task, SERVICE_TASK_CLASS,
+    TASK_CLASS,
 };
 use crate::event::{EventDef, EventId, RunnerContext, UserToken};
 use crate::signature::WebhookSecret;
@@ -74,7 +75,7 @@ fn star() -> String {
     "*".to_owned()
 }
 
-struct Link {
+pub(crate) struct Link {
     url: String,
     secret: WebhookSecret,
     record_dir: Option<PathBuf>,
@@ -94,7 +95,7 @@ pub enum Before {
 }
 
 /// Where one task goes.
-enum Route<'a> {
+pub(crate) enum Route<'a> {
     /// Signed HTTP to the linked runner.
     Http(&'a Link),
     /// Through Redis to a registered or deployed runner.
@@ -111,6 +112,8 @@ pub struct Dispatcher {
     init_app_data: parking_lot::RwLock<Value>,
     /// Whether `public_url` was configured (else `serve` sets the bound address).
     fixed_url: bool,
+    /// `configurationItems` of each service's tasks, by service.
+    service_config: std::collections::BTreeMap<String, Vec<Value>>,
     log: Arc<Log>,
 }
 
@@ -157,6 +160,19 @@ impl Dispatcher {
             app_id: config.app_id.clone(),
             init_app_data: parking_lot::RwLock::new(json!({"url": url, "apiKey": api_key})),
             fixed_url: config.public_url.is_some(),
+            service_config: config
+                .service_config
+                .iter()
+                .map(|(service, items)| {
+                    let items = items
+                        .iter()
+                        .map(|(name, value)| {
+                            json!({"name": name, "value": value.expose(), "productId": null})
+                        })
+                        .collect();
+                    (service.clone(), items)
+                })
+                .collect(),
             log,
         })
     }
@@ -419,6 +435,155 @@ impl Dispatcher {
         }
     }
 
+    /// The service `name` as the linked runners' models declare it, and
+    /// where its tasks go; `None` when no model has it.
+    pub(crate) async fn find_service(
+        &self,
+        name: &str,
+    ) -> Result<Option<(ServiceDecl, Route<'_>)>, ApiError> {
+        if let Some(redis) = &self.redis {
+            return Ok(redis
+                .route_service(name)
+                .await?
+                .map(|(decl, destination)| (decl, Route::Redis(redis, destination))));
+        }
+        let Some(link) = self.link.as_ref() else {
+            return Ok(None);
+        };
+        let model = link
+            .client
+            .get(format!("{}/model", link.url))
+            .timeout(HANDLERS_FETCH_TIMEOUT)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        let model = match model {
+            Ok(response) => response.json::<Value>().await.ok(),
+            Err(_) => None,
+        };
+        let Some(model) = model else {
+            // Fail closed: without the model the call cannot be routed.
+            return Err(ApiError::new(
+                0,
+                "the business logic runner's model is unavailable; the service cannot be called",
+            )
+            .with_status(StatusCode::BAD_GATEWAY));
+        };
+        Ok(services_of(&model)
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(|decl| (decl, Route::Http(link))))
+    }
+
+    /// Calls a method of the service `decl` as `caller`: the runner's
+    /// reply, or `None` when sent asynchronously.
+    pub(crate) async fn invoke_service(
+        &self,
+        route: Route<'_>,
+        caller: &Caller,
+        decl: &ServiceDecl,
+        request: ServiceCall,
+    ) -> Result<Option<InvocationResult>, ApiError> {
+        let ServiceCall {
+            method,
+            args,
+            asynchronous,
+            path,
+            query,
+            path_params,
+        } = request;
+        let method = method.as_str();
+        let user = caller.user.as_ref();
+        let (timeout_ms, record_dir) = match &route {
+            Route::Http(link) => (link.timeout_ms, link.record_dir.as_ref()),
+            Route::Redis(redis, _) => (redis.timeout_ms, redis.record_dir.as_ref()),
+        };
+        let dto = json!({
+            "userId": user.map(|u| u.user_id.clone()),
+            "userToken": user.map(|u| u.token.clone()),
+            "userRoles": caller.roles,
+            "deviceType": caller.key_kind.device_type(),
+            "httpHeaders": caller.headers,
+            "httpPath": path,
+            "httpQueryParams": query,
+            "httpPathParams": path_params,
+            "configurationItems": self.service_config.get(&decl.name).cloned().unwrap_or_default(),
+        });
+        let task = ServiceTask {
+            json_class: SERVICE_TASK_CLASS.to_owned(),
+            id: uuid::Uuid::new_v4().to_string(),
+            application_id: Some(self.app_id.clone()),
+            class_name: format!("services.{}", decl.name),
+            method: method.to_owned(),
+            arguments: Arguments::new(Encoding::Bytes, args),
+            timeout: Some(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+            timestamp: Some(now_ms()),
+            invocation_context_dto: match dto {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+            init_app_data: Some(self.init_app_data.read().clone()),
+            provider: decl.provider.clone(),
+            service_id: None,
+        };
+        let mut body = serde_json::to_value(&task).map_err(ApiError::internal)?;
+        body["properties"] = json!({});
+        // The task as recorded and inspected: the caller's token and the
+        // configuration values (maybe secrets) hidden.
+        let mut shown = body.clone();
+        if shown["invocationContextDto"]["userToken"].is_string() {
+            shown["invocationContextDto"]["userToken"] = Value::from("[redacted]");
+        }
+        if let Some(items) = shown["invocationContextDto"]["configurationItems"].as_array_mut() {
+            for item in items {
+                item["value"] = Value::from("[redacted]");
+            }
+        }
+        let target = format!("{}.{method}", decl.name);
+        if let Some(dir) = record_dir {
+            let path = dir.join(format!("{}-service-{}.json", now_ms(), task.id));
+            let text = serde_json::to_vec_pretty(&shown).unwrap_or_default();
+            if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text))
+            {
+                tracing::warn!(error = %e, path = %path.display(), "emulator.record_failed");
+            }
+        }
+        self.log.task(SentTask {
+            event_id: 0,
+            event_name: "invokeService".to_owned(),
+            target: target.clone(),
+            is_async: asynchronous,
+            body: shown,
+        });
+        tracing::debug!(task_id = %task.id, service = %target, asynchronous, "emulator.service_task_sent");
+        let reply = match route {
+            Route::Http(link) => {
+                let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+                send_http(link, bytes, "invokeService", asynchronous).await
+            }
+            Route::Redis(redis, destination) => {
+                body["mode"] = Value::from(match destination {
+                    Destination::Debug => "DEBUG",
+                    Destination::Production => "PRODUCTION",
+                });
+                body["relativePath"] = Value::from("servercode/RUST/default");
+                redis.send(body, &destination, asynchronous).await
+            }
+        };
+        // The emulator's own wait ran out: a service's timeout (14005).
+        reply.map_err(|e| {
+            if e.code == 15000 {
+                ApiError::new(
+                    crate::dispatch::SERVICE_TIMED_OUT,
+                    format!("Invocation of {target} timed out"),
+                )
+                .with_status(StatusCode::BAD_REQUEST)
+            } else {
+                e
+            }
+        })
+    }
+
     fn context(&self, caller: &Caller, target: &str) -> Value {
         let user = caller.user.as_ref();
         let ctx = RunnerContext {
@@ -558,64 +723,14 @@ impl Dispatcher {
             }
         };
         let body = serde_json::to_vec(&task).map_err(ApiError::internal)?;
-        let headers = link.secret.sign_headers(&body);
-        let mut request = link
-            .client
-            .post(format!("{}/invoke", link.url))
-            .header("content-type", "application/json")
-            .body(body);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let event_name = def.name;
         tracing::debug!(
             task_id = %task.id,
-            event = event_name,
+            event = def.name,
             target = %task.target,
             is_async,
             "emulator.task_sent"
         );
-        if is_async {
-            tokio::spawn(async move {
-                if let Err(e) = request.send().await {
-                    tracing::warn!(error = %e, event = event_name, "emulator.async_task_failed");
-                }
-            });
-            return Ok(None);
-        }
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                ApiError::new(
-                    15000,
-                    format!(
-                        "Custom business logic execution has been terminated because it did not complete in permitted time - {} seconds",
-                        timeout_ms / 1000
-                    ),
-                )
-            } else {
-                tracing::warn!(error = %e, event = event_name, "emulator.runner_unreachable");
-                ApiError::new(0, format!("business logic runner unreachable for {event_name}"))
-                    .with_status(StatusCode::BAD_GATEWAY)
-            }
-        })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
-            ApiError::new(
-                0,
-                format!("business logic runner reply for {event_name} was cut: {e}"),
-            )
-            .with_status(StatusCode::BAD_GATEWAY)
-        })?;
-        serde_json::from_slice::<InvocationResult>(&bytes)
-            .map(Some)
-            .map_err(|e| {
-                tracing::warn!(error = %e, %status, event = event_name, "emulator.runner_bad_reply");
-                ApiError::new(
-                    0,
-                    format!("business logic runner gave an invalid reply for {event_name} (HTTP {status})"),
-                )
-                .with_status(StatusCode::BAD_GATEWAY)
-            })
+        send_http(link, body, def.name, is_async).await
     }
 
     fn record(&self, record_dir: Option<&PathBuf>, def: &EventDef, task: &Task) {
@@ -657,6 +772,150 @@ impl Dispatcher {
             body,
         });
     }
+}
+
+/// Signs and sends one task body to the linked runner's `/invoke`; `None`
+/// when sent without waiting (async). `what` names the task in messages.
+async fn send_http(
+    link: &Link,
+    body: Vec<u8>,
+    what: &'static str,
+    is_async: bool,
+) -> Result<Option<InvocationResult>, ApiError> {
+    let timeout_ms = link.timeout_ms;
+    let headers = link.secret.sign_headers(&body);
+    let mut request = link
+        .client
+        .post(format!("{}/invoke", link.url))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    if is_async {
+        tokio::spawn(async move {
+            if let Err(e) = request.send().await {
+                tracing::warn!(error = %e, event = what, "emulator.async_task_failed");
+            }
+        });
+        return Ok(None);
+    }
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() {
+            ApiError::new(
+                15000,
+                format!(
+                    "Custom business logic execution has been terminated because it did not complete in permitted time - {} seconds",
+                    timeout_ms / 1000
+                ),
+            )
+        } else {
+            tracing::warn!(error = %e, event = what, "emulator.runner_unreachable");
+            ApiError::new(0, format!("business logic runner unreachable for {what}"))
+                .with_status(StatusCode::BAD_GATEWAY)
+        }
+    })?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| {
+        ApiError::new(
+            0,
+            format!("business logic runner reply for {what} was cut: {e}"),
+        )
+        .with_status(StatusCode::BAD_GATEWAY)
+    })?;
+    serde_json::from_slice::<InvocationResult>(&bytes)
+        .map(Some)
+        .map_err(|e| {
+            tracing::warn!(error = %e, %status, event = what, "emulator.runner_bad_reply");
+            ApiError::new(
+                0,
+                format!("business logic runner gave an invalid reply for {what} (HTTP {status})"),
+            )
+            .with_status(StatusCode::BAD_GATEWAY)
+        })
+}
+
+/// An API service as a model declares it: what the emulator needs to turn
+/// a request into the method's positional parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServiceDecl {
+    pub(crate) name: String,
+    /// The model's `provider` of the service, sent back in its tasks.
+    pub(crate) provider: Option<String>,
+    pub(crate) methods: Vec<MethodDecl>,
+}
+
+/// One method of a [`ServiceDecl`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MethodDecl {
+    pub(crate) name: String,
+    /// Parameter names, in order.
+    pub(crate) params: Vec<String>,
+    /// Their type names (`Number`, `String`, ...), in the same order.
+    pub(crate) types: Vec<String>,
+    /// `(VERB, /path/{param})` from the method's `route` tag.
+    pub(crate) route: Option<(String, String)>,
+}
+
+/// The services of a model JSON (`services[]` with their methods from
+/// `definitions.types`).
+pub(crate) fn services_of(model: &Value) -> Vec<ServiceDecl> {
+    model["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let name = s["name"].as_str()?.to_owned();
+            let methods = model["definitions"]["types"][&name]["methods"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(method, def)| MethodDecl {
+                    name: method.clone(),
+                    params: def["params"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                        .collect(),
+                    types: def["params"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p["name"].is_string())
+                        .map(|p| p["type"]["name"].as_str().unwrap_or("Object").to_owned())
+                        .collect(),
+                    route: def["tags"]["route"]
+                        .as_str()
+                        .map(|r| match r.trim().split_once(' ') {
+                            Some((verb, path)) => {
+                                (verb.to_ascii_uppercase(), path.trim().to_owned())
+                            }
+                            None => ("GET".to_owned(), r.trim().to_owned()),
+                        }),
+                })
+                .collect();
+            Some(ServiceDecl {
+                name,
+                provider: s["provider"].as_str().map(str::to_owned),
+                methods,
+            })
+        })
+        .collect()
+}
+
+/// One call of a service method: the method, its positional parameters,
+/// and the HTTP side of the request for its `invocationContextDto`.
+#[derive(Debug)]
+pub(crate) struct ServiceCall {
+    pub(crate) method: String,
+    pub(crate) args: Vec<Value>,
+    /// Sent without waiting for the method (`bl-execution-type: async`).
+    pub(crate) asynchronous: bool,
+    /// The path after `services/<Service>`.
+    pub(crate) path: String,
+    pub(crate) query: Map<String, Value>,
+    pub(crate) path_params: Map<String, Value>,
 }
 
 /// The timers of a model JSON (`timers[].timerJson`), with their schedules;

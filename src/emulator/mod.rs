@@ -33,6 +33,7 @@ mod messaging;
 mod redis_link;
 mod security;
 mod servercode;
+mod services;
 mod sessions;
 mod store;
 mod timers;
@@ -226,6 +227,10 @@ impl Emulator {
             .route(
                 "/servercode/events/{name}",
                 post(servercode::dispatch_event),
+            )
+            .route(
+                "/services/{service}/{*path}",
+                axum::routing::any(services::call_service),
             )
             .route(
                 "/servercode/registermodel",

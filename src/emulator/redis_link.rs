@@ -20,7 +20,7 @@ use redis::{AsyncConnectionConfig, Client};
 use serde_json::Value;
 use tokio::sync::{oneshot, OnceCell};
 
-use super::dispatch::HandlerInfo;
+use super::dispatch::{HandlerInfo, ServiceDecl};
 use super::error::ApiError;
 use crate::event::wire::InvocationResult;
 use crate::timer::Schedule;
@@ -41,6 +41,8 @@ pub(crate) struct DebugRunner {
     pub(crate) handlers: Option<Arc<Vec<HandlerInfo>>>,
     /// Its model's timers.
     pub(crate) timers: Vec<(String, Schedule)>,
+    /// Its model's API services.
+    pub(crate) services: Vec<ServiceDecl>,
 }
 
 /// The business logic the server knows of: a debug runner's model and the
@@ -51,6 +53,8 @@ pub(crate) struct Models {
     pub(crate) deployed: Option<Arc<Vec<HandlerInfo>>>,
     /// The deployed model's timers.
     pub(crate) deployed_timers: Vec<(String, Schedule)>,
+    /// The deployed model's API services.
+    pub(crate) deployed_services: Vec<ServiceDecl>,
 }
 
 /// Where a task goes.
@@ -174,6 +178,7 @@ impl RedisLink {
             debug_id: debug_id.clone(),
             handlers: None,
             timers: Vec::new(),
+            services: Vec::new(),
         });
         Ok(debug_id)
     }
@@ -252,6 +257,32 @@ impl RedisLink {
             .as_deref()
             .and_then(find)
             .map(|is_async| (Destination::Production, is_async)))
+    }
+
+    /// The service `name` and where its tasks go: the live debug runner's
+    /// model first, then the deployed one.
+    pub(crate) async fn route_service(
+        &self,
+        name: &str,
+    ) -> Result<Option<(ServiceDecl, Destination)>, ApiError> {
+        let (debug, deployed) = {
+            let models = self.models.lock();
+            (models.debug.clone(), models.deployed_services.clone())
+        };
+        if let Some(debug) = debug {
+            if let Some(decl) = debug.services.iter().find(|s| s.name == name) {
+                let alive: i64 = self
+                    .query(redis::cmd("EXISTS").arg(&debug.debug_id))
+                    .await?;
+                if alive > 0 {
+                    return Ok(Some((decl.clone(), Destination::Debug)));
+                }
+            }
+        }
+        Ok(deployed
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(|decl| (decl, Destination::Production)))
     }
 
     /// The timers to fire: the live debug runner's, else the deployed model's.

@@ -97,6 +97,7 @@ pub(crate) async fn register_model(
     };
     debug.handlers = Some(handlers);
     debug.timers = super::dispatch::timers_of(&model);
+    debug.services = super::dispatch::services_of(&model);
     tracing::info!(handlers = count, "emulator.debug_model_registered");
     Ok(Json(Value::Null))
 }
@@ -173,10 +174,12 @@ pub(crate) async fn publish_code(
         Ok((handlers, model)) => {
             let count = handlers.len();
             let timers = super::dispatch::timers_of(model);
+            let services = super::dispatch::services_of(model);
             {
                 let mut models = link.models.lock();
                 models.deployed = Some(Arc::new(handlers));
                 models.deployed_timers = timers;
+                models.deployed_services = services;
             }
             if let Err(e) = link.announce_deploy(&st.config.app_id).await {
                 tracing::warn!(error = %e, "emulator.deploy_announce_failed");

@@ -59,6 +59,10 @@ pub enum Provider {
     Timer,
     /// Custom events; the target is the custom event name.
     Custom,
+    /// API services (`RequestServiceInvocation` tasks): not in the event
+    /// catalog; a service method's invocations are labelled with
+    /// [`SERVICE_INVOCATION`] and the target `Service.method`.
+    Service,
 }
 
 impl Provider {
@@ -74,6 +78,7 @@ impl Provider {
             Provider::AtomicOperation => "atomic-operation",
             Provider::Timer => "timer",
             Provider::Custom => "custom",
+            Provider::Service => "service",
         }
     }
 
@@ -97,6 +102,20 @@ impl fmt::Display for Provider {
         f.write_str(self.as_str())
     }
 }
+
+/// What a service method's [`crate::Context`] reports as its event: API
+/// service invocations are not catalog events (no event id reaches them; they
+/// come as `RequestServiceInvocation` tasks), so [`EventDef::by_id`] never
+/// returns this.
+pub static SERVICE_INVOCATION: EventDef = EventDef {
+    id: EventId(0),
+    provider: Provider::Service,
+    phase: Phase::Standalone,
+    name: "invokeService",
+    args: &["parameters"],
+    result: false,
+    pair: None,
+};
 
 /// When an event's handler runs relative to the built-in logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

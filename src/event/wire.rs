@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 
 /// `___jsonclass` of a method-invocation task.
 pub const TASK_CLASS: &str = "com.backendless.coderunner.commons.protocol.RequestMethodInvocation";
+/// `___jsonclass` of an API service task.
+pub const SERVICE_TASK_CLASS: &str =
+    "com.backendless.coderunner.commons.protocol.RequestServiceInvocation";
 /// `___jsonclass` of a reply.
 pub const RESULT_CLASS: &str = "com.backendless.coderunner.commons.protocol.InvocationResult";
 /// `___jsonclass` of an exception wrapper.
@@ -33,6 +36,10 @@ pub enum Encoding {
     Json,
     /// A JSON array of byte values holding the UTF-8 JSON of that array.
     Bytes,
+    /// A JSON array of byte values holding the UTF-8 JSON of one value that
+    /// is not an array: a service reply's bare return value (spec §2.5).
+    /// `values` holds that one value.
+    Value,
 }
 
 /// The arguments of a task or reply: argument 0 is the RunnerContext.
@@ -49,12 +56,35 @@ impl Arguments {
     pub fn new(encoding: Encoding, values: Vec<Value>) -> Self {
         Self { encoding, values }
     }
+
+    /// One bare value sent as the UTF-8 bytes of its JSON (a service
+    /// reply's return value).
+    pub fn bare(value: Value) -> Self {
+        Self {
+            encoding: Encoding::Value,
+            values: vec![value],
+        }
+    }
+
+    /// The JSON text these bytes held: the array of values, or the one bare
+    /// value of [`Encoding::Value`].
+    pub fn into_value(self) -> Value {
+        match self.encoding {
+            Encoding::Value => self.values.into_iter().next().unwrap_or(Value::Null),
+            Encoding::Json | Encoding::Bytes => Value::Array(self.values),
+        }
+    }
 }
 
 impl Serialize for Arguments {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.encoding {
             Encoding::Json => self.values.serialize(serializer),
+            Encoding::Value => {
+                let value = self.values.first().unwrap_or(&Value::Null);
+                let bytes = serde_json::to_vec(value).map_err(serde::ser::Error::custom)?;
+                serializer.collect_seq(bytes)
+            }
             Encoding::Bytes => {
                 let bytes = serde_json::to_vec(&self.values).map_err(serde::ser::Error::custom)?;
                 let mut seq = serializer.serialize_seq(Some(bytes.len()))?;
@@ -100,24 +130,21 @@ impl<'de> Visitor<'de> for ArgumentsVisitor {
                 while let Some(b) = seq.next_element::<u8>()? {
                     bytes.push(b);
                 }
-                let mut values: Vec<Value> = serde_json::from_slice(&bytes).map_err(|e| {
-                    de::Error::custom(format_args!(
-                        "byte-encoded arguments are not a JSON array: {e}"
-                    ))
+                let mut root: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    de::Error::custom(format_args!("byte-encoded arguments are not JSON: {e}"))
                 })?;
                 // The Backendless wire format's references and dates
                 // (spec §2.4) are resolved here, once, for every transport.
                 if super::markers::may_have_markers(&bytes) {
-                    let mut root = Value::Array(values);
                     super::markers::resolve(&mut root);
-                    values = match root {
-                        Value::Array(values) => values,
-                        _ => Vec::new(),
-                    };
                 }
-                Ok(Arguments {
-                    encoding: Encoding::Bytes,
-                    values,
+                Ok(match root {
+                    Value::Array(values) => Arguments {
+                        encoding: Encoding::Bytes,
+                        values,
+                    },
+                    // A service reply: the bytes of one bare value.
+                    value => Arguments::bare(value),
                 })
             }
             Some(first) => {
@@ -216,25 +243,7 @@ impl Task {
         if let Ok(task) = serde_json::from_slice(body) {
             return Ok(task);
         }
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let task: Task = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let message = if field.is_empty() || field == "." {
-                format!("invalid task: {inner}")
-            } else {
-                format!("invalid task field `{field}`: {inner}")
-            };
-            TaskError {
-                field: if field == "." { String::new() } else { field },
-                message,
-            }
-        })?;
-        de.end().map_err(|e| TaskError {
-            field: String::new(),
-            message: format!("invalid task: {e}"),
-        })?;
-        Ok(task)
+        decode_tracked(body)
     }
 
     /// The field that names an application other than `app_id`, if any:
@@ -256,6 +265,169 @@ impl Task {
             .and_then(Value::as_str);
         (context_app != Some(app_id)).then_some("arguments[0].appId")
     }
+}
+
+fn service_task_class() -> String {
+    SERVICE_TASK_CLASS.to_owned()
+}
+
+/// A `RequestServiceInvocation` task: call `method` of the API service
+/// `className` (spec §2.5). Its `arguments` are the method's positional
+/// parameters, always as the UTF-8 bytes of their JSON array (the
+/// Backendless wire format; a plain array of numbers could not be told from
+/// it), and its caller is in `invocationContextDto`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceTask {
+    /// Always [`SERVICE_TASK_CLASS`].
+    #[serde(rename = "___jsonclass", default = "service_task_class")]
+    pub json_class: String,
+    /// The task id; the reply's `requestId`.
+    pub id: String,
+    /// The application the service belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// The service, e.g. `services.Posts`; only the text after the last `.`
+    /// names it.
+    pub class_name: String,
+    /// The method called.
+    pub method: String,
+    /// The positional parameters, as the bytes of their JSON array.
+    #[serde(default)]
+    pub arguments: Arguments,
+    /// Time allowed for the method, in milliseconds (`< 0`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    /// When the backend created the task (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// The caller and the HTTP request: `userId`, `userToken`, `userRoles`,
+    /// `httpHeaders`, `httpPath`, `httpQueryParams`, `httpPathParams`,
+    /// `configurationItems`, ... Holds a token: never logged.
+    #[serde(default)]
+    pub invocation_context_dto: Map<String, Value>,
+    /// `url` and `apiKey` of the backend. Holds a key: never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_app_data: Option<Value>,
+    /// The service's file in the official runner (required there); echoed,
+    /// not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Unused by the official runner; kept as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+}
+
+impl fmt::Debug for ServiceTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceTask")
+            .field("id", &self.id)
+            .field("class_name", &self.class_name)
+            .field("method", &self.method)
+            .field("timeout", &self.timeout)
+            .field("arguments", &self.arguments.values.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceTask {
+    /// The service's name: `className` after its last `.`.
+    pub fn service_name(&self) -> &str {
+        self.class_name
+            .rsplit('.')
+            .next()
+            .unwrap_or(self.class_name.as_str())
+    }
+
+    /// The field that names an application other than `app_id`, if any.
+    pub fn other_app_field(&self, app_id: &str) -> Option<&'static str> {
+        self.application_id
+            .as_deref()
+            .is_some_and(|sent| sent != app_id)
+            .then_some("applicationId")
+    }
+}
+
+/// A task of either class a runner executes: an event handler's
+/// (`RequestMethodInvocation`) or an API service's (`RequestServiceInvocation`).
+#[derive(Debug, Clone)]
+pub enum AnyTask {
+    /// An event handler, timer or custom event.
+    Method(Task),
+    /// An API service method.
+    Service(ServiceTask),
+}
+
+impl AnyTask {
+    /// Decodes a task of either class from the raw body, naming the
+    /// offending field on error. A method task is decoded in one parse; the
+    /// class is read only when that fails.
+    pub fn from_slice(body: &[u8]) -> Result<AnyTask, TaskError> {
+        if let Ok(task) = serde_json::from_slice::<Task>(body) {
+            return Ok(AnyTask::Method(task));
+        }
+        #[derive(Deserialize)]
+        struct Class<'a> {
+            #[serde(rename = "___jsonclass", borrow, default)]
+            class: Option<std::borrow::Cow<'a, str>>,
+        }
+        let is_service = serde_json::from_slice::<Class<'_>>(body)
+            .ok()
+            .and_then(|c| c.class)
+            .is_some_and(|c| c.ends_with("RequestServiceInvocation"));
+        if is_service {
+            decode_tracked::<ServiceTask>(body).map(AnyTask::Service)
+        } else {
+            Task::from_slice(body).map(AnyTask::Method)
+        }
+    }
+
+    /// The task id.
+    pub fn id(&self) -> &str {
+        match self {
+            AnyTask::Method(t) => &t.id,
+            AnyTask::Service(t) => &t.id,
+        }
+    }
+
+    /// Whether the sender does not wait for the reply (services never are).
+    pub fn is_async(&self) -> bool {
+        match self {
+            AnyTask::Method(t) => t.is_async,
+            AnyTask::Service(_) => false,
+        }
+    }
+
+    /// The field that names an application other than `app_id`, if any.
+    pub fn other_app_field(&self, app_id: &str) -> Option<&'static str> {
+        match self {
+            AnyTask::Method(t) => t.other_app_field(app_id),
+            AnyTask::Service(t) => t.other_app_field(app_id),
+        }
+    }
+}
+
+/// Decodes `T` with the path of a failure in the error.
+fn decode_tracked<T: de::DeserializeOwned>(body: &[u8]) -> Result<T, TaskError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let task: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if field.is_empty() || field == "." {
+            format!("invalid task: {inner}")
+        } else {
+            format!("invalid task field `{field}`: {inner}")
+        };
+        TaskError {
+            field: if field == "." { String::new() } else { field },
+            message,
+        }
+    })?;
+    de.end().map_err(|e| TaskError {
+        field: String::new(),
+        message: format!("invalid task: {e}"),
+    })?;
+    Ok(task)
 }
 
 /// A failure reported to the backend (`ExceptionWrapper`).

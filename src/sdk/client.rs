@@ -23,6 +23,7 @@ use super::error::{SdkError, TimeoutLimit};
 use super::files::Files;
 use super::logging::{LogQueue, Logger};
 use super::messaging::Messaging;
+use super::services::{Events, Services};
 use super::session::{
     MemorySessionStore, SessionLimits, SessionStatus, SessionStore, SuperuserSession,
 };
@@ -381,6 +382,16 @@ impl Client {
             | (Identity::ServerKey, Identity::ServerKey) => true,
             _ => false,
         }
+    }
+
+    /// API service methods, called as this identity.
+    pub fn services(&self) -> Services<'_> {
+        Services::new(self)
+    }
+
+    /// Custom events, dispatched as this identity.
+    pub fn events(&self) -> Events<'_> {
+        Events::new(self)
     }
 
     /// Sends `call` and decodes the reply into `T`.

@@ -17,6 +17,7 @@ mod error;
 mod files;
 mod logging;
 mod messaging;
+mod services;
 mod session;
 mod transport;
 mod users;
@@ -39,5 +40,6 @@ pub use error::{
 pub use files::{FileInfo, FileUrl, Files, Listing, MAX_SAVE_BYTES};
 pub use logging::{LogEntry, LogLevel, LogPolicy, Logger};
 pub use messaging::{Email, EmailEnvelope, MessageStatus, Messaging, PublishOptions};
+pub use services::{Events, Services};
 pub use session::{Lease, LeaseId, MemorySessionStore, SessionStatus, SessionStore};
 pub use users::{LoggedIn, UserStatus, Users};

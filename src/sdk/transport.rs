@@ -31,6 +31,8 @@ pub(crate) enum Service {
     Files,
     Messaging,
     Logging,
+    Services,
+    Events,
 }
 
 impl Service {
@@ -43,6 +45,8 @@ impl Service {
             Service::Files => "files",
             Service::Messaging => "messaging",
             Service::Logging => "logging",
+            Service::Services => "services",
+            Service::Events => "events",
         }
     }
 }
@@ -81,6 +85,8 @@ pub(crate) struct Call {
     pub(crate) body: Option<Payload>,
     /// Keeps a trailing `/` after the last segment (the JS SDK's directory URLs).
     pub(crate) trailing_slash: bool,
+    /// Extra request headers (`bl-execution-type`).
+    pub(crate) headers: Vec<(&'static str, &'static str)>,
 }
 
 impl Call {
@@ -100,7 +106,14 @@ impl Call {
             query: Vec::new(),
             body: None,
             trailing_slash: false,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a request header.
+    pub(crate) fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     /// Appends a segment that must never be logged (a token).
@@ -393,6 +406,9 @@ impl Transport {
             })?;
             value.set_sensitive(true);
             request = request.header("user-token", value);
+        }
+        for (name, value) in &call.headers {
+            request = request.header(*name, *value);
         }
         match &call.body {
             None => {}

@@ -33,7 +33,7 @@ use dedupe::{Admission, Dedupe, KeptReply};
 pub use error::ApiError;
 
 use crate::dispatch::{Dispatcher, RouteError};
-use crate::event::wire::{ExceptionWrapper, InvocationResult, Task};
+use crate::event::wire::{AnyTask, ExceptionWrapper, InvocationResult};
 use crate::signature::{self, CheckedHeaders, SignatureError, SignedHeaders, Verifier};
 use crate::store::SeenIds;
 use crate::transport::Readiness;
@@ -530,12 +530,19 @@ fn route_error(
         }
         e => {
             state.dispatcher.refused(request_id, &e, started);
-            let reply = InvocationResult::with_exception(
-                request_id.to_owned(),
-                ExceptionWrapper::new(0, e.to_string(), None),
-            );
+            // A service's parameters are the client's: its reply, with the
+            // 400 for the client inside. The rest are unroutable: 404.
+            let status = if matches!(e, RouteError::BadParameters { .. }) {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            let exception = e
+                .exception()
+                .unwrap_or_else(|| ExceptionWrapper::new(0, e.to_string(), None));
+            let reply = InvocationResult::with_exception(request_id.to_owned(), exception);
             let body = serde_json::to_vec(&reply).expect("a reply serializes");
-            return (StatusCode::NOT_FOUND, Bytes::from(body));
+            return (status, Bytes::from(body));
         }
     };
     let body = serde_json::to_vec(&refusal).expect("an error serializes");
@@ -571,7 +578,7 @@ async fn invoke(
             .map_err(signature_error)?;
     }
 
-    let task = Task::from_slice(&body).map_err(|e| {
+    let task = AnyTask::from_slice(&body).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", e.message).with_field(e.field)
     })?;
     if let Some(app_id) = &state.app_id {
@@ -584,8 +591,8 @@ async fn invoke(
             .with_field(field));
         }
     }
-    let request_id = task.id.clone();
-    let is_async = task.is_async;
+    let request_id = task.id().to_owned();
+    let is_async = task.is_async();
     // A slot, then the replay check, before any handler code runs (routing
     // calls the handler to build its future). A delivery refused for load
     // is not remembered, so its retry runs.
@@ -619,7 +626,7 @@ async fn invoke(
     };
     let ticket = claim_in_fleet(&state, checked.as_ref(), ticket, &body).await?;
 
-    let routed = match state.dispatcher.route(task) {
+    let routed = match state.dispatcher.route_any(task) {
         Ok(routed) => routed,
         Err(e) => {
             let (status, body) = route_error(&state, &request_id, e, started);

@@ -34,8 +34,8 @@ use secrecy::ExposeSecret;
 use super::framing;
 use super::Readiness;
 use crate::config::RedisConfig;
-use crate::dispatch::{Dispatcher, RouteError};
-use crate::event::wire::{ByteEncoded, ExceptionWrapper, InvocationResult, Task, RESULT_CLASS};
+use crate::dispatch::Dispatcher;
+use crate::event::wire::{AnyTask, ByteEncoded, ExceptionWrapper, InvocationResult, RESULT_CLASS};
 use crate::model::Model;
 
 /// `___jsonclass` prefix of the three task classes.
@@ -131,8 +131,6 @@ struct Envelope {
     event_id: Option<u32>,
     #[serde(default)]
     action_type: Option<String>,
-    #[serde(default)]
-    class_name: Option<String>,
 }
 
 impl Envelope {
@@ -148,7 +146,7 @@ impl Envelope {
     }
 }
 
-/// The reply of `ANALYSE_SERVER_CODE` (and later of services): its
+/// The reply of `ANALYSE_SERVER_CODE`: its
 /// `arguments` are the bytes of one JSON value, not of an array.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -577,14 +575,7 @@ impl TaskContext {
                     format!("Unknown action type: [{}]", other.unwrap_or("undefined")),
                 ),
             },
-            "RequestServiceInvocation" => {
-                let service = envelope
-                    .class_name
-                    .as_deref()
-                    .and_then(|c| c.rsplit('.').next())
-                    .unwrap_or("undefined");
-                self.exception(request_id, format!("[{service}] service does not exist"))
-            }
+            "RequestServiceInvocation" => self.invoke(request_id, json, started, slot).await,
             _ => self.exception(
                 request_id,
                 format!("Unknown task [{}]", envelope.json_class),
@@ -606,7 +597,7 @@ impl TaskContext {
         slot: OwnedSemaphorePermit,
     ) -> Reply {
         let dispatcher = &self.transport.dispatcher;
-        let task = match Task::from_slice(json) {
+        let task = match AnyTask::from_slice(json) {
             Ok(task) => task,
             Err(e) => return self.exception(request_id, e.message),
         };
@@ -623,12 +614,15 @@ impl TaskContext {
                 format!("invalid task field `{field}`: this runner serves another application"),
             );
         }
-        let is_async = task.is_async;
-        let routed = match dispatcher.route(task) {
+        let is_async = task.is_async();
+        let routed = match dispatcher.route_any(task) {
             Ok(routed) => routed,
-            Err(e @ (RouteError::UnknownEvent { .. } | RouteError::NoHandler { .. })) => {
+            Err(e) if e.exception().is_some() => {
                 dispatcher.refused(request_id, &e, started);
-                return self.exception(request_id, e.to_string());
+                let exception = e
+                    .exception()
+                    .unwrap_or_else(|| ExceptionWrapper::new(0, e.to_string(), None));
+                return self.encode(&InvocationResult::with_exception(request_id, exception));
             }
             Err(e) => {
                 tracing::warn!(task.id = %request_id, error = %e, "task arguments do not fit the handler");

@@ -191,6 +191,85 @@ mod tests {
         );
     }
 
+    /// A log destination the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_out_or_panicking_occurrence_is_reported_and_the_next_fires() {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let fires = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&fires);
+        let mut registry = Registry::new();
+        registry
+            .timer(
+                "flaky",
+                Schedule::new(NEW_YEAR, Frequency::Custom { every_secs: 10 }),
+                move |_ctx: Context| {
+                    let n = counted.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        match n {
+                            // The first occurrence outlives its timeout.
+                            0 => std::future::pending::<()>().await,
+                            1 => panic!("the second occurrence fails"),
+                            _ => {}
+                        }
+                        Ok(())
+                    }
+                },
+            )
+            .unwrap();
+        let limits = TaskLimits {
+            default_timeout: Duration::from_secs(5),
+            max_timeout: Duration::from_secs(5),
+        };
+        let dispatcher = Dispatcher::new(Arc::new(registry), limits);
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(run(
+            dispatcher,
+            "APP".to_owned(),
+            Clock::starting_at(NEW_YEAR),
+            None,
+            stop.clone(),
+        ));
+        // Occurrences at +10 s (times out at +15 s), +20 s (panics), +30 s.
+        tokio::time::sleep(Duration::from_millis(35_500)).await;
+        stop.cancel();
+        let _ = running.await;
+        assert_eq!(fires.load(Ordering::SeqCst), 3, "every occurrence fired");
+        let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+        let failures: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("invocation failed") && l.contains("target=flaky"))
+            .collect();
+        assert_eq!(failures.len(), 2, "{text}");
+        assert!(failures[0].contains("outcome=\"timeout\""), "{text}");
+        assert!(failures[1].contains("outcome=\"panic\""), "{text}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_claim_decides_which_occurrences_fire_here() {
         let fires = Arc::new(AtomicUsize::new(0));

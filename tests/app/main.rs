@@ -5,6 +5,7 @@ mod digest;
 mod full_loop;
 #[path = "../../handlers/mod.rs"]
 mod handlers;
+mod posts_service;
 mod replay;
 
 use coderunner::event::persistence;

@@ -276,6 +276,109 @@ async fn js_sdk_v8_against_the_emulator() {
     assert_eq!(stale, 1, "one save refused for the stale token{context}");
 }
 
+/// Steps of `services_flow.js`, all successful.
+const SERVICE_STEPS: &[&str] = &[
+    "initApp",
+    "anonymousServiceRefused",
+    "login",
+    "savePost",
+    "apiServicesInvoke",
+    "customServicesInvoke",
+    "apiServicesInvokeAsync",
+    "unknownService",
+    "unknownMethod",
+    "eventsDispatch",
+    "eventsDispatchAsync",
+    "logout",
+    "anonymousEventRefused",
+];
+
+/// `Backendless.APIServices.invoke`, `Backendless.CustomServices.invoke`
+/// and `Backendless.Events.dispatch` against `coderunner dev`: the emulator
+/// with the example app's runner, over loopback HTTP.
+#[tokio::test(flavor = "multi_thread")]
+async fn js_sdk_v8_calls_services_and_events_of_coderunner_dev() {
+    let Some(_) = tool_version("node") else {
+        return skip(WHAT, "`node` is not on PATH");
+    };
+    if tool_version("npm").is_none() {
+        return skip(WHAT, "`npm` is not on PATH");
+    }
+    let dir = node_dir();
+    let sdk = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || ensure_sdk(&dir)
+    })
+    .await
+    .expect("install task");
+    if let Err(why) = sdk {
+        return skip(WHAT, &why);
+    }
+    let app = coderunner::testing::TestApp::start(handlers::register).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/services_flow.js");
+    let mut cmd = node::node();
+    cmd.arg(&script)
+        .arg(app.emulator_url())
+        .arg(dir.join("node_modules"))
+        .current_dir(&dir);
+    let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
+        .await
+        .expect("node task")
+        .expect("running node");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
+        .unwrap_or_else(|| {
+            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
+        });
+    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let context = format!(
+        "\nresult: {}\nnode stderr:\n{stderr}",
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+    let steps: BTreeMap<&str, &Value> = result["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("?"), s))
+        .collect();
+    let mut failures = Vec::new();
+    for name in SERVICE_STEPS {
+        match steps.get(name) {
+            None => failures.push(format!("step {name}: not run")),
+            Some(s) if s["ok"] != Value::Bool(true) => {
+                failures.push(format!("step {name}: {}", s["error"]))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, s) in &steps {
+        if !SERVICE_STEPS.contains(name) {
+            failures.push(format!("unexpected step {name}: {s}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
+    assert_eq!(
+        result["facts"]["foreignHosts"],
+        serde_json::json!([]),
+        "Node only talks to 127.0.0.1{context}"
+    );
+    // The runner got the service tasks with alice as the caller.
+    let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
+    let service_tasks: Vec<_> = app
+        .inspect()
+        .tasks()
+        .into_iter()
+        .filter(|t| t.target == "Posts.myPostCount")
+        .collect();
+    assert!(
+        service_tasks
+            .iter()
+            .any(|t| t.body["invocationContextDto"]["userId"] == user_id),
+        "a service task carried alice{context}"
+    );
+}
+
 fn redact(path: &str) -> String {
     const MARK: &str = "/users/isvalidusertoken/";
     match path.find(MARK) {

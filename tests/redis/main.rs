@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 mod app;
 mod management;
+mod services;
 mod support;
 
 use std::collections::HashSet;

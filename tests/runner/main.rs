@@ -2,6 +2,7 @@
 
 mod deploy_doc;
 mod protocol_doc;
+mod services;
 mod support;
 
 use std::sync::Arc;

@@ -1,0 +1,161 @@
+//! Business logic a handler calls (spec §1.5): API service methods
+//! (`POST services/{Service}/{method}`) and custom events
+//! (`POST servercode/events/{name}`), each under the client's identity and
+//! within its deadline. `*_async` sends `bl-execution-type: async`: the
+//! backend answers at once and runs the logic without the caller waiting.
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::Client;
+use super::error::SdkError;
+use super::transport::{decode, Call, Service};
+
+/// The header choosing how the backend runs business logic.
+const EXECUTION_TYPE: &str = "bl-execution-type";
+
+fn encode<P: Serialize>(service: Service, value: &P) -> Result<Value, SdkError> {
+    serde_json::to_value(value).map_err(|e| SdkError::Decode {
+        service: service.as_str(),
+        message: format!("could not encode the request body: {e}"),
+    })
+}
+
+fn named(argument: &'static str, value: &str) -> Result<(), SdkError> {
+    if value.is_empty() {
+        return Err(SdkError::invalid(
+            argument,
+            format!("the {argument} is empty"),
+        ));
+    }
+    Ok(())
+}
+
+/// The API services of a [`Client`].
+///
+/// # Example
+/// ```no_run
+/// # async fn run(client: coderunner::sdk::Client) -> Result<(), coderunner::sdk::SdkError> {
+/// // One parameter: its value is the body; several: an object of them by name.
+/// let sum: f64 = client
+///     .services()
+///     .invoke("CalcService", "sum", &serde_json::json!({"a": 2, "b": 3}))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Services<'a> {
+    client: &'a Client,
+}
+
+impl<'a> Services<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Services { client }
+    }
+
+    fn call<P: Serialize>(
+        &self,
+        service: &str,
+        method: &str,
+        params: &P,
+    ) -> Result<Call, SdkError> {
+        named("service", service)?;
+        named("method", method)?;
+        let body = encode(Service::Services, params)?;
+        let call = Call::new(
+            Service::Services,
+            Method::POST,
+            ["services", service, method],
+        );
+        Ok(if body.is_null() {
+            call
+        } else {
+            call.body(body)
+        })
+    }
+
+    /// Calls `method` of `service` with `params` (the body: `()` for none)
+    /// and decodes its return value into `R`.
+    pub async fn invoke<P: Serialize, R: DeserializeOwned>(
+        &self,
+        service: &str,
+        method: &str,
+        params: &P,
+    ) -> Result<R, SdkError> {
+        self.client.send(self.call(service, method, params)?).await
+    }
+
+    /// Starts `method` of `service` without waiting for it to finish.
+    pub async fn invoke_async<P: Serialize>(
+        &self,
+        service: &str,
+        method: &str,
+        params: &P,
+    ) -> Result<(), SdkError> {
+        let call = self
+            .call(service, method, params)?
+            .header(EXECUTION_TYPE, "async");
+        self.client.send_raw(call).await.map(drop)
+    }
+}
+
+/// The custom events of a [`Client`].
+///
+/// # Example
+/// ```no_run
+/// # async fn run(client: coderunner::sdk::Client) -> Result<(), coderunner::sdk::SdkError> {
+/// let stats: serde_json::Value = client
+///     .events()
+///     .dispatch("postStats", &serde_json::json!({}))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'a> {
+    client: &'a Client,
+}
+
+impl<'a> Events<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Events { client }
+    }
+
+    fn call<A: Serialize>(&self, name: &str, args: &A) -> Result<Call, SdkError> {
+        named("event", name)?;
+        let body = match encode(Service::Events, args)? {
+            Value::Null => Value::Object(serde_json::Map::new()),
+            object @ Value::Object(_) => object,
+            _ => {
+                return Err(SdkError::invalid(
+                    "args",
+                    "the arguments of a custom event must be an object",
+                ))
+            }
+        };
+        Ok(Call::new(
+            Service::Events,
+            Method::POST,
+            ["servercode", "events", name],
+        )
+        .body(body))
+    }
+
+    /// Dispatches custom event `name` with `args` (an object) and decodes
+    /// the handler's result into `R`.
+    pub async fn dispatch<A: Serialize, R: DeserializeOwned>(
+        &self,
+        name: &str,
+        args: &A,
+    ) -> Result<R, SdkError> {
+        let value = self.client.send_raw(self.call(name, args)?).await?;
+        decode(Service::Events, value)
+    }
+
+    /// Dispatches custom event `name` without waiting for its handler.
+    pub async fn dispatch_async<A: Serialize>(&self, name: &str, args: &A) -> Result<(), SdkError> {
+        let call = self.call(name, args)?.header(EXECUTION_TYPE, "async");
+        self.client.send_raw(call).await.map(drop)
+    }
+}
