@@ -428,7 +428,11 @@ impl EmulatorConfig {
             anyhow::bail!("emulator.app_id must not be empty");
         }
         for (i, r) in self.relations.iter().enumerate() {
-            for (key, name) in [("table", &r.table), ("column", &r.column), ("child", &r.child)] {
+            for (key, name) in [
+                ("table", &r.table),
+                ("column", &r.column),
+                ("child", &r.child),
+            ] {
                 if !super::where_clause::is_identifier(name) {
                     anyhow::bail!(
                         "emulator.relations[{i}].{key}: `{name}` is not a valid name (letters, digits and `_`, not starting with a digit)"

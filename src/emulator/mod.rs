@@ -129,7 +129,9 @@ impl Emulator {
                         r.cardinality == config::Cardinality::Many,
                     )
                 })
-                .with_context(|| format!("while declaring the relation {}.{}", r.table, r.column))?;
+                .with_context(|| {
+                    format!("while declaring the relation {}.{}", r.table, r.column)
+                })?;
         }
         let log = Arc::new(inspect::Log::new(config.request_log_capacity));
         let files = files::FileStore::new(&config)?;

@@ -625,7 +625,10 @@ pub fn relation_column(
 }
 
 /// Every relation column of `parent`, by name.
-pub fn relation_columns(conn: &Connection, parent: &str) -> Result<Vec<RelationColumn>, StoreError> {
+pub fn relation_columns(
+    conn: &Connection,
+    parent: &str,
+) -> Result<Vec<RelationColumn>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT column_name, child_class, many FROM relation_columns
          WHERE parent_class = ?1 ORDER BY column_name",
@@ -652,7 +655,9 @@ pub fn related_ids(
          WHERE parent_class = ?1 AND parent_id = ?2 AND column_name = ?3 ORDER BY position",
     )?;
     let ids = stmt
-        .query_map(params![parent, parent_id, column], |r| r.get::<_, String>(0))?
+        .query_map(params![parent, parent_id, column], |r| {
+            r.get::<_, String>(0)
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ids)
 }

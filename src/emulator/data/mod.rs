@@ -9,7 +9,9 @@ mod query;
 mod relations;
 mod transaction;
 
-pub(crate) use relations::{add as add_relation, delete as delete_relation, load as load_relation, set as set_relation};
+pub(crate) use relations::{
+    add as add_relation, delete as delete_relation, load as load_relation, set as set_relation,
+};
 pub(crate) use transaction::unit_of_work;
 
 use std::collections::HashMap;

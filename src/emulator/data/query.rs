@@ -136,7 +136,9 @@ impl RelationLoad {
         load.depth = depth as u32;
         let size = number(&q["relationsPageSize"], "relationsPageSize", 10)?;
         if !(1..=100).contains(&size) {
-            return Err(ApiError::parse("relationsPageSize must be between 1 and 100"));
+            return Err(ApiError::parse(
+                "relationsPageSize must be between 1 and 100",
+            ));
         }
         load.page_size = size as u32;
         Ok(load)

@@ -198,7 +198,11 @@ pub(super) fn embed(
             ..store::FindQuery::default()
         };
         for row in rows.iter_mut() {
-            let Some(id) = row.get("objectId").and_then(Value::as_str).map(str::to_owned) else {
+            let Some(id) = row
+                .get("objectId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
                 continue;
             };
             let mut children = store::find_related(conn, table, &id, &rel, &page)?;
@@ -297,7 +301,14 @@ pub(super) fn bad_child(item: &Value) -> ApiError {
     ))
 }
 
-async fn change(st: Shared, caller: Caller, p: PathParams, uri: Uri, body: Bytes, how: Change) -> Reply {
+async fn change(
+    st: Shared,
+    caller: Caller,
+    p: PathParams,
+    uri: Uri,
+    body: Bytes,
+    how: Change,
+) -> Reply {
     let Path(p) = p;
     let table = table_of(&p)?;
     let id = id_of(&p);

@@ -294,10 +294,7 @@ impl Run<'_> {
             }
             OpType::UpdateBulk => {
                 let mut payload = object(payload, "payload")?;
-                let changes = object(
-                    payload.remove("changes").unwrap_or(Value::Null),
-                    "changes",
-                )?;
+                let changes = object(payload.remove("changes").unwrap_or(Value::Null), "changes")?;
                 let ids = self.targets(tx, table, &payload, Operation::Update)?;
                 for id in &ids {
                     let row = self.row(tx, table, id, Operation::Update)?;
@@ -325,15 +322,7 @@ impl Run<'_> {
                 )?;
                 let mut rows = project(store::find(tx, table, &query.find)?, &query.props);
                 if query.relations.any() {
-                    super::relations::embed(
-                        tx,
-                        st,
-                        caller,
-                        table,
-                        &mut rows,
-                        &query.relations,
-                        1,
-                    )?;
+                    super::relations::embed(tx, st, caller, table, &mut rows, &query.relations, 1)?;
                 }
                 Ok(rows_value(rows))
             }
@@ -352,18 +341,15 @@ impl Run<'_> {
                     .get("relationColumn")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::parse("a relation payload needs a relationColumn"))?;
-                let children = match (payload.get("conditional"), payload.get("unconditional")) {
-                    (Some(Value::String(clause)), _) => Children::Where(compile(clause)?),
-                    (_, Some(list)) => Children::Ids(ids_of(list)?),
-                    _ => {
-                        return Err(ApiError::parse(
+                let children =
+                    match (payload.get("conditional"), payload.get("unconditional")) {
+                        (Some(Value::String(clause)), _) => Children::Where(compile(clause)?),
+                        (_, Some(list)) => Children::Ids(ids_of(list)?),
+                        _ => return Err(ApiError::parse(
                             "a relation payload needs `conditional` or `unconditional` children",
-                        ))
-                    }
-                };
-                let n = change_relation(
-                    tx, st, caller, table, &parent, column, children, change,
-                )?;
+                        )),
+                    };
+                let n = change_relation(tx, st, caller, table, &parent, column, children, change)?;
                 Ok(Value::from(n))
             }
         }
@@ -472,9 +458,10 @@ impl Run<'_> {
                 .as_u64()
                 .and_then(|i| usize::try_from(i).ok())
                 .ok_or_else(|| ApiError::parse("resultIndex must be a non-negative integer"))?;
-            value = value.get(i).cloned().ok_or_else(|| {
-                ApiError::parse(format!("the result of `{id}` has no item {i}"))
-            })?;
+            value = value
+                .get(i)
+                .cloned()
+                .ok_or_else(|| ApiError::parse(format!("the result of `{id}` has no item {i}")))?;
         }
         if let Some(prop) = r.get("propName").and_then(Value::as_str) {
             let pick = |v: Value| match v {
