@@ -525,3 +525,73 @@ impl Data<'_> {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operations as the JS SDK 8.0.0 composes them (`composePayload`,
+    /// `OpResult.toJSON`, `OpResultValueReference.toJSON`).
+    #[test]
+    fn operations_are_composed_as_the_js_sdk_does() {
+        let mut uow = UnitOfWork::new();
+        let post = uow.create("Post", &json!({"title": "t"})).unwrap();
+        let second = uow.create("Post", &json!({"title": "u"})).unwrap();
+        let found = uow
+            .find("Post", &Query::new().where_clause("a = 1").sort_by("b"))
+            .unwrap();
+        uow.update(
+            "Post",
+            &second,
+            &json!({"title": post.clone().field("title")}),
+        )
+        .unwrap();
+        uow.set_relation("Latest_post", "L1", "post", Children::ids([&post]));
+        uow.bulk_delete("Post", Children::Results(found.clone()));
+        uow.delete("Post", found.clone().at(0));
+        let ops = serde_json::to_value(&uow.ops).unwrap();
+        assert_eq!(
+            ops,
+            json!([
+                {"operationType": "CREATE", "table": "Post", "opResultId": "createPost1", "payload": {"title": "t"}},
+                {"operationType": "CREATE", "table": "Post", "opResultId": "createPost2", "payload": {"title": "u"}},
+                {"operationType": "FIND", "table": "Post", "opResultId": "findPost1",
+                 "payload": {"whereClause": "a = 1", "queryOptions": {"sortBy": ["b"]}}},
+                {"operationType": "UPDATE", "table": "Post", "opResultId": "updatePost1",
+                 "payload": {"title": {"___ref": true, "opResultId": "createPost1", "propName": "title"},
+                             "objectId": {"___ref": true, "opResultId": "createPost2", "propName": "objectId"}}},
+                {"operationType": "SET_RELATION", "table": "Latest_post", "opResultId": "set_relationLatest_post1",
+                 "payload": {"parentObject": "L1", "relationColumn": "post",
+                             "unconditional": [{"___ref": true, "opResultId": "createPost1", "propName": "objectId"}]}},
+                {"operationType": "DELETE_BULK", "table": "Post", "opResultId": "delete_bulkPost1",
+                 "payload": {"unconditional": {"___ref": true, "opResultId": "findPost1"}}},
+                {"operationType": "DELETE", "table": "Post", "opResultId": "deletePost1",
+                 "payload": {"___ref": true, "opResultId": "findPost1", "resultIndex": 0, "propName": "objectId"}},
+            ])
+        );
+        assert_eq!(uow.index_of("findPost1"), Some(2));
+        assert!(
+            uow.create("Post", &json!([1])).is_err(),
+            "a row is an object"
+        );
+        assert!(uow.find("Post", &Query::new().page_size(0)).is_err());
+    }
+
+    #[test]
+    fn a_failed_operation_is_named_in_the_error() {
+        let e = TransactionError {
+            op_result_id: "createAudit_log1".into(),
+            index: Some(2),
+            operation_type: "CREATE".into(),
+            table: "Audit_log".into(),
+            code: Some(1011),
+            message: "User has no permission to create entity".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "transaction operation 2 (createAudit_log1, CREATE on Audit_log) failed with 1011: \
+             User has no permission to create entity; nothing was written"
+        );
+        assert_eq!(SdkError::Transaction(Box::new(e)).code(), Some(1011));
+    }
+}

@@ -295,8 +295,8 @@ pub(crate) async fn find_by_id(
         let mut rows = op
             .store(move |c, t| {
                 let mut rows = vec![row];
-                relations::embed(c, &st, &caller, t, &mut rows, &load, 1)?;
-                Ok::<_, StoreError>(rows)
+                relations::embed(c, &st, &caller, t, &mut rows, &load)?;
+                Ok::<_, ApiError>(rows)
             })
             .await?;
         Ok(rows.pop().map_or(Value::Null, Value::Object))
@@ -348,9 +348,9 @@ pub(crate) async fn find(
             .store(move |c, t| {
                 let mut rows = project(store::find(c, t, &q.find)?, &q.props);
                 if q.relations.any() {
-                    relations::embed(c, &st, &caller, t, &mut rows, &q.relations, 1)?;
+                    relations::embed(c, &st, &caller, t, &mut rows, &q.relations)?;
                 }
-                Ok::<_, StoreError>(rows)
+                Ok::<_, ApiError>(rows)
             })
             .await?;
         Ok(rows_value(rows))

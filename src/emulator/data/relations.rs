@@ -24,7 +24,7 @@ use super::{id_of, table_of};
 use crate::emulator::auth::Caller;
 use crate::emulator::config::Operation;
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{self, Object, RelationColumn, StoreError};
+use crate::emulator::store::{self, Object, RelationColumn};
 use crate::emulator::where_clause::{compile, is_identifier, SqlCondition};
 use crate::emulator::{json_body, kind_of, query_map, AppState, PathParams, Reply, Shared};
 
@@ -164,9 +164,14 @@ pub(super) fn change_relation(
     }
 }
 
+/// The most related rows one request may embed (a bound of the emulator's
+/// own: `relationsDepth` 10 with 100 children a level would be 100^10).
+pub(crate) const MAX_EMBEDDED_ROWS: usize = 10_000;
+
 /// Embeds the relations `load` asks for in `rows` of `table` (level 1), and
 /// below them down to `load.depth`. A relation to a table the caller may not
-/// find in is left out (a guess).
+/// find in is left out (a guess). More than [`MAX_EMBEDDED_ROWS`] related
+/// rows in all is an error (code 0) rather than a cut.
 pub(super) fn embed(
     conn: &Connection,
     st: &AppState,
@@ -174,8 +179,25 @@ pub(super) fn embed(
     table: &str,
     rows: &mut [Object],
     load: &RelationLoad,
+) -> Result<(), ApiError> {
+    let mut budget = MAX_EMBEDDED_ROWS;
+    embed_level(conn, st, caller, table, rows, load, 1, &mut budget)
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one level of a recursive walk carries the request's parts"
+)]
+fn embed_level(
+    conn: &Connection,
+    st: &AppState,
+    caller: &Caller,
+    table: &str,
+    rows: &mut [Object],
+    load: &RelationLoad,
     level: u32,
-) -> Result<(), StoreError> {
+    budget: &mut usize,
+) -> Result<(), ApiError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -206,8 +228,26 @@ pub(super) fn embed(
                 continue;
             };
             let mut children = store::find_related(conn, table, &id, &rel, &page)?;
+            *budget = budget.checked_sub(children.len()).ok_or_else(|| {
+                ApiError::new(
+                    0,
+                    format!(
+                        "the relations asked for hold more than {MAX_EMBEDDED_ROWS} rows; \
+                         lower relationsDepth or relationsPageSize"
+                    ),
+                )
+            })?;
             if level < load.depth {
-                embed(conn, st, caller, &rel.child, &mut children, load, level + 1)?;
+                embed_level(
+                    conn,
+                    st,
+                    caller,
+                    &rel.child,
+                    &mut children,
+                    load,
+                    level + 1,
+                    budget,
+                )?;
             }
             let value = if rel.many {
                 Value::Array(children.into_iter().map(Value::Object).collect())
@@ -253,7 +293,7 @@ pub(crate) async fn load(
             )?;
             let mut rows = store::find_related(c, &table, &id, &rel, &query.find)?;
             if query.relations.any() {
-                embed(c, &st2, &caller, &rel.child, &mut rows, &query.relations, 1)?;
+                embed(c, &st2, &caller, &rel.child, &mut rows, &query.relations)?;
             }
             Ok::<_, ApiError>(rows)
         })
@@ -357,4 +397,54 @@ pub(crate) async fn delete(
     body: Bytes,
 ) -> Reply {
     change(st, caller, p, uri, body, Change::Delete).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+
+    use super::super::super::test_call as call;
+    use super::super::super::{Emulator, EmulatorConfig};
+    use super::*;
+
+    #[tokio::test]
+    async fn embedding_is_bounded_across_levels() {
+        let emu = Emulator::new(EmulatorConfig::dev()).unwrap();
+        // 100 nodes each related to all 100 (`Node.kids`, 1:N), and a root
+        // related to all of them: depth 2 embeds 100 + 100 * 100 rows.
+        emu.state.store.call_sync(|c| {
+            store::declare_relation(c, "Node", "kids", "Node", true).unwrap();
+            let rel = store::relation_column(c, "Node", "kids").unwrap().unwrap();
+            let mut ids = Vec::new();
+            for i in 0..101 {
+                let mut o = Object::new();
+                o.insert("objectId".into(), json!(format!("N{i}")));
+                ids.push(store::insert(c, "Node", o, None).unwrap()["objectId"].clone());
+            }
+            for parent in &ids {
+                for child in &ids[1..] {
+                    store::link(
+                        c,
+                        "Node",
+                        parent.as_str().unwrap(),
+                        &rel,
+                        child.as_str().unwrap(),
+                    )
+                    .unwrap();
+                }
+            }
+        });
+        let path = |depth: u32| {
+            format!(
+                "/dev-app/dev-rest-key/data/Node/N0?relationsDepth={depth}&relationsPageSize=100"
+            )
+        };
+        let (status, one) = call(&emu, Method::GET, &path(1), None, "").await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        assert_eq!(one["kids"].as_array().unwrap().len(), 100);
+        let (status, err) = call(&emu, Method::GET, &path(2), None, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(err["message"].as_str().unwrap().contains("10000"), "{err}");
+    }
 }

@@ -322,7 +322,7 @@ impl Run<'_> {
                 )?;
                 let mut rows = project(store::find(tx, table, &query.find)?, &query.props);
                 if query.relations.any() {
-                    super::relations::embed(tx, st, caller, table, &mut rows, &query.relations, 1)?;
+                    super::relations::embed(tx, st, caller, table, &mut rows, &query.relations)?;
                 }
                 Ok(rows_value(rows))
             }
