@@ -685,6 +685,30 @@ async fn aggregates_group_by_having_and_distinct() {
         .unwrap();
     let kinds: Vec<&str> = kinds.iter().map(|k| k["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["a", "b", "c"]);
+    // The caller and the superuser get the same groups (both may find
+    // items); the caller may not aggregate Secret_item (1013).
+    let (alice, _) = backend.caller("alice@example.com", "alice-pass").await;
+    let superuser = backend.sdk.superuser();
+    let totals = Query::new()
+        .where_clause("name LIKE 'agg-%'")
+        .props(["kind", "Sum(qty) as total"])
+        .group_by(["kind"])
+        .sort_by("kind");
+    for client in [&alice, &superuser] {
+        let rows: Vec<Value> = client
+            .table::<Value>("Item")
+            .find_as(&totals)
+            .await
+            .unwrap();
+        let totals: Vec<i64> = rows.iter().map(|r| r["total"].as_i64().unwrap()).collect();
+        assert_eq!(totals, [6, 10, 1], "{:?}", client.identity());
+    }
+    let err = alice
+        .table::<Value>("Secret_item")
+        .find_as::<Value>(&Query::new().props(["Count(objectId)"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(1013));
     // A having on an aggregate that is not asked for is a where-clause error.
     let err = table
         .find_as::<Value>(
