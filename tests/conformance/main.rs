@@ -536,32 +536,33 @@ async fn js_sdk_v8_relations_and_transactions() {
         "Node only talks to 127.0.0.1{context}"
     );
 
-    // The emulator's side: the relation routes and the transactions were
-    // called as alice, with the JS key.
+    // The emulator's side: the script's relation and transaction requests
+    // (the JS key's; the handlers' own use the CloudCode key) were alice's.
     let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
-    let as_alice = |method: &str, fragment: &str| {
-        requests
-            .iter()
-            .filter(|r| r.method == method && r.path.contains(fragment))
-            .all(|r| r.user_id.as_deref() == Some(user_id) && r.key_kind == Some(KeyKind::Js))
-    };
     for (method, fragment) in [
         ("POST", "/post"),
         ("PUT", "/related"),
         ("DELETE", "/related"),
         ("POST", "/transaction/unit-of-work"),
     ] {
+        let script: Vec<_> = requests
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(fragment))
+            .filter(|r| r.key_kind == Some(KeyKind::Js))
+            .collect();
+        assert!(!script.is_empty(), "no {method} {fragment}{context}");
         assert!(
-            requests
-                .iter()
-                .any(|r| r.method == method && r.path.contains(fragment)),
-            "no {method} {fragment}{context}"
-        );
-        assert!(
-            as_alice(method, fragment),
+            script.iter().all(|r| r.user_id.as_deref() == Some(user_id)),
             "{method} {fragment} as alice{context}"
         );
     }
+    // The handlers ran their transactions with the CloudCode key.
+    assert!(
+        requests.iter().any(|r| r.method == "POST"
+            && r.path.ends_with("/transaction/unit-of-work")
+            && r.key_kind == Some(KeyKind::CloudCode)),
+        "the example app's afterCreate transaction{context}"
+    );
     // The committed transaction's Latest_post row and post, related; the
     // failed one wrote nothing.
     let tag = result["facts"]["tag"].as_str().expect("facts.tag");
