@@ -3,10 +3,11 @@
 //! `beforeCreate` validates the title. `afterCreate` writes two rows: one to
 //! `Latest_post` **as the caller** (so the caller owns it and their
 //! permissions apply: no password needed, the context carries their token),
-//! and one to `Audit_log` **as the superuser** (only `Admin` may write there;
-//! the superuser is logged in once for the whole process).
+//! related to the post in the same transaction, and one to `Audit_log` **as
+//! the superuser** (only `Admin` may write there; the superuser is logged in
+//! once for the whole process), related to the user.
 
-use coderunner::sdk::Saved;
+use coderunner::sdk::{Children, Saved, UnitOfWork};
 use coderunner::{After, Before, Context, HandlerError, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -66,8 +67,9 @@ pub async fn before_create(_ctx: Context, mut post: Post) -> Result<Before<Post>
     Ok(Before::Continue(post))
 }
 
-/// `afterCreate` on `Post`: record the post in `Latest_post` as the caller
-/// and in `Audit_log` as the superuser.
+/// `afterCreate` on `Post`: record the post in `Latest_post` as the caller,
+/// the row and its `post` relation in one transaction (both or neither), and
+/// in `Audit_log` as the superuser.
 pub async fn after_create(
     ctx: Context,
     _post: Post,
@@ -81,13 +83,33 @@ pub async fn after_create(
         post_id: saved.object_id.clone(),
         title: saved.data.title.clone().unwrap_or_default(),
     };
-    ctx.caller().table("Latest_post").create(&latest).await?;
+    let mut uow = UnitOfWork::new();
+    let row = uow.create("Latest_post", &latest)?;
+    uow.set_relation(
+        "Latest_post",
+        &row,
+        "post",
+        Children::ids([saved.object_id.as_str()]),
+    );
+    ctx.caller().data().transaction(&uow).await?;
 
     let audit = AuditEntry {
         action: "post.created".to_owned(),
         post_id: Some(saved.object_id.clone()),
         user_id: ctx.user_id().map(str::to_owned),
     };
-    ctx.superuser().table("Audit_log").create(&audit).await?;
+    write_audit(&ctx, &audit).await?;
     Ok(After::Keep)
+}
+
+/// Writes `entry` to `Audit_log` as the superuser, related to its user
+/// (the `user` relation) in the same transaction.
+pub async fn write_audit(ctx: &Context, entry: &AuditEntry) -> Result<(), HandlerError> {
+    let mut uow = UnitOfWork::new();
+    let row = uow.create("Audit_log", entry)?;
+    if let Some(user_id) = &entry.user_id {
+        uow.set_relation("Audit_log", &row, "user", Children::ids([user_id]));
+    }
+    ctx.superuser().data().transaction(&uow).await?;
+    Ok(())
 }

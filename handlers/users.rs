@@ -3,9 +3,10 @@
 use coderunner::{After, Context, HandlerError, Outcome, Password};
 use serde_json::Value;
 
-use super::posts::AuditEntry;
+use super::posts::{write_audit, AuditEntry};
 
-/// `afterLogin`: record the login in `Audit_log` as the superuser.
+/// `afterLogin`: record the login in `Audit_log` as the superuser, related
+/// to the user.
 ///
 /// The arguments are `(login, password)`, the password as a [`Password`]
 /// that never shows in logs; this handler needs neither.
@@ -26,6 +27,6 @@ pub async fn after_login(
         post_id: None,
         user_id,
     };
-    ctx.superuser().table("Audit_log").create(&audit).await?;
+    write_audit(&ctx, &audit).await?;
     Ok(After::Keep)
 }

@@ -241,6 +241,32 @@ pub struct DirectoryConfig {
     pub permissions: Vec<FileRolePermissions>,
 }
 
+/// How many children a relation column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Cardinality {
+    /// One child at most (`1:1`).
+    #[serde(rename = "1:1")]
+    One,
+    /// Any number of children, in the order they were added (`1:N`).
+    #[serde(rename = "1:N")]
+    Many,
+}
+
+/// A relation column declared up front: `table.column` points to rows of
+/// `child`. A client can also declare one on first use with the REST form
+/// `column:Child:1` or `column:Child:n` in the relation routes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RelationConfig {
+    /// The parent table.
+    pub table: String,
+    /// The relation column of the parent table.
+    pub column: String,
+    /// The child table.
+    pub child: String,
+    /// `1:1` or `1:N`.
+    pub cardinality: Cardinality,
+}
+
 /// How the emulator hands tasks to runners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -345,6 +371,8 @@ pub struct EmulatorConfig {
     pub directories: Vec<DirectoryConfig>,
     /// The most bytes the file storage holds (all files together).
     pub files_max_bytes: u64,
+    /// Relation columns declared at start-up.
+    pub relations: Vec<RelationConfig>,
     /// Session inactivity timeout in seconds; each use resets it.
     pub session_timeout_secs: u64,
     /// Maximum simultaneous sessions per user; 0 = unlimited.
@@ -374,6 +402,7 @@ impl Default for EmulatorConfig {
             tables: Vec::new(),
             directories: Vec::new(),
             files_max_bytes: 256 * 1024 * 1024,
+            relations: Vec::new(),
             session_timeout_secs: 3600,
             max_sessions_per_user: 0,
             runner: None,
@@ -403,6 +432,29 @@ impl EmulatorConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.app_id.is_empty() {
             anyhow::bail!("emulator.app_id must not be empty");
+        }
+        for (i, r) in self.relations.iter().enumerate() {
+            for (key, name) in [
+                ("table", &r.table),
+                ("column", &r.column),
+                ("child", &r.child),
+            ] {
+                if !super::where_clause::is_identifier(name) {
+                    anyhow::bail!(
+                        "emulator.relations[{i}].{key}: `{name}` is not a valid name (letters, digits and `_`, not starting with a digit)"
+                    );
+                }
+            }
+            if self.relations[..i]
+                .iter()
+                .any(|o| o.table == r.table && o.column == r.column)
+            {
+                anyhow::bail!(
+                    "emulator.relations[{i}]: {}.{} is declared twice",
+                    r.table,
+                    r.column
+                );
+            }
         }
         if self.session_timeout_secs == 0 {
             anyhow::bail!("emulator.session_timeout_secs must be at least 1");

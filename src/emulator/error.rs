@@ -18,6 +18,11 @@ pub struct ApiError {
     pub status: StatusCode,
 }
 
+/// The code of a relation the emulator cannot make: an undeclared relation
+/// column, a second child in a `1:1` column, a column declared again
+/// differently (a guess: the real code is undocumented).
+pub const RELATION_ERROR: i64 = 1018;
+
 impl ApiError {
     /// An error with HTTP 400.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
@@ -63,6 +68,11 @@ impl ApiError {
         .with_status(StatusCode::UNAUTHORIZED)
     }
 
+    /// [`RELATION_ERROR`]: the relation cannot be made as asked.
+    pub fn relation(detail: impl Into<String>) -> Self {
+        Self::new(RELATION_ERROR, detail)
+    }
+
     /// 8002: the body could not be parsed.
     pub fn parse(detail: impl std::fmt::Display) -> Self {
         Self::new(
@@ -89,6 +99,7 @@ impl From<StoreError> for ApiError {
             StoreError::DuplicateId(_) => 1155,
             StoreError::EmailTaken(_) => 3033,
             StoreError::Required(_) | StoreError::InvalidPassword => 3011,
+            StoreError::RelationConflict(_) => RELATION_ERROR,
             StoreError::Sqlite(_) | StoreError::Json(_) | StoreError::Thread(_) => {
                 return Self::internal(e)
             }

@@ -51,9 +51,9 @@ use serde_json::{Map, Value};
 
 pub use auth::Caller;
 pub use config::{
-    Access, ApiKeyConfig, DirectoryConfig, EmulatorConfig, FileOperation, FileRolePermissions,
-    KeyKind, LinkTransport, Operation, RolePermissions, RunnerLinkConfig, Secret, TableConfig,
-    UserConfig,
+    Access, ApiKeyConfig, Cardinality, DirectoryConfig, EmulatorConfig, FileOperation,
+    FileRolePermissions, KeyKind, LinkTransport, Operation, RelationConfig, RolePermissions,
+    RunnerLinkConfig, Secret, TableConfig, UserConfig,
 };
 pub use error::ApiError;
 pub use inspect::{
@@ -118,6 +118,21 @@ impl Emulator {
                     Ok(())
                 })
                 .with_context(|| format!("while seeding user {}", user.email))?;
+        }
+        for r in &config.relations {
+            store
+                .call_sync(|c| {
+                    store::declare_relation(
+                        c,
+                        &r.table,
+                        &r.column,
+                        &r.child,
+                        r.cardinality == config::Cardinality::Many,
+                    )
+                })
+                .with_context(|| {
+                    format!("while declaring the relation {}.{}", r.table, r.column)
+                })?;
         }
         let log = Arc::new(inspect::Log::new(config.request_log_capacity));
         let files = files::FileStore::new(&config)?;
@@ -200,6 +215,14 @@ impl Emulator {
                     .delete(data::bulk_delete_query),
             )
             .route("/data/bulk/{table}/delete", post(data::bulk_delete_body))
+            .route(
+                "/data/{table}/{id}/{relation}",
+                get(data::load_relation)
+                    .post(data::set_relation)
+                    .put(data::add_relation)
+                    .delete(data::delete_relation),
+            )
+            .route("/transaction/unit-of-work", post(data::unit_of_work))
             // cache
             .route(
                 "/cache/{key}",

@@ -39,6 +39,9 @@ pub enum StoreError {
     /// A user update whose `password` is not a non-empty string.
     #[error("Property 'password' must be a non-empty string")]
     InvalidPassword,
+    /// A relation column declared again with another child table or cardinality.
+    #[error("Relation column {0} is already declared with another child table or cardinality")]
+    RelationConflict(String),
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -73,6 +76,81 @@ pub struct FindQuery {
     pub page_size: u32,
     /// >= 0.
     pub offset: u64,
+    /// Aggregates, grouping or `distinct`: the rows found are made of the
+    /// selected columns only.
+    pub selection: Option<Selection>,
+}
+
+/// An aggregate function of `props`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// `Count(p)`: rows where `p` is not null (`Count(*)`: all rows).
+    Count,
+    /// `Sum(p)`.
+    Sum,
+    /// `Avg(p)`.
+    Avg,
+    /// `Min(p)`.
+    Min,
+    /// `Max(p)`.
+    Max,
+}
+
+impl Aggregate {
+    /// The function named `name` (any case).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "count" => Self::Count,
+            "sum" => Self::Sum,
+            "avg" => Self::Avg,
+            "min" => Self::Min,
+            "max" => Self::Max,
+            _ => return None,
+        })
+    }
+
+    /// The property a result gets without an alias (`count`, `sum`...).
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Sum => "sum",
+            Self::Avg => "avg",
+            Self::Min => "min",
+            Self::Max => "max",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Count => "COUNT",
+            Self::Sum => "SUM",
+            Self::Avg => "AVG",
+            Self::Min => "MIN",
+            Self::Max => "MAX",
+        }
+    }
+}
+
+/// One selected column of a grouped or distinct find.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// A property as stored.
+    Prop(String),
+    /// An aggregate over a property (`None`: `*`).
+    Aggregate(Aggregate, Option<String>),
+}
+
+/// The columns of a grouped or distinct find, each under its name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// `(column, name in the result)`.
+    pub columns: Vec<(Column, String)>,
+    /// Properties to group by.
+    pub group_by: Vec<String>,
+    /// The `having` condition over the named results.
+    pub having: Option<SqlCondition>,
+    /// Only distinct results.
+    pub distinct: bool,
 }
 
 /// Milliseconds since the epoch, now.
@@ -112,6 +190,15 @@ impl Store {
                  class TEXT NOT NULL, object_id TEXT NOT NULL, owner_id TEXT,
                  created INTEGER NOT NULL, updated INTEGER, body TEXT NOT NULL,
                  PRIMARY KEY (class, object_id));
+             CREATE TABLE IF NOT EXISTS relation_columns(
+                 parent_class TEXT NOT NULL, column_name TEXT NOT NULL,
+                 child_class TEXT NOT NULL, many INTEGER NOT NULL,
+                 PRIMARY KEY (parent_class, column_name));
+             CREATE TABLE IF NOT EXISTS relations(
+                 parent_class TEXT NOT NULL, parent_id TEXT NOT NULL, column_name TEXT NOT NULL,
+                 child_class TEXT NOT NULL, child_id TEXT NOT NULL, position INTEGER NOT NULL,
+                 PRIMARY KEY (parent_class, parent_id, column_name, child_id));
+             CREATE INDEX IF NOT EXISTS relations_by_child ON relations(child_class, child_id);
              CREATE TABLE IF NOT EXISTS credentials(
                  user_id TEXT PRIMARY KEY, login TEXT NOT NULL UNIQUE COLLATE NOCASE,
                  salt TEXT NOT NULL, hash TEXT NOT NULL, roles TEXT NOT NULL DEFAULT '[]');
@@ -247,11 +334,17 @@ pub fn update(
 
 /// Deletes the object; whether it existed. Deleting a user forgets its
 /// credentials too, so that its email can register again (its sessions are
-/// the caller's to end).
+/// the caller's to end). The object leaves every relation, as a parent and
+/// as a child.
 pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, StoreError> {
     if class == USERS {
         delete_credentials(conn, id)?;
     }
+    conn.execute(
+        "DELETE FROM relations WHERE (parent_class = ?1 AND parent_id = ?2)
+             OR (child_class = ?1 AND child_id = ?2)",
+        params![class, id],
+    )?;
     Ok(conn.execute(
         "DELETE FROM objects WHERE class = ?1 AND object_id = ?2",
         params![class, id],
@@ -319,6 +412,9 @@ fn where_sql(
 
 /// Finds objects of `class`.
 pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, StoreError> {
+    if let Some(selection) = &q.selection {
+        return find_selected(conn, class, q, selection);
+    }
     let (cond, mut params) = where_sql(class, q.condition.as_ref());
     let mut sql = format!("SELECT body FROM objects WHERE {cond} ORDER BY ");
     for (prop, desc) in &q.sort {
@@ -331,6 +427,74 @@ pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>
     params.push(rusqlite::types::Value::Integer(
         i64::try_from(q.offset).unwrap_or(i64::MAX),
     ));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(parse_body(&row?)?);
+    }
+    Ok(out)
+}
+
+/// A grouped or distinct find: each result is a JSON object of the selected
+/// columns (and `___class`), built by SQLite; `having` and the sort keys
+/// apply to those results. Every name and property is a bound parameter.
+fn find_selected(
+    conn: &Connection,
+    class: &str,
+    q: &FindQuery,
+    selection: &Selection,
+) -> Result<Vec<Object>, StoreError> {
+    use rusqlite::types::Value as Sql;
+    let mut params: Vec<Sql> = vec![Sql::Text(class.to_owned())];
+    let mut sql = String::from("SELECT body FROM (SELECT ");
+    if selection.distinct {
+        sql.push_str("DISTINCT ");
+    }
+    sql.push_str("json_object('___class', ?");
+    for (column, name) in &selection.columns {
+        sql.push_str(", ?, ");
+        params.push(Sql::Text(name.clone()));
+        match column {
+            Column::Prop(prop) => {
+                sql.push_str("json_extract(body, ?)");
+                params.push(Sql::Text(json_path(prop)));
+            }
+            Column::Aggregate(func, None) => {
+                sql.push_str(func.sql());
+                sql.push_str("(*)");
+            }
+            Column::Aggregate(func, Some(prop)) => {
+                sql.push_str(func.sql());
+                sql.push_str("(json_extract(body, ?))");
+                params.push(Sql::Text(json_path(prop)));
+            }
+        }
+    }
+    let (cond, cond_params) = where_sql(class, q.condition.as_ref());
+    sql.push_str(") AS body FROM objects WHERE ");
+    sql.push_str(&cond);
+    params.extend(cond_params);
+    for (i, prop) in selection.group_by.iter().enumerate() {
+        sql.push_str(if i == 0 { " GROUP BY " } else { ", " });
+        sql.push_str("json_extract(body, ?)");
+        params.push(Sql::Text(json_path(prop)));
+    }
+    sql.push(')');
+    if let Some(having) = &selection.having {
+        sql.push_str(" WHERE ");
+        sql.push_str(&having.sql);
+        params.extend(having.params.iter().cloned());
+    }
+    for (i, (prop, desc)) in q.sort.iter().enumerate() {
+        sql.push_str(if i == 0 { " ORDER BY " } else { ", " });
+        sql.push_str("json_extract(body, ?)");
+        sql.push_str(if *desc { " DESC" } else { " ASC" });
+        params.push(Sql::Text(json_path(prop)));
+    }
+    sql.push_str(" LIMIT ? OFFSET ?");
+    params.push(Sql::Integer(i64::from(q.page_size)));
+    params.push(Sql::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
@@ -405,6 +569,173 @@ pub fn matching_ids(
         .query_map(params_from_iter(params), |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ids)
+}
+
+/// A relation column: the child table and whether it holds many children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationColumn {
+    /// The column's name in the parent table.
+    pub column: String,
+    /// The child table.
+    pub child: String,
+    /// `1:N` (else `1:1`).
+    pub many: bool,
+}
+
+/// Declares `parent.column` -> `child`; declaring the same again is a no-op,
+/// another child or cardinality is [`StoreError::RelationConflict`].
+pub fn declare_relation(
+    conn: &Connection,
+    parent: &str,
+    column: &str,
+    child: &str,
+    many: bool,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO relation_columns(parent_class, column_name, child_class, many)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![parent, column, child, many],
+    )?;
+    match relation_column(conn, parent, column)? {
+        Some(c) if c.child == child && c.many == many => Ok(()),
+        _ => Err(StoreError::RelationConflict(format!("{parent}.{column}"))),
+    }
+}
+
+/// The relation column `parent.column`, if declared.
+pub fn relation_column(
+    conn: &Connection,
+    parent: &str,
+    column: &str,
+) -> Result<Option<RelationColumn>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT child_class, many FROM relation_columns
+             WHERE parent_class = ?1 AND column_name = ?2",
+            params![parent, column],
+            |r| {
+                Ok(RelationColumn {
+                    column: column.to_owned(),
+                    child: r.get(0)?,
+                    many: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Every relation column of `parent`, by name.
+pub fn relation_columns(
+    conn: &Connection,
+    parent: &str,
+) -> Result<Vec<RelationColumn>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT column_name, child_class, many FROM relation_columns
+         WHERE parent_class = ?1 ORDER BY column_name",
+    )?;
+    let rows = stmt.query_map([parent], |r| {
+        Ok(RelationColumn {
+            column: r.get(0)?,
+            child: r.get(1)?,
+            many: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The ids of the children of `parent_id` in `column`, in the order added.
+pub fn related_ids(
+    conn: &Connection,
+    parent: &str,
+    parent_id: &str,
+    column: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT child_id FROM relations
+         WHERE parent_class = ?1 AND parent_id = ?2 AND column_name = ?3 ORDER BY position",
+    )?;
+    let ids = stmt
+        .query_map(params![parent, parent_id, column], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// Adds `child_id` at the end of `parent_id`'s `column`; whether it was not
+/// there yet.
+pub fn link(
+    conn: &Connection,
+    parent: &str,
+    parent_id: &str,
+    rel: &RelationColumn,
+    child_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO relations(parent_class, parent_id, column_name, child_class, child_id, position)
+         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COALESCE(MAX(position), 0) + 1 FROM relations
+             WHERE parent_class = ?1 AND parent_id = ?2 AND column_name = ?3))",
+        params![parent, parent_id, rel.column, rel.child, child_id],
+    )? > 0)
+}
+
+/// Removes `child_id` from `parent_id`'s `column`; whether it was there.
+pub fn unlink(
+    conn: &Connection,
+    parent: &str,
+    parent_id: &str,
+    column: &str,
+    child_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM relations
+         WHERE parent_class = ?1 AND parent_id = ?2 AND column_name = ?3 AND child_id = ?4",
+        params![parent, parent_id, column, child_id],
+    )? > 0)
+}
+
+/// A page of the children of `parent_id` in `rel`, filtered and sorted as
+/// `q` says (the relation's own order after the sort keys).
+pub fn find_related(
+    conn: &Connection,
+    parent: &str,
+    parent_id: &str,
+    rel: &RelationColumn,
+    q: &FindQuery,
+) -> Result<Vec<Object>, StoreError> {
+    let mut params: Vec<rusqlite::types::Value> = vec![
+        parent.to_owned().into(),
+        parent_id.to_owned().into(),
+        rel.column.clone().into(),
+        rel.child.clone().into(),
+    ];
+    let mut sql = "SELECT o.body FROM relations r JOIN objects o
+         ON o.class = r.child_class AND o.object_id = r.child_id
+         WHERE r.parent_class = ? AND r.parent_id = ? AND r.column_name = ? AND r.child_class = ?"
+        .to_owned();
+    if let Some(c) = &q.condition {
+        sql.push_str(" AND ");
+        sql.push_str(&c.sql);
+        params.extend(c.params.iter().cloned());
+    }
+    sql.push_str(" ORDER BY ");
+    for (prop, desc) in &q.sort {
+        sql.push_str("json_extract(o.body, ?)");
+        sql.push_str(if *desc { " DESC, " } else { " ASC, " });
+        params.push(rusqlite::types::Value::Text(json_path(prop)));
+    }
+    sql.push_str("r.position ASC LIMIT ? OFFSET ?");
+    params.push(rusqlite::types::Value::Integer(i64::from(q.page_size)));
+    params.push(rusqlite::types::Value::Integer(
+        i64::try_from(q.offset).unwrap_or(i64::MAX),
+    ));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(parse_body(&row?)?);
+    }
+    Ok(out)
 }
 
 /// A user's stored credentials.

@@ -51,7 +51,53 @@ pub fn compile(clause: &str) -> Result<Option<SqlCondition>, ApiError> {
     if clause.len() > MAX_LEN {
         return Err(ApiError::invalid_where("too long"));
     }
+    compile_tokens(tokenize(clause)?)
+}
+
+/// The aggregate functions of `props` and `having`, lower-cased.
+pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+
+/// Parses a `having` clause: a where clause whose operands may also be
+/// aggregates (`Sum(amount) > 10`). `name_of(function, property)` gives the
+/// name under which the query returns that aggregate (its alias); an
+/// aggregate the query does not return is 1017. The condition applies to the
+/// grouped rows.
+pub fn compile_having(
+    clause: &str,
+    name_of: impl Fn(&str, &str) -> Option<String>,
+) -> Result<Option<SqlCondition>, ApiError> {
+    if clause.trim().is_empty() {
+        return Ok(None);
+    }
+    if clause.len() > MAX_LEN {
+        return Err(ApiError::invalid_where("too long"));
+    }
     let tokens = tokenize(clause)?;
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        if let [Token::Ident(f), Token::LParen, Token::Ident(prop), Token::RParen, ..] =
+            &tokens[i..]
+        {
+            let func = f.to_ascii_lowercase();
+            if AGGREGATES.contains(&func.as_str()) {
+                let name = name_of(&func, prop).ok_or_else(|| {
+                    ApiError::invalid_where(format!(
+                        "having uses {f}({prop}), which is not among the properties asked for"
+                    ))
+                })?;
+                out.push(Token::Ident(name));
+                i += 4;
+                continue;
+            }
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    compile_tokens(out)
+}
+
+fn compile_tokens(tokens: Vec<Token>) -> Result<Option<SqlCondition>, ApiError> {
     let mut parser = Parser {
         tokens,
         pos: 0,
@@ -530,5 +576,18 @@ mod tests {
         assert_eq!(compile(&deep).unwrap_err().code, 1017);
         let nots = format!("{}a = 1", "not ".repeat(500));
         assert_eq!(compile(&nots).unwrap_err().code, 1017);
+    }
+
+    #[test]
+    fn having_names_aggregates_by_their_alias() {
+        let name_of = |f: &str, p: &str| (f == "sum" && p == "qty").then(|| "total".to_owned());
+        let c = compile_having("Sum(qty) > 3 and kind = 'a'", name_of)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.params[0], SqlValue::Text("$.total".into()));
+        assert_eq!(
+            compile_having("Avg(qty) > 3", name_of).unwrap_err().code,
+            1017
+        );
     }
 }

@@ -51,6 +51,18 @@ pub struct Saved<T> {
     pub data: T,
 }
 
+impl<T> Saved<T> {
+    /// The creation time, when the backend gave one.
+    pub fn created_at(&self) -> Option<std::time::SystemTime> {
+        self.created.and_then(super::dates::from_ms)
+    }
+
+    /// The time of the last update, if any.
+    pub fn updated_at(&self) -> Option<std::time::SystemTime> {
+        self.updated.and_then(super::dates::from_ms)
+    }
+}
+
 /// Accepts ms as an integer, a float or a numeric string.
 fn lenient_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
@@ -60,12 +72,21 @@ fn lenient_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> 
     })
 }
 
-/// A query for [`Table::find`]: `where`, paging, sorting and properties.
+/// A query for [`Table::find`]: `where`, paging, sorting, properties
+/// (including aggregates such as `Sum(qty) as total`), grouping, `having`,
+/// `distinct`, and the relations to load with each row.
 ///
 /// # Example
 /// ```
 /// use coderunner::sdk::Query;
 /// let q = Query::new().where_clause("qty > 1").sort_by("created desc").page_size(50);
+/// // Totals per customer, only the big ones:
+/// let totals = Query::new()
+///     .props(["customer", "Sum(qty) as total", "Count(objectId)"])
+///     .group_by(["customer"])
+///     .having("Sum(qty) > 10");
+/// // Each order with its `items` relation (up to 20 children each):
+/// let with_items = Query::new().load_relations(["items"]).relations_page_size(20);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
@@ -74,6 +95,13 @@ pub struct Query {
     offset: Option<u32>,
     sort_by: Vec<String>,
     props: Vec<String>,
+    group_by: Vec<String>,
+    having: Option<String>,
+    distinct: bool,
+    /// Relation columns to load with each row (`loadRelations`).
+    relations: Vec<String>,
+    relations_depth: Option<u32>,
+    relations_page_size: Option<u32>,
 }
 
 impl Query {
@@ -116,10 +144,96 @@ impl Query {
         self
     }
 
-    pub(crate) fn apply(&self, mut call: Call) -> Result<Call, SdkError> {
+    /// Groups the results by these properties (with aggregates in
+    /// [`Query::props`]).
+    pub fn group_by<I, S>(mut self, props: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.group_by.extend(props.into_iter().map(Into::into));
+        self
+    }
+
+    /// A condition on the grouped results, e.g. `"Sum(qty) > 10"` (the
+    /// aggregate must be among the properties).
+    pub fn having(mut self, clause: impl Into<String>) -> Self {
+        self.having = Some(clause.into());
+        self
+    }
+
+    /// Only distinct results of the properties asked for.
+    pub fn distinct(mut self, distinct: bool) -> Self {
+        self.distinct = distinct;
+        self
+    }
+
+    /// Relation columns whose children are loaded into each row (`"*"`: all).
+    pub fn load_relations<I, S>(mut self, columns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.relations.extend(columns.into_iter().map(Into::into));
+        self
+    }
+
+    /// Loads every relation down to `depth` levels.
+    pub fn relations_depth(mut self, depth: u32) -> Self {
+        self.relations_depth = Some(depth);
+        self
+    }
+
+    /// How many children each loaded relation holds, 1..=100 (backend
+    /// default: 10); page through the rest with [`Table::load_relations`].
+    pub fn relations_page_size(mut self, size: u32) -> Self {
+        self.relations_page_size = Some(size);
+        self
+    }
+
+    /// The query as a transaction's FIND payload.
+    pub(super) fn find_payload(&self) -> Result<Value, SdkError> {
+        self.check()?;
+        let mut payload = serde_json::Map::new();
+        let mut options = serde_json::Map::new();
         if let Some(clause) = &self.where_clause {
-            call = call.query("where", clause);
+            payload.insert("whereClause".into(), clause.as_str().into());
         }
+        if let Some(size) = self.page_size {
+            payload.insert("pageSize".into(), size.into());
+        }
+        if let Some(offset) = self.offset {
+            payload.insert("offset".into(), offset.into());
+        }
+        if !self.props.is_empty() {
+            payload.insert("properties".into(), self.props.clone().into());
+        }
+        if !self.group_by.is_empty() {
+            payload.insert("groupBy".into(), self.group_by.clone().into());
+        }
+        if let Some(having) = &self.having {
+            payload.insert("havingClause".into(), having.as_str().into());
+        }
+        if self.distinct {
+            payload.insert("distinct".into(), true.into());
+        }
+        if !self.sort_by.is_empty() {
+            options.insert("sortBy".into(), self.sort_by.clone().into());
+        }
+        if !self.relations.is_empty() {
+            options.insert("related".into(), self.relations.clone().into());
+        }
+        if let Some(depth) = self.relations_depth {
+            options.insert("relationsDepth".into(), depth.into());
+        }
+        if let Some(size) = self.relations_page_size {
+            options.insert("relationsPageSize".into(), size.into());
+        }
+        payload.insert("queryOptions".into(), Value::Object(options));
+        Ok(Value::Object(payload))
+    }
+
+    fn check(&self) -> Result<(), SdkError> {
         if let Some(size) = self.page_size {
             if !(1..=100).contains(&size) {
                 return Err(SdkError::invalid(
@@ -127,6 +241,38 @@ impl Query {
                     format!("{size} is outside the allowed 1..=100"),
                 ));
             }
+        }
+        if let Some(size) = self.relations_page_size {
+            if !(1..=100).contains(&size) {
+                return Err(SdkError::invalid(
+                    "relations_page_size",
+                    format!("{size} is outside the allowed 1..=100"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Only the parts a find by id takes: the relations to load.
+    fn apply_relations(&self, mut call: Call) -> Call {
+        if !self.relations.is_empty() {
+            call = call.query("loadRelations", self.relations.join(","));
+        }
+        if let Some(depth) = self.relations_depth {
+            call = call.query("relationsDepth", depth);
+        }
+        if let Some(size) = self.relations_page_size {
+            call = call.query("relationsPageSize", size);
+        }
+        call
+    }
+
+    pub(crate) fn apply(&self, mut call: Call) -> Result<Call, SdkError> {
+        self.check()?;
+        if let Some(clause) = &self.where_clause {
+            call = call.query("where", clause);
+        }
+        if let Some(size) = self.page_size {
             call = call.query("pageSize", size);
         }
         if let Some(offset) = self.offset {
@@ -138,7 +284,16 @@ impl Query {
         if !self.props.is_empty() {
             call = call.query("props", self.props.join(","));
         }
-        Ok(call)
+        if !self.group_by.is_empty() {
+            call = call.query("groupBy", self.group_by.join(","));
+        }
+        if let Some(having) = &self.having {
+            call = call.query("having", having);
+        }
+        if self.distinct {
+            call = call.query("distinct", true);
+        }
+        Ok(self.apply_relations(call))
     }
 }
 
@@ -151,6 +306,10 @@ pub struct Data<'a> {
 impl<'a> Data<'a> {
     pub(crate) fn new(client: &'a Client) -> Self {
         Data { client }
+    }
+
+    pub(super) fn client(&self) -> &'a Client {
+        self.client
     }
 
     /// The table `name`, with rows of type `T`.
@@ -177,7 +336,11 @@ impl<T> Table<'_, T> {
         &self.name
     }
 
-    fn call<I: IntoIterator<Item = String>>(
+    pub(super) fn client(&self) -> &Client {
+        self.client
+    }
+
+    pub(super) fn call<I: IntoIterator<Item = String>>(
         &self,
         method: Method,
         rest: I,
@@ -240,6 +403,26 @@ impl<T> Table<'_, T> {
         self.client.send(call).await
     }
 
+    /// One page of results of `query` as `R`: for results that are not rows
+    /// of the table, such as aggregates and groups.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run(client: coderunner::sdk::Client) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// #[derive(serde::Deserialize)]
+    /// struct Total { customer: String, total: f64 }
+    /// let totals: Vec<Total> = client
+    ///     .table::<serde_json::Value>("Order")
+    ///     .find_as(&Query::new().props(["customer", "Sum(qty) as total"]).group_by(["customer"]))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_as<R: DeserializeOwned>(&self, query: &Query) -> Result<Vec<R>, SdkError> {
+        let call = query.apply(self.call(Method::GET, [])?)?;
+        self.client.send(call).await
+    }
+
     /// Deletes every row matching `where_clause`; returns how many.
     pub async fn bulk_delete(&self, where_clause: &str) -> Result<u64, SdkError> {
         let call = self.bulk_call(Method::DELETE)?.query("where", where_clause);
@@ -285,6 +468,25 @@ impl<T: Serialize + DeserializeOwned> Table<'_, T> {
         }
     }
 
+    /// The row `id` with the relations `query` asks for
+    /// ([`Query::load_relations`], [`Query::relations_depth`],
+    /// [`Query::relations_page_size`]; its other parts are not used), or
+    /// `None` when it does not exist.
+    pub async fn find_by_id_with(
+        &self,
+        id: &str,
+        query: &Query,
+    ) -> Result<Option<Saved<T>>, SdkError> {
+        check_id(id)?;
+        query.check()?;
+        let call = query.apply_relations(self.call(Method::GET, [id.to_owned()])?);
+        match self.client.send(call).await {
+            Ok(row) => Ok(Some(row)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One page of rows matching `query`.
     pub async fn find(&self, query: &Query) -> Result<Vec<Saved<T>>, SdkError> {
         let call = query.apply(self.call(Method::GET, [])?)?;
@@ -315,14 +517,14 @@ impl<T: Serialize + DeserializeOwned> Table<'_, T> {
     }
 }
 
-fn check_id(id: &str) -> Result<(), SdkError> {
+pub(super) fn check_id(id: &str) -> Result<(), SdkError> {
     if id.is_empty() {
         return Err(SdkError::invalid("id", "the object id is empty"));
     }
     Ok(())
 }
 
-fn to_json<V: Serialize + ?Sized>(value: &V) -> Result<Value, SdkError> {
+pub(super) fn to_json<V: Serialize + ?Sized>(value: &V) -> Result<Value, SdkError> {
     serde_json::to_value(value)
         .map_err(|e| SdkError::invalid("item", format!("cannot be serialized: {e}")))
 }

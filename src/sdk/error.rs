@@ -83,6 +83,10 @@ pub enum SdkError {
     /// The shared superuser session could not be established.
     #[error(transparent)]
     Login(#[from] LoginError),
+    /// An operation of a transaction failed: the backend wrote nothing. The
+    /// error names the operation (its `opResultId` and index).
+    #[error(transparent)]
+    Transaction(Box<super::transaction::TransactionError>),
     /// The backend's reply did not have the expected shape.
     #[error("could not decode the reply of {service}: {message}")]
     Decode {
@@ -104,6 +108,7 @@ impl SdkError {
         match self {
             SdkError::Backend { code, .. } => *code,
             SdkError::Login(e) => e.code,
+            SdkError::Transaction(e) => e.code,
             _ => None,
         }
     }

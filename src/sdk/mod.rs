@@ -13,12 +13,15 @@ mod client;
 mod config;
 mod counters;
 mod data;
+mod dates;
 mod error;
 mod files;
 mod logging;
 mod messaging;
+mod relations;
 mod services;
 mod session;
+mod transaction;
 mod transport;
 mod users;
 
@@ -33,6 +36,7 @@ pub use config::{
 };
 pub use counters::Counters;
 pub use data::{Data, Query, Saved, Table};
+pub use dates::{epoch_ms, EpochMs};
 pub use error::{
     LoginError, LoginErrorKind, SdkError, TimeoutLimit, BAD_CREDENTIALS_CODE,
     INVALID_SESSION_CODES, LOGIN_LIMIT_CODES,
@@ -40,6 +44,8 @@ pub use error::{
 pub use files::{FileInfo, FileUrl, Files, Listing, MAX_SAVE_BYTES};
 pub use logging::{LogEntry, LogLevel, LogPolicy, Logger};
 pub use messaging::{Email, EmailEnvelope, MessageStatus, Messaging, PublishOptions};
+pub use relations::Children;
 pub use services::{Events, Services};
 pub use session::{Lease, LeaseId, MemorySessionStore, SessionStatus, SessionStore};
+pub use transaction::{ObjectRef, OpRef, TransactionError, TransactionResult, UnitOfWork};
 pub use users::{LoggedIn, UserStatus, Users};

@@ -9,6 +9,7 @@ mod posts_service;
 mod replay;
 
 use coderunner::event::persistence;
+use coderunner::sdk::{Backendless, Query, SdkConfig};
 use coderunner::testing::TestApp;
 use coderunner::{After, Context, Outcome, Registry, RegistryError};
 use serde_json::{json, Value};
@@ -78,6 +79,7 @@ async fn a_post_through_the_emulator_is_recorded_as_the_caller_and_audited() {
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["postId"], post["objectId"]);
     assert_eq!(audit[0]["userId"], json!(alice.id));
+
     let logins: Vec<Value> = app
         .rows("Audit_log")
         .into_iter()
@@ -85,6 +87,38 @@ async fn a_post_through_the_emulator_is_recorded_as_the_caller_and_audited() {
         .collect();
     assert_eq!(logins.len(), 1, "afterLogin audited alice's login");
     assert_eq!(logins[0]["userId"], json!(alice.id));
+
+    // The relations the handlers set in their transactions: the Latest_post
+    // row's `post`, the audit row's `user`.
+    let admin = app.login("admin@example.com").await;
+    let sdk = Backendless::new(SdkConfig::new(
+        app.emulator_url(),
+        "dev-app",
+        "dev-rest-key".to_owned().into(),
+    ))
+    .unwrap();
+    let related = sdk
+        .caller(Some(admin.token.clone()))
+        .table::<Value>("Audit_log")
+        .find(
+            &Query::new()
+                .where_clause("action = 'post.created'")
+                .load_relations(["user"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(related[0].data["user"]["objectId"], json!(alice.id));
+    let latest_row = sdk
+        .caller(Some(alice.token.clone()))
+        .table::<Value>("Latest_post")
+        .find_by_id_with(
+            latest[0]["objectId"].as_str().unwrap(),
+            &Query::new().load_relations(["post"]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest_row.data["post"]["objectId"], post["objectId"]);
 
     let err = app
         .create(Some(&alice), "Post", json!({"title": " "}))

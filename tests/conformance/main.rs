@@ -530,3 +530,176 @@ async fn js_sdk_v8_files_messaging_and_email() {
     );
     stack.stop().await.expect("the dev stack stops");
 }
+
+/// Steps of `data_flow.js`, all successful: relations and transactions.
+const DATA_STEPS: &[&str] = &[
+    "login",
+    "createRows",
+    "setRelation",
+    "loadRelations",
+    "findWithRelated",
+    "addRelationDeclaresColumn",
+    "relationPaging",
+    "deleteRelation",
+    "unitOfWork",
+    "unitOfWorkFailure",
+];
+
+/// `Backendless.Data.of(T).setRelation/addRelation/deleteRelation/loadRelations`,
+/// finds with related rows, and `new Backendless.UnitOfWork()` with an op
+/// reference (committed) and with a refused third operation (nothing
+/// written), as alice of the dev app.
+#[tokio::test(flavor = "multi_thread")]
+async fn js_sdk_v8_relations_and_transactions() {
+    let Some(node) = tool_version("node") else {
+        return skip(WHAT, "`node` is not on PATH");
+    };
+    if tool_version("npm").is_none() {
+        return skip(WHAT, "`npm` is not on PATH");
+    }
+    let dir = node_dir();
+    let sdk = match tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || ensure_sdk(&dir)
+    })
+    .await
+    .expect("install task")
+    {
+        Ok(v) => v,
+        Err(why) => return skip(WHAT, &why),
+    };
+    eprintln!("node {node}, backendless {sdk}");
+
+    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
+        .expect("the dev configuration");
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    let mut emulator = EmulatorConfig::dev();
+    emulator.listen = "127.0.0.1:0".into();
+    let mut registry = coderunner::Registry::new();
+    handlers::register(&mut registry).expect("the example app registers");
+    let stack = coderunner::dev::DevStack::start(&config, emulator, registry, None)
+        .await
+        .expect("coderunner dev starts");
+    let url = stack.emulator_url.clone();
+    let inspect = stack.emulator.inspect();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/data_flow.js");
+    let mut cmd = node::node();
+    cmd.arg(&script)
+        .arg(&url)
+        .arg(dir.join("node_modules"))
+        .current_dir(&dir);
+    let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
+        .await
+        .expect("node task")
+        .expect("running node");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
+        .unwrap_or_else(|| {
+            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
+        });
+    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let requests = inspect.requests();
+    let context = format!(
+        "\nsdk {sdk}\nresult: {}\nrequests:\n  {}\nnode stderr:\n{stderr}",
+        serde_json::to_string_pretty(&result).unwrap_or_default(),
+        requests
+            .iter()
+            .map(|r| format!("{} {} -> {}", r.method, redact(&r.path), r.status))
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
+
+    let steps: BTreeMap<&str, &Value> = result["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("?"), s))
+        .collect();
+    let mut failures = Vec::new();
+    for name in DATA_STEPS {
+        match steps.get(name) {
+            None => failures.push(format!("step {name}: not run")),
+            Some(s) if s["ok"] != Value::Bool(true) => {
+                failures.push(format!("step {name}: {}", s["error"]))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, s) in &steps {
+        if !DATA_STEPS.contains(name) && s["ok"] != Value::Bool(true) {
+            failures.push(format!("step {name}: {}", s["error"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
+    assert_eq!(
+        result["facts"]["foreignHosts"],
+        serde_json::json!([]),
+        "Node only talks to 127.0.0.1{context}"
+    );
+
+    // The emulator's side: the script's relation and transaction requests
+    // (the JS key's; the handlers' own use the CloudCode key) were alice's.
+    let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
+    for (method, fragment) in [
+        ("POST", "/post"),
+        ("PUT", "/related"),
+        ("DELETE", "/related"),
+        ("POST", "/transaction/unit-of-work"),
+    ] {
+        let script: Vec<_> = requests
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(fragment))
+            .filter(|r| r.key_kind == Some(KeyKind::Js))
+            .collect();
+        assert!(!script.is_empty(), "no {method} {fragment}{context}");
+        assert!(
+            script.iter().all(|r| r.user_id.as_deref() == Some(user_id)),
+            "{method} {fragment} as alice{context}"
+        );
+    }
+    // The handlers ran their transactions with the CloudCode key.
+    assert!(
+        requests.iter().any(|r| r.method == "POST"
+            && r.path.ends_with("/transaction/unit-of-work")
+            && r.key_kind == Some(KeyKind::CloudCode)),
+        "the example app's afterCreate transaction{context}"
+    );
+    // The committed transaction's Latest_post row and post, related; the
+    // failed one wrote nothing.
+    let tag = result["facts"]["tag"].as_str().expect("facts.tag");
+    let tx_latest = result["facts"]["txLatestId"].as_str().expect("txLatestId");
+    let tx_post = result["facts"]["txPostId"].as_str().expect("txPostId");
+    let row = inspect
+        .rows("Latest_post")
+        .into_iter()
+        .find(|r| r["objectId"] == tx_latest)
+        .unwrap_or_else(|| panic!("no Latest_post {tx_latest}{context}"));
+    assert_eq!(row["postId"], tx_post, "{context}");
+    assert_eq!(row["ownerId"], user_id, "{context}");
+    let failed = format!("tx-fail {tag}");
+    for table in ["Post", "Latest_post", "Audit_log"] {
+        assert!(
+            inspect
+                .rows(table)
+                .iter()
+                .all(|r| r["title"] != failed.as_str() && r["action"] != failed.as_str()),
+            "{table} holds a row of the failed transaction{context}"
+        );
+    }
+    // The example app's afterCreate ran for the posts the script saved: a
+    // Latest_post row for the main post, related to it by the handler's own
+    // transaction.
+    let post_id = result["facts"]["postId"].as_str().expect("facts.postId");
+    assert!(
+        inspect
+            .rows("Latest_post")
+            .iter()
+            .filter(|r| r["postId"] == post_id)
+            .count()
+            >= 2,
+        "the script's row and the handler's row{context}"
+    );
+    stack.stop().await.expect("the dev stack stops");
+}

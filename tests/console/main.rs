@@ -147,7 +147,8 @@ fn in_chromium_a_post_by_alice_shows_its_invocation_identities_and_a_rejection()
         rejected.contains("4001") && rejected.contains("A post needs a title"),
         "{rejected}"
     );
-    // afterCreate wrote Latest_post as the caller and Audit_log as the superuser.
+    // afterCreate wrote Latest_post as the caller and Audit_log as the
+    // superuser, each in a transaction with its relation.
     let after = &seen["afterCreate"];
     assert_eq!(after["outcome"], "ok");
     let identities = after["identities"].as_str().unwrap();
@@ -157,8 +158,8 @@ fn in_chromium_a_post_by_alice_shows_its_invocation_identities_and_a_rejection()
     );
     let calls = after["calls"].as_str().unwrap();
     assert!(
-        calls.contains("caller POST /data/Latest_post → 200")
-            && calls.contains("superuser POST /data/Audit_log → 200"),
+        calls.contains("caller POST /transaction/unit-of-work → 200")
+            && calls.contains("superuser POST /transaction/unit-of-work → 200"),
         "{calls}"
     );
     assert_eq!(seen["rejectedInvocation"]["outcome"], "error");

@@ -4,6 +4,7 @@
 //! the handlers' results.
 
 mod areas;
+mod data;
 mod helpers;
 mod paused;
 mod surface;

@@ -6,6 +6,13 @@
 
 mod operation;
 mod query;
+mod relations;
+mod transaction;
+
+pub(crate) use relations::{
+    add as add_relation, delete as delete_relation, load as load_relation, set as set_relation,
+};
+pub(crate) use transaction::unit_of_work;
 
 use std::collections::HashMap;
 
@@ -24,7 +31,7 @@ use super::store::{self, Object, StoreError, USERS};
 use super::where_clause::{compile, is_identifier};
 use super::{json_body, json_object, kind_of, query_map, PathParams, Reply, Shared};
 use operation::DataOp;
-use query::{parse_query, project, QueryInput};
+use query::{parse_query, project, query_of_uri, rows_value, QueryInput, RelationLoad};
 
 fn table_of(p: &HashMap<String, String>) -> Result<String, ApiError> {
     let t = p.get("table").cloned().unwrap_or_default();
@@ -262,24 +269,37 @@ pub(crate) async fn update_object(
     .await
 }
 
-/// GET /data/{table}/{id}
+/// GET /data/{table}/{id}?loadRelations=&relationsDepth=&relationsPageSize=
 pub(crate) async fn find_by_id(
     State(st): State<Shared>,
     caller: Caller,
     Path(p): PathParams,
+    uri: Uri,
 ) -> Reply {
     let table = table_of(&p)?;
     let id = id_of(&p);
+    let load = RelationLoad::parse(&query_of_uri(&uri))?;
     let op = DataOp::new(&st, &caller, &table, persistence::BEFORE_FIND_BY_ID)
         .users_fire(user::BEFORE_FIND_BY_ID);
     let row = op.load_checked(&id, Operation::Find).await?;
-    let args = vec![Value::String(id.clone()), json!([])];
+    let args = vec![Value::String(id.clone()), json!(load.names)];
     op.run(args, |args| async move {
         let row = match args[0].as_str() {
             Some(new_id) if new_id != id => op.load_checked(new_id, Operation::Find).await?,
             _ => row,
         };
-        Ok(Value::Object(row))
+        if !load.any() {
+            return Ok(Value::Object(row));
+        }
+        let (st, caller) = (op.st.clone(), op.caller.clone());
+        let mut rows = op
+            .store(move |c, t| {
+                let mut rows = vec![row];
+                relations::embed(c, &st, &caller, t, &mut rows, &load)?;
+                Ok::<_, ApiError>(rows)
+            })
+            .await?;
+        Ok(rows.pop().map_or(Value::Null, Value::Object))
     })
     .await
     .map(Json)
@@ -322,9 +342,18 @@ pub(crate) async fn find(
     op.check(Operation::Find)?;
     parse_query(&query)?;
     op.run(vec![query], |args| async move {
-        let (q, props) = parse_query(&args[0])?;
-        let rows = op.store(move |c, t| store::find(c, t, &q)).await?;
-        Ok(project(rows, &props))
+        let q = parse_query(&args[0])?;
+        let (st, caller) = (op.st.clone(), op.caller.clone());
+        let rows = op
+            .store(move |c, t| {
+                let mut rows = project(store::find(c, t, &q.find)?, &q.props);
+                if q.relations.any() {
+                    relations::embed(c, &st, &caller, t, &mut rows, &q.relations)?;
+                }
+                Ok::<_, ApiError>(rows)
+            })
+            .await?;
+        Ok(rows_value(rows))
     })
     .await
     .map(Json)
@@ -343,9 +372,9 @@ pub(crate) async fn count(
     op.check(Operation::Find)?;
     parse_query(&query)?;
     op.run(vec![query], |args| async move {
-        let (q, _) = parse_query(&args[0])?;
+        let q = parse_query(&args[0])?;
         let n = op
-            .store(move |c, t| store::count(c, t, q.condition.as_ref()))
+            .store(move |c, t| store::count(c, t, q.find.condition.as_ref()))
             .await?;
         Ok(Value::from(n))
     })

@@ -182,7 +182,7 @@ impl<'a> DataOp<'a> {
 /// The per-row rule, the same for one row and for each row of a bulk
 /// operation: the table permissions with the owner policy, and a user may be
 /// changed or removed only by that user or by business logic.
-fn check_row(
+pub(super) fn check_row(
     st: &AppState,
     caller: &Caller,
     table: &str,
