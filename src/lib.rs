@@ -49,6 +49,8 @@ pub mod guides {
     pub struct Identities;
     #[doc = include_str!("../docs/emulator.md")]
     pub struct Emulator;
+    #[doc = include_str!("../docs/porting-from-js.md")]
+    pub struct PortingFromJs;
     #[doc = include_str!("../docs/console.md")]
     pub struct Console;
 }
