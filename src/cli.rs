@@ -379,7 +379,7 @@ async fn serve(cli: &Cli, register: Register) -> Result<(), String> {
 }
 
 async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
-    use crate::replay;
+    use crate::invoke as task;
     use secrecy::ExposeSecret;
 
     let config = load(cli, vec![crate::config::DEV_TOML])?;
@@ -403,14 +403,14 @@ async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
                 .map_err(|e| format!("{}: not a JSON task: {e}", path.display()))?
         }
         None => {
-            let event = replay::find_event(args.event.as_deref().unwrap_or_default())
+            let event = task::find_event(args.event.as_deref().unwrap_or_default())
                 .map_err(|e| e.to_string())?;
             let values = args
                 .args
                 .iter()
                 .map(|a| serde_json::from_str(a).map_err(|e| format!("--arg {a}: not JSON: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            replay::build_task(
+            task::build_task(
                 &args.app_id,
                 event,
                 &args.target,
@@ -433,14 +433,14 @@ async fn invoke(cli: &Cli, args: &InvokeArgs) -> Result<(), String> {
             args.app_id,
             args.api_key
         );
-        let caller = replay::login(&http, &root, login, &password)
+        let caller = task::login(&http, &root, login, &password)
             .await
             .map_err(|e| e.to_string())?;
-        replay::set_caller(&mut task, Some(&caller)).map_err(|e| e.to_string())?;
+        task::set_caller(&mut task, Some(&caller)).map_err(|e| e.to_string())?;
     } else if args.anonymous {
-        replay::set_caller(&mut task, None).map_err(|e| e.to_string())?;
+        task::set_caller(&mut task, None).map_err(|e| e.to_string())?;
     }
-    let (status, reply) = replay::send(&http, &args.runner, &secret, &task)
+    let (status, reply) = task::send(&http, &args.runner, &secret, &task)
         .await
         .map_err(|e| e.to_string())?;
     println!(

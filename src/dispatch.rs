@@ -64,7 +64,7 @@ impl TaskLimits {
 
 /// How an invocation ended, for logs and metrics (a bounded label set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum InvocationOutcome {
     /// The handler returned normally.
     Ok,
     /// The handler returned an error.
@@ -79,16 +79,16 @@ pub enum Outcome {
     UnknownEvent,
 }
 
-impl Outcome {
+impl InvocationOutcome {
     /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Error => "error",
-            Outcome::Timeout => "timeout",
-            Outcome::Panic => "panic",
-            Outcome::NoHandler => "no_handler",
-            Outcome::UnknownEvent => "unknown_event",
+            InvocationOutcome::Ok => "ok",
+            InvocationOutcome::Error => "error",
+            InvocationOutcome::Timeout => "timeout",
+            InvocationOutcome::Panic => "panic",
+            InvocationOutcome::NoHandler => "no_handler",
+            InvocationOutcome::UnknownEvent => "unknown_event",
         }
     }
 }
@@ -154,15 +154,15 @@ pub const SERVICE_TIMED_OUT: i64 = 14005;
 
 impl RouteError {
     /// The outcome label of this failure.
-    pub fn outcome(&self) -> Outcome {
+    pub fn outcome(&self) -> InvocationOutcome {
         match self {
-            RouteError::UnknownEvent { .. } => Outcome::UnknownEvent,
+            RouteError::UnknownEvent { .. } => InvocationOutcome::UnknownEvent,
             RouteError::NoHandler { .. }
             | RouteError::NoService { .. }
-            | RouteError::NoMethod { .. } => Outcome::NoHandler,
+            | RouteError::NoMethod { .. } => InvocationOutcome::NoHandler,
             RouteError::BadContext(_)
             | RouteError::BadArguments(_)
-            | RouteError::BadParameters { .. } => Outcome::Error,
+            | RouteError::BadParameters { .. } => InvocationOutcome::Error,
         }
     }
 
@@ -358,7 +358,7 @@ impl Dispatcher {
             span.record("outcome", outcome.as_str());
             span.record("duration_ms", duration_ms);
             match outcome {
-                Outcome::Ok => tracing::debug!("invocation finished"),
+                InvocationOutcome::Ok => tracing::debug!("invocation finished"),
                 _ => tracing::warn!(
                     task.id = %reply.request_id,
                     event = event.name,
@@ -597,7 +597,7 @@ impl Dispatcher {
     }
 
     /// Runs a routed task to completion (or to its deadline) and builds the reply.
-    pub async fn run(&self, routed: Routed) -> (InvocationResult, Outcome) {
+    pub async fn run(&self, routed: Routed) -> (InvocationResult, InvocationOutcome) {
         let Routed {
             request_id,
             handler,
@@ -671,7 +671,7 @@ impl Dispatcher {
                 };
                 return fail(
                     ExceptionWrapper::new(code, TIMEOUT_MESSAGE, None),
-                    Outcome::Timeout,
+                    InvocationOutcome::Timeout,
                 );
             }
             Ok(Err(panic)) => {
@@ -682,9 +682,12 @@ impl Dispatcher {
                     .unwrap_or_else(|| "unknown panic payload".to_owned());
                 tracing::error!(handler = handler.handler_name, panic = %detail, "handler panicked");
                 let message = format!("handler {} for {event} panicked", handler.handler_name);
-                return fail(ExceptionWrapper::new(0, message, None), Outcome::Panic);
+                return fail(
+                    ExceptionWrapper::new(0, message, None),
+                    InvocationOutcome::Panic,
+                );
             }
-            Ok(Ok(Err(error))) => return fail(error.to_exception(), Outcome::Error),
+            Ok(Ok(Err(error))) => return fail(error.to_exception(), InvocationOutcome::Error),
             Ok(Ok(Ok(Decision::Service(value, response)))) => {
                 // The bare return value (spec §2.5), and what the method set
                 // on the client's HTTP reply.
@@ -693,7 +696,7 @@ impl Dispatcher {
                 reply.http_response_status_code = response.status;
                 reply.http_response_headers = response.headers;
                 reply.http_response_cookies = response.cookies;
-                return (reply, Outcome::Ok);
+                return (reply, InvocationOutcome::Ok);
             }
             Ok(Ok(Ok(decision))) => decision,
         };
@@ -751,7 +754,7 @@ impl Dispatcher {
         };
         (
             InvocationResult::with_arguments(request_id, Arguments::new(encoding, reply_values)),
-            Outcome::Ok,
+            InvocationOutcome::Ok,
         )
     }
 }
@@ -824,7 +827,7 @@ mod tests {
             let (reply, outcome) = dispatcher
                 .run(dispatcher.route(task(timeout)).unwrap())
                 .await;
-            assert_eq!(outcome, Outcome::Timeout);
+            assert_eq!(outcome, InvocationOutcome::Timeout);
             assert_eq!(reply.exception.unwrap().exception_message, TIMEOUT_MESSAGE);
             assert_eq!(
                 started.elapsed(),
@@ -860,7 +863,7 @@ mod tests {
         let (reply, outcome) = dispatcher
             .run(dispatcher.route_service(task).unwrap())
             .await;
-        assert_eq!(outcome, Outcome::Timeout);
+        assert_eq!(outcome, InvocationOutcome::Timeout);
         assert_eq!(started.elapsed(), Duration::from_millis(1500));
         let exception = reply.exception.unwrap();
         assert_eq!(

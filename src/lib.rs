@@ -18,10 +18,10 @@ pub mod event;
 pub mod handler;
 pub(crate) mod handler_runtime;
 pub(crate) mod invocation_log;
+pub mod invoke;
 pub mod management;
 pub mod model;
 pub mod registry;
-pub mod replay;
 pub mod runner;
 pub mod sdk;
 pub mod server;
@@ -48,7 +48,7 @@ pub mod guides {
     #[doc = include_str!("../docs/identities.md")]
     pub struct Identities;
     #[doc = include_str!("../docs/emulator.md")]
-    pub struct Emulator;
+    pub struct EmulatorGuide;
     #[doc = include_str!("../docs/porting-from-js.md")]
     pub struct PortingFromJs;
     #[doc = include_str!("../docs/console.md")]

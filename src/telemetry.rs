@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
-use crate::dispatch::Outcome;
+use crate::dispatch::InvocationOutcome;
 use crate::event::EventDef;
 use crate::registry::Registry;
 
@@ -105,13 +105,13 @@ struct HandlerMetrics {
     duration: metrics::Histogram,
 }
 
-fn outcome_index(outcome: Outcome) -> Option<usize> {
+fn outcome_index(outcome: InvocationOutcome) -> Option<usize> {
     match outcome {
-        Outcome::Ok => Some(0),
-        Outcome::Error => Some(1),
-        Outcome::Timeout => Some(2),
-        Outcome::Panic => Some(3),
-        Outcome::NoHandler | Outcome::UnknownEvent => None,
+        InvocationOutcome::Ok => Some(0),
+        InvocationOutcome::Error => Some(1),
+        InvocationOutcome::Timeout => Some(2),
+        InvocationOutcome::Panic => Some(3),
+        InvocationOutcome::NoHandler | InvocationOutcome::UnknownEvent => None,
     }
 }
 
@@ -132,17 +132,17 @@ impl InvocationMetrics {
                 ("event", h.event.clone()),
                 ("target", h.target.clone()),
             ];
-            let counter = |outcome: Outcome| {
+            let counter = |outcome: InvocationOutcome| {
                 let mut labels = base.to_vec();
                 labels.push(("outcome", outcome.as_str().to_owned()));
                 metrics::counter!("coderunner_invocations_total", &labels)
             };
             let m = HandlerMetrics {
                 invocations: [
-                    counter(Outcome::Ok),
-                    counter(Outcome::Error),
-                    counter(Outcome::Timeout),
-                    counter(Outcome::Panic),
+                    counter(InvocationOutcome::Ok),
+                    counter(InvocationOutcome::Error),
+                    counter(InvocationOutcome::Timeout),
+                    counter(InvocationOutcome::Panic),
                 ],
                 duration: metrics::histogram!("coderunner_invocation_duration_seconds", &base),
             };
@@ -159,7 +159,7 @@ impl InvocationMetrics {
         &self,
         event: &EventDef,
         target: &str,
-        outcome: Outcome,
+        outcome: InvocationOutcome,
         elapsed: Duration,
     ) {
         let cached = self.by_handler.get(&event.id.0).and_then(|m| m.get(target));
@@ -183,7 +183,7 @@ impl InvocationMetrics {
     pub(crate) fn record_unroutable(
         &self,
         event: Option<&EventDef>,
-        outcome: Outcome,
+        outcome: InvocationOutcome,
         elapsed: Duration,
     ) {
         let (provider, name) =
@@ -192,7 +192,13 @@ impl InvocationMetrics {
     }
 }
 
-fn record_uncached(provider: &str, event: &str, target: &str, outcome: Outcome, elapsed: Duration) {
+fn record_uncached(
+    provider: &str,
+    event: &str,
+    target: &str,
+    outcome: InvocationOutcome,
+    elapsed: Duration,
+) {
     let labels = [
         ("provider", provider.to_owned()),
         ("event", event.to_owned()),

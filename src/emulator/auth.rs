@@ -20,7 +20,7 @@ use super::Shared;
 
 /// The resolved caller of a request. `Debug` hides the token and credential headers.
 #[derive(Clone)]
-pub struct Caller {
+pub struct Requester {
     /// The kind of the API key in the path.
     pub key_kind: KeyKind,
     /// The logged-in user, when a valid `user-token` was sent.
@@ -31,10 +31,10 @@ pub struct Caller {
     pub headers: Map<String, Value>,
 }
 
-impl std::fmt::Debug for Caller {
+impl std::fmt::Debug for Requester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let headers: Vec<&str> = self.headers.keys().map(String::as_str).collect();
-        f.debug_struct("Caller")
+        f.debug_struct("Requester")
             .field("key_kind", &self.key_kind)
             .field("user", &self.user)
             .field("roles", &self.roles)
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Caller {
     }
 }
 
-impl Caller {
+impl Requester {
     /// The caller's roles for a key and an optional user.
     ///
     /// Anonymous: `NotAuthenticatedUser` + the key's role, except with the
@@ -72,8 +72,8 @@ impl Caller {
     }
 
     /// The same request, made by `user` (afterLogin's context).
-    pub fn as_user(&self, user: SessionUser) -> Caller {
-        Caller {
+    pub fn as_user(&self, user: SessionUser) -> Requester {
+        Requester {
             key_kind: self.key_kind,
             roles: Self::roles_for(self.key_kind, Some(&user)),
             user: Some(user),
@@ -96,7 +96,7 @@ pub(crate) struct Slot(Arc<Mutex<Resolved>>);
 /// register and token validation, which a client may call with a stale
 /// token still in its headers.
 #[derive(Debug, Clone)]
-pub struct Anonymous(pub Caller);
+pub struct Anonymous(pub Requester);
 
 impl FromRequestParts<Shared> for Anonymous {
     type Rejection = ApiError;
@@ -106,7 +106,7 @@ impl FromRequestParts<Shared> for Anonymous {
     }
 }
 
-impl FromRequestParts<Shared> for Caller {
+impl FromRequestParts<Shared> for Requester {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
@@ -114,7 +114,11 @@ impl FromRequestParts<Shared> for Caller {
     }
 }
 
-async fn resolve(parts: &mut Parts, state: &Shared, use_token: bool) -> Result<Caller, ApiError> {
+async fn resolve(
+    parts: &mut Parts,
+    state: &Shared,
+    use_token: bool,
+) -> Result<Requester, ApiError> {
     {
         // Inside the nested router the URI has lost its prefix: read the
         // prefix's path parameters instead.
@@ -149,9 +153,9 @@ async fn resolve(parts: &mut Parts, state: &Shared, use_token: bool) -> Result<C
                 )
             })
             .collect();
-        Ok(Caller {
+        Ok(Requester {
             key_kind,
-            roles: Caller::roles_for(key_kind, user.as_ref()),
+            roles: Requester::roles_for(key_kind, user.as_ref()),
             user,
             headers,
         })

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::error::ApiError;
 use super::store::now_ms;
 use super::{int_query, json_body, path_param, required_int, PathParams, Reply, Shared};
@@ -30,7 +30,7 @@ struct Entry {
 }
 
 /// The key-value cache, bounded to `max_entries`.
-pub struct Cache {
+pub struct CacheStore {
     entries: Mutex<HashMap<String, Entry>>,
     max_entries: usize,
 }
@@ -39,7 +39,7 @@ fn too_long() -> ApiError {
     ApiError::new(1028, "Expiration time cannot be greater than 7200 seconds")
 }
 
-impl Cache {
+impl CacheStore {
     /// An empty cache holding at most `max_entries` keys.
     pub fn new(max_entries: usize) -> Self {
         Self {
@@ -50,7 +50,10 @@ impl Cache {
 
     fn key(key: &str) -> Result<(), ApiError> {
         if key.is_empty() {
-            return Err(ApiError::new(1027, "Cache key cannot be null or empty"));
+            return Err(ApiError::new(
+                1027,
+                "CacheStore key cannot be null or empty",
+            ));
         }
         Ok(())
     }
@@ -65,7 +68,7 @@ impl Cache {
         if ttl <= 0 {
             return Err(ApiError::new(
                 1029,
-                "Cache TimeToLive must be a positive number of seconds",
+                "CacheStore TimeToLive must be a positive number of seconds",
             ));
         }
         let size = serde_json::to_vec(&value)
@@ -74,7 +77,7 @@ impl Cache {
         if size > MAX_VALUE_BYTES {
             return Err(ApiError::new(
                 1026,
-                format!("Cache value is {size} bytes; the limit is {MAX_VALUE_BYTES} bytes"),
+                format!("CacheStore value is {size} bytes; the limit is {MAX_VALUE_BYTES} bytes"),
             ));
         }
         let now = Instant::now();
@@ -131,7 +134,7 @@ impl Cache {
             }
             _ => Err(ApiError::new(
                 16001,
-                format!("Cache key {key} does not exist or has expired"),
+                format!("CacheStore key {key} does not exist or has expired"),
             )),
         }
     }
@@ -145,7 +148,7 @@ impl Cache {
         if secs < 1 {
             return Err(ApiError::new(
                 16002,
-                "Cache expiration must be a number of seconds between 1 and 7200",
+                "CacheStore expiration must be a number of seconds between 1 and 7200",
             ));
         }
         self.extend(key, Instant::now() + Duration::from_secs(secs as u64))
@@ -181,7 +184,7 @@ impl Cache {
 /// PUT /cache/{key}?timeout=sec
 pub(crate) async fn cache_put(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
     uri: Uri,
     body: Bytes,
@@ -193,14 +196,18 @@ pub(crate) async fn cache_put(
 }
 
 /// GET /cache/{key}
-pub(crate) async fn cache_get(State(st): State<Shared>, _c: Caller, Path(p): PathParams) -> Reply {
+pub(crate) async fn cache_get(
+    State(st): State<Shared>,
+    _c: Requester,
+    Path(p): PathParams,
+) -> Reply {
     st.cache.get(path_param(&p, "key")).map(Json)
 }
 
 /// GET /cache/{key}/check
 pub(crate) async fn cache_check(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
 ) -> Reply {
     st.cache
@@ -211,7 +218,7 @@ pub(crate) async fn cache_check(
 /// PUT /cache/{key}/expireIn?timeout=sec
 pub(crate) async fn cache_expire_in(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Result<StatusCode, ApiError> {
@@ -223,7 +230,7 @@ pub(crate) async fn cache_expire_in(
 /// PUT /cache/{key}/expireAt?timestamp=ms
 pub(crate) async fn cache_expire_at(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Result<StatusCode, ApiError> {
@@ -235,7 +242,7 @@ pub(crate) async fn cache_expire_at(
 /// DELETE /cache/{key}
 pub(crate) async fn cache_delete(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
 ) -> Result<StatusCode, ApiError> {
     st.cache.delete(path_param(&p, "key"))?;
@@ -248,7 +255,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire() {
-        let c = Cache::new(10);
+        let c = CacheStore::new(10);
         c.put("k", Value::from(1), Some(5)).unwrap();
         tokio::time::advance(Duration::from_secs(4)).await;
         assert_eq!(c.get("k").unwrap(), Value::from(1));
@@ -262,7 +269,7 @@ mod tests {
 
     #[test]
     fn bounded() {
-        let c = Cache::new(2);
+        let c = CacheStore::new(2);
         for k in ["a", "b", "c"] {
             c.put(k, Value::Null, None).unwrap();
         }

@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::error::ApiError;
 use super::inspect::LogMessage;
 use super::{json_body, Shared};
 
 /// GET /info: what the JS SDK asks at init.
-pub(crate) async fn info(State(st): State<Shared>, _caller: Caller) -> Json<Value> {
+pub(crate) async fn info(State(st): State<Shared>, _caller: Requester) -> Json<Value> {
     Json(json!({
         "appId": st.config.app_id,
         "emulator": "coderunner",
@@ -30,7 +30,7 @@ pub(crate) async fn info(State(st): State<Shared>, _caller: Caller) -> Json<Valu
 /// from the SDK's Logging; recorded for `Inspector::log_messages` and traced.
 pub(crate) async fn log_messages(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let Value::Array(items) = json_body(&body)? else {

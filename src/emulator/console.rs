@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::config::KeyKind;
 use super::error::ApiError;
 use super::inspect::{mask, mask_secrets};
@@ -234,7 +234,7 @@ fn shown_user(user: &SessionUser) -> Value {
 async fn state(State(st): State<Shared>) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();
     let (classes, tables, users) = store
-        .call(|c| -> Result<_, store::StoreError> {
+        .call(|c| -> Result<_, store::StorageError> {
             let classes = store::classes(c)?;
             let mut tables = Vec::new();
             for (class, count) in &classes {
@@ -484,9 +484,9 @@ async fn replay(
         .iter()
         .find(|k| Some(k.key.as_str()) == client_key(&st).ok().as_deref())
         .map_or(KeyKind::Rest, |k| k.kind);
-    let caller = Caller {
+    let caller = Requester {
         key_kind: kind,
-        roles: Caller::roles_for(kind, user.as_ref()),
+        roles: Requester::roles_for(kind, user.as_ref()),
         user,
         headers: serde_json::Map::new(),
     };

@@ -9,13 +9,13 @@ use axum::Json;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::error::ApiError;
 use super::{path_param, required_int, PathParams, Reply, Shared};
 
 /// Named atomic counters; a missing counter is 0.
 #[derive(Default)]
-pub struct Counters {
+pub struct CounterStore {
     values: Mutex<BTreeMap<String, i64>>,
 }
 
@@ -32,7 +32,7 @@ pub enum CounterOp {
     Get,
 }
 
-impl Counters {
+impl CounterStore {
     /// Applies `op` to `name`.
     pub fn apply(&self, name: &str, op: CounterOp) -> i64 {
         let mut map = self.values.lock();
@@ -102,7 +102,7 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 /// GET /counters/{name}
 pub(crate) async fn counter_get(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
 ) -> Json<Value> {
     Json(Value::from(
@@ -113,7 +113,7 @@ pub(crate) async fn counter_get(
 /// PUT /counters/{name}/reset
 pub(crate) async fn counter_reset(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
 ) -> Json<Value> {
     Json(Value::from(
@@ -124,7 +124,7 @@ pub(crate) async fn counter_reset(
 /// GET /counters/{pattern}/list
 pub(crate) async fn counter_list(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
 ) -> Json<Value> {
     Json(json!(st.counters.list(path_param(&p, "name"))))
@@ -133,7 +133,7 @@ pub(crate) async fn counter_list(
 /// PUT /counters/{name}/get/compareandset?expected=&updatedvalue=
 pub(crate) async fn counter_cas(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Reply {
@@ -149,7 +149,7 @@ pub(crate) async fn counter_cas(
 /// PUT /counters/{name}/{increment|decrement|incrementby}/get and /get/{...}.
 pub(crate) async fn counter_op(
     State(st): State<Shared>,
-    _c: Caller,
+    _c: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Reply {

@@ -28,7 +28,7 @@ use crate::event::{EventDef, EventId, RunnerContext, UserToken};
 use crate::signature::WebhookSecret;
 use crate::timer::Schedule;
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::config::{EmulatorConfig, KeyKind, LinkTransport};
 use super::error::ApiError;
 use super::inspect::{Log, SentTask};
@@ -45,7 +45,7 @@ const HANDLERS_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Default)]
 pub(crate) struct HandlerList {
     /// The last list fetched with success; used while refreshes fail.
-    last_good: Option<Arc<Vec<HandlerInfo>>>,
+    last_good: Option<Arc<Vec<RemoteHandler>>>,
     /// When to fetch again; `None` = at the next use.
     refresh_at: Option<Instant>,
 }
@@ -60,7 +60,7 @@ impl HandlerList {
 /// One handler the runner registered (`GET {runner}/handlers`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct HandlerInfo {
+pub struct RemoteHandler {
     /// The event id.
     pub event_id: u32,
     /// Table name, or `*`.
@@ -87,7 +87,7 @@ pub(crate) struct Link {
 
 /// What a before-handler decided.
 #[derive(Debug)]
-pub enum Before {
+pub enum RunnerBefore {
     /// Run the operation with these (possibly changed) arguments.
     Continue(Vec<Value>),
     /// Skip the operation and return this.
@@ -103,7 +103,7 @@ pub(crate) enum Route<'a> {
 }
 
 /// Sends tasks to the runner, if one is configured.
-pub struct Dispatcher {
+pub struct RunnerLink {
     link: Option<Link>,
     /// The Redis link, when runners take tasks from Redis.
     redis: Option<RedisLink>,
@@ -117,7 +117,7 @@ pub struct Dispatcher {
     log: Arc<Log>,
 }
 
-impl Dispatcher {
+impl RunnerLink {
     pub(crate) fn new(config: &EmulatorConfig, log: Arc<Log>) -> anyhow::Result<Self> {
         let redis = match &config.runner {
             Some(r) if r.transport == LinkTransport::Redis => Some(RedisLink::new(
@@ -205,7 +205,7 @@ impl Dispatcher {
 
     /// The handler list: the cached one while fresh, else a fetched one,
     /// else (the fetch failed) the last good one; 502 when there is none.
-    async fn handlers(&self, link: &Link) -> Result<Arc<Vec<HandlerInfo>>, ApiError> {
+    async fn handlers(&self, link: &Link) -> Result<Arc<Vec<RemoteHandler>>, ApiError> {
         let last_good = {
             let cached = link.handlers.lock();
             match (&cached.last_good, cached.refresh_at) {
@@ -220,7 +220,7 @@ impl Dispatcher {
                 .send()
                 .await?
                 .error_for_status()?
-                .json::<Vec<HandlerInfo>>()
+                .json::<Vec<RemoteHandler>>()
                 .await
         }
         .await;
@@ -263,7 +263,7 @@ impl Dispatcher {
 
     async fn find(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         event: EventId,
         target: &str,
     ) -> Result<Option<(Route<'_>, bool)>, ApiError> {
@@ -353,7 +353,7 @@ impl Dispatcher {
     /// result, or `None` when dispatched asynchronously.
     pub(crate) async fn custom_event(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         name: &str,
         args: Value,
         asynchronous: bool,
@@ -386,7 +386,7 @@ impl Dispatcher {
     /// context that of `caller`; the runner's reply.
     pub(crate) async fn replay(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         recorded: &super::inspect::SentTask,
     ) -> Result<InvocationResult, ApiError> {
         let bytes = serde_json::to_vec(&recorded.body).map_err(ApiError::internal)?;
@@ -480,7 +480,7 @@ impl Dispatcher {
     pub(crate) async fn invoke_service(
         &self,
         route: Route<'_>,
-        caller: &Caller,
+        caller: &Requester,
         decl: &ServiceDecl,
         request: ServiceCall,
     ) -> Result<Option<InvocationResult>, ApiError> {
@@ -584,7 +584,7 @@ impl Dispatcher {
         })
     }
 
-    fn context(&self, caller: &Caller, target: &str) -> Value {
+    fn context(&self, caller: &Requester, target: &str) -> Value {
         let user = caller.user.as_ref();
         let ctx = RunnerContext {
             app_id: self.app_id.clone(),
@@ -602,32 +602,32 @@ impl Dispatcher {
     /// Runs the before-handler of `event` on `target`, if any.
     pub async fn before(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         event: EventId,
         target: &str,
         args: Vec<Value>,
-    ) -> Result<Before, ApiError> {
+    ) -> Result<RunnerBefore, ApiError> {
         let Some((route, is_async)) = self.find(caller, event, target).await? else {
-            return Ok(Before::Continue(args));
+            return Ok(RunnerBefore::Continue(args));
         };
         let mut values = vec![self.context(caller, target)];
         values.extend(args.iter().cloned());
         let Some(reply) = self.invoke(route, event, target, is_async, values).await? else {
-            return Ok(Before::Continue(args));
+            return Ok(RunnerBefore::Continue(args));
         };
         raise(&reply)?;
         let Some(mut returned) = reply.arguments.map(|a| a.values) else {
-            return Ok(Before::Continue(args));
+            return Ok(RunnerBefore::Continue(args));
         };
         if returned.is_empty() {
-            return Ok(Before::Continue(args));
+            return Ok(RunnerBefore::Continue(args));
         }
         let ctx = returned.remove(0);
         match ctx.get("prematureResult") {
-            Some(v) if !v.is_null() => Ok(Before::Premature(v.clone())),
+            Some(v) if !v.is_null() => Ok(RunnerBefore::Premature(v.clone())),
             _ => {
                 returned.resize(args.len(), Value::Null);
-                Ok(Before::Continue(returned))
+                Ok(RunnerBefore::Continue(returned))
             }
         }
     }
@@ -636,7 +636,7 @@ impl Dispatcher {
     /// client gets.
     pub async fn after(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         event: EventId,
         target: &str,
         args: Vec<Value>,

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::store::StoreError;
+use super::store::StorageError;
 
 /// An error as the client sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -93,14 +93,14 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
         let code = match &e {
-            StoreError::DuplicateId(_) => 1155,
-            StoreError::EmailTaken(_) => 3033,
-            StoreError::Required(_) | StoreError::InvalidPassword => 3011,
-            StoreError::RelationConflict(_) => RELATION_ERROR,
-            StoreError::Sqlite(_) | StoreError::Json(_) | StoreError::Thread(_) => {
+            StorageError::DuplicateId(_) => 1155,
+            StorageError::EmailTaken(_) => 3033,
+            StorageError::Required(_) | StorageError::InvalidPassword => 3011,
+            StorageError::RelationConflict(_) => RELATION_ERROR,
+            StorageError::Sqlite(_) | StorageError::Json(_) | StorageError::Thread(_) => {
                 return Self::internal(e)
             }
         };

@@ -20,7 +20,7 @@ use base64::Engine;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::config::{Access, DirectoryConfig, EmulatorConfig, FileOperation};
 use super::error::ApiError;
 use super::security::is_system_role;
@@ -538,7 +538,7 @@ async fn blocking<R: Send + 'static>(
 /// the path ends with `/` (the JS SDK's `createDirectory`) → `{"fileURL"}`.
 pub(crate) async fn upload(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     axum::extract::Path(p): PathParams,
     uri: Uri,
     multipart: Option<Multipart>,
@@ -592,7 +592,7 @@ pub(crate) async fn upload(
 /// JSON string.
 pub(crate) async fn save_binary(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     axum::extract::Path(p): PathParams,
     uri: Uri,
     body: Bytes,
@@ -628,7 +628,7 @@ pub(crate) async fn save_binary(
 /// how many entries.
 pub(crate) async fn get(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     axum::extract::Path(p): PathParams,
     uri: Uri,
 ) -> Result<Response, ApiError> {
@@ -712,7 +712,7 @@ pub(crate) async fn get(
 /// DELETE files/{path}: a file, or a directory with everything in it.
 pub(crate) async fn remove(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     axum::extract::Path(p): PathParams,
 ) -> Result<StatusCode, ApiError> {
     let path = path_of(&p)?;
@@ -732,7 +732,7 @@ fn body_path(body: &serde_json::Map<String, Value>, name: &str) -> Result<Storag
 /// PUT files/copy {sourcePath, targetPath} → the copy's path.
 pub(crate) async fn copy(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(&body)?;
@@ -748,7 +748,7 @@ pub(crate) async fn copy(
 /// PUT files/move {sourcePath, targetPath} → the new path.
 pub(crate) async fn move_to(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(&body)?;
@@ -760,7 +760,7 @@ pub(crate) async fn move_to(
 /// PUT files/rename {oldPathName, newName} → the new path.
 pub(crate) async fn rename(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(&body)?;
@@ -779,7 +779,7 @@ pub(crate) async fn rename(
 
 async fn relocate(
     st: &Shared,
-    caller: &Caller,
+    caller: &Requester,
     from: StoragePath,
     to: StoragePath,
 ) -> Result<Json<Value>, ApiError> {

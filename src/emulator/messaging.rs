@@ -12,7 +12,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::error::ApiError;
 use super::{json_object, path_param, PathParams, Shared};
 
@@ -120,7 +120,7 @@ fn new_id() -> String {
 /// pushSinglecast?, pushBroadcast?, publishPolicy?}.
 pub(crate) async fn publish(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     axum::extract::Path(p): PathParams,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -158,7 +158,7 @@ pub(crate) async fn publish(
 /// POST messaging/push/{template} {templateValues?}.
 pub(crate) async fn push_template(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     axum::extract::Path(p): PathParams,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -184,7 +184,7 @@ pub(crate) async fn push_template(
 /// to: [..], attachment?: [..]}.
 pub(crate) async fn send_email(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(&body)?;
@@ -230,7 +230,7 @@ pub(crate) async fn send_email(
 /// bcc-addresses?, criteria?, uniqueEmails?, template-values?, attachment?}.
 pub(crate) async fn send_email_template(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(&body)?;

@@ -49,7 +49,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{Map, Value};
 
-pub use auth::Caller;
+pub use auth::Requester;
 pub use config::{
     Access, ApiKeyConfig, Cardinality, DirectoryConfig, EmulatorConfig, FileOperation,
     FileRolePermissions, KeyKind, LinkTransport, Operation, RelationConfig, RolePermissions,
@@ -70,9 +70,9 @@ pub(crate) struct AppState {
     store: store::Store,
     permissions: security::Permissions,
     sessions: Arc<sessions::Sessions>,
-    cache: cache::Cache,
-    counters: counters::Counters,
-    dispatcher: dispatch::Dispatcher,
+    cache: cache::CacheStore,
+    counters: counters::CounterStore,
+    dispatcher: dispatch::RunnerLink,
     log: Arc<inspect::Log>,
     /// Lets a non-loopback client use `/__emulator/*` (header
     /// `x-emulator-token`); random per start.
@@ -109,7 +109,7 @@ impl Emulator {
         let store = store::Store::open(&config.database)?;
         for user in &config.users {
             store
-                .call_sync(|c| -> Result<(), store::StoreError> {
+                .call_sync(|c| -> Result<(), store::StorageError> {
                     if !store::login_exists(c, &user.email)? {
                         let mut obj = Map::new();
                         obj.insert("email".into(), Value::String(user.email.clone()));
@@ -147,9 +147,9 @@ impl Emulator {
                 Duration::from_secs(config.session_timeout_secs),
                 config.max_sessions_per_user,
             )),
-            cache: cache::Cache::new(config.cache_max_entries),
-            counters: counters::Counters::default(),
-            dispatcher: dispatch::Dispatcher::new(&config, log.clone())?,
+            cache: cache::CacheStore::new(config.cache_max_entries),
+            counters: counters::CounterStore::default(),
+            dispatcher: dispatch::RunnerLink::new(&config, log.clone())?,
             store,
             log,
             config,

@@ -20,7 +20,7 @@ use redis::{AsyncConnectionConfig, Client};
 use serde_json::Value;
 use tokio::sync::{oneshot, OnceCell};
 
-use super::dispatch::{HandlerInfo, ServiceDecl};
+use super::dispatch::{RemoteHandler, ServiceDecl};
 use super::error::ApiError;
 use crate::event::wire::InvocationResult;
 use crate::timer::Schedule;
@@ -38,7 +38,7 @@ pub(crate) struct DebugRunner {
     /// The Redis key whose life is the session's.
     pub(crate) debug_id: String,
     /// Its model's handlers, once registered.
-    pub(crate) handlers: Option<Arc<Vec<HandlerInfo>>>,
+    pub(crate) handlers: Option<Arc<Vec<RemoteHandler>>>,
     /// Its model's timers.
     pub(crate) timers: Vec<(String, Schedule)>,
     /// Its model's API services.
@@ -50,7 +50,7 @@ pub(crate) struct DebugRunner {
 #[derive(Debug, Default)]
 pub(crate) struct Models {
     pub(crate) debug: Option<DebugRunner>,
-    pub(crate) deployed: Option<Arc<Vec<HandlerInfo>>>,
+    pub(crate) deployed: Option<Arc<Vec<RemoteHandler>>>,
     /// The deployed model's timers.
     pub(crate) deployed_timers: Vec<(String, Schedule)>,
     /// The deployed model's API services.
@@ -220,7 +220,7 @@ impl RedisLink {
                 models.deployed_timers.clone(),
             )
         };
-        let find = |handlers: &Vec<HandlerInfo>| {
+        let find = |handlers: &Vec<RemoteHandler>| {
             handlers
                 .iter()
                 .find(|h| h.event_id == event_id && h.target == target)

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::auth::Anonymous;
 use super::config::KeyKind;
-use super::dispatch::HandlerInfo;
+use super::dispatch::RemoteHandler;
 use super::error::ApiError;
 use super::redis_link::RedisLink;
 use super::store::now_ms;
@@ -56,11 +56,11 @@ fn link<'a>(st: &'a Shared, caller: &Anonymous) -> Result<&'a RedisLink, ApiErro
 }
 
 /// A model's handlers (`model.json`'s `handlers`).
-fn handlers_of(model: &Value) -> Result<Vec<HandlerInfo>, ApiError> {
+fn handlers_of(model: &Value) -> Result<Vec<RemoteHandler>, ApiError> {
     #[derive(Deserialize)]
     struct Model {
         #[serde(default)]
-        handlers: Vec<HandlerInfo>,
+        handlers: Vec<RemoteHandler>,
     }
     serde_json::from_value::<Model>(model.clone())
         .map(|m| m.handlers)
@@ -244,7 +244,7 @@ pub(crate) async fn publish_status(
 /// once (`{}`) without waiting for the handler.
 pub(crate) async fn dispatch_event(
     State(st): State<Shared>,
-    caller: super::auth::Caller,
+    caller: super::auth::Requester,
     Path((_, _, name)): Path<(String, String, String)>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,

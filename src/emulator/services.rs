@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::dispatch::{MethodDecl, ServiceCall, ServiceDecl};
 use super::error::ApiError;
 use super::Shared;
@@ -120,7 +120,7 @@ fn positional(method: &MethodDecl, carried: Value) -> Result<Vec<Value>, ApiErro
 /// `{verb} services/{Service}/{path}`: calls a service method.
 pub(crate) async fn call_service(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     verb: Method,
     Path((_, _, service, path)): Path<(String, String, String, String)>,
     Query(query): Query<Vec<(String, String)>>,

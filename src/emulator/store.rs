@@ -24,9 +24,9 @@ use super::where_clause::{json_path, SqlCondition};
 pub type Object = Map<String, Value>;
 
 /// Why a storage call failed. The routes turn it into a Backendless error
-/// (`From<StoreError> for ApiError`); the storage layer knows nothing of HTTP.
+/// (`From<StorageError> for ApiError`); the storage layer knows nothing of HTTP.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StorageError {
     /// An insert with a client-chosen objectId that is taken.
     #[error("Duplicate entry: an object with objectId {0} already exists")]
     DuplicateId(String),
@@ -212,18 +212,18 @@ impl Store {
     }
 
     /// Runs `f` with the connection on a blocking thread. `f` may fail with
-    /// any error a [`StoreError`] converts into (a route's own checks inside a
+    /// any error a [`StorageError`] converts into (a route's own checks inside a
     /// transaction fail with the route's error).
     pub async fn call<F, R, E>(&self, f: F) -> Result<R, E>
     where
         F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StorageError> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || f(&mut conn.lock()))
             .await
-            .map_err(|e| E::from(StoreError::Thread(e)))?
+            .map_err(|e| E::from(StorageError::Thread(e)))?
     }
 
     /// Runs `f` with the connection on the current thread (start-up, tests).
@@ -234,17 +234,17 @@ impl Store {
 
 /// Runs `f` in a transaction: committed when `f` succeeds, rolled back when
 /// it fails (nothing it wrote stays).
-pub fn transaction<R, E: From<StoreError>>(
+pub fn transaction<R, E: From<StorageError>>(
     conn: &mut Connection,
     f: impl FnOnce(&Connection) -> Result<R, E>,
 ) -> Result<R, E> {
-    let tx = conn.transaction().map_err(StoreError::from)?;
+    let tx = conn.transaction().map_err(StorageError::from)?;
     let out = f(&tx)?;
-    tx.commit().map_err(StoreError::from)?;
+    tx.commit().map_err(StorageError::from)?;
     Ok(out)
 }
 
-fn parse_body(text: &str) -> Result<Object, StoreError> {
+fn parse_body(text: &str) -> Result<Object, StorageError> {
     Ok(serde_json::from_str(text)?)
 }
 
@@ -256,7 +256,7 @@ pub fn insert(
     class: &str,
     mut item: Object,
     owner: Option<&str>,
-) -> Result<Object, StoreError> {
+) -> Result<Object, StorageError> {
     let id = match item.get("objectId") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => new_id(),
@@ -283,13 +283,13 @@ pub fn insert(
         params![class, id, owner, now, body],
     )?;
     if inserted == 0 {
-        return Err(StoreError::DuplicateId(id));
+        return Err(StorageError::DuplicateId(id));
     }
     Ok(item)
 }
 
 /// The object `id` of `class`.
-pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, StoreError> {
+pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, StorageError> {
     let body: Option<String> = conn
         .query_row(
             "SELECT body FROM objects WHERE class = ?1 AND object_id = ?2",
@@ -308,7 +308,7 @@ pub fn update(
     class: &str,
     mut existing: Object,
     mut changes: Object,
-) -> Result<Object, StoreError> {
+) -> Result<Object, StorageError> {
     if class == USERS {
         change_credentials(conn, &existing, &mut changes)?;
     }
@@ -336,7 +336,7 @@ pub fn update(
 /// credentials too, so that its email can register again (its sessions are
 /// the caller's to end). The object leaves every relation, as a parent and
 /// as a child.
-pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, StoreError> {
+pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, StorageError> {
     if class == USERS {
         delete_credentials(conn, id)?;
     }
@@ -359,7 +359,7 @@ fn change_credentials(
     conn: &Connection,
     existing: &Object,
     changes: &mut Object,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let id = existing
         .get("objectId")
         .and_then(Value::as_str)
@@ -367,12 +367,12 @@ fn change_credentials(
     let password = match changes.remove("password") {
         None => None,
         Some(Value::String(pw)) if !pw.is_empty() => Some(pw),
-        Some(_) => return Err(StoreError::InvalidPassword),
+        Some(_) => return Err(StorageError::InvalidPassword),
     };
     let email = match changes.get("email") {
         None => None,
         Some(Value::String(e)) if !e.is_empty() => Some(e.as_str()),
-        Some(_) => return Err(StoreError::Required("email")),
+        Some(_) => return Err(StorageError::Required("email")),
     };
     if let Some(email) = email {
         let holder: Option<String> = conn
@@ -383,7 +383,7 @@ fn change_credentials(
             )
             .optional()?;
         if holder.is_some_and(|h| h != id) {
-            return Err(StoreError::EmailTaken(email.to_owned()));
+            return Err(StorageError::EmailTaken(email.to_owned()));
         }
         conn.execute(
             "UPDATE credentials SET login = ?1 WHERE user_id = ?2",
@@ -411,7 +411,7 @@ fn where_sql(
 }
 
 /// Finds objects of `class`.
-pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, StoreError> {
+pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, StorageError> {
     if let Some(selection) = &q.selection {
         return find_selected(conn, class, q, selection);
     }
@@ -444,7 +444,7 @@ fn find_selected(
     class: &str,
     q: &FindQuery,
     selection: &Selection,
-) -> Result<Vec<Object>, StoreError> {
+) -> Result<Vec<Object>, StorageError> {
     use rusqlite::types::Value as Sql;
     let mut params: Vec<Sql> = vec![Sql::Text(class.to_owned())];
     let mut sql = String::from("SELECT body FROM (SELECT ");
@@ -506,7 +506,7 @@ fn find_selected(
 
 /// Every object of `class`, oldest first, whatever the permissions (for
 /// inspection in tests and tools).
-pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StoreError> {
+pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StorageError> {
     let mut stmt =
         conn.prepare("SELECT body FROM objects WHERE class = ?1 ORDER BY created ASC, rowid ASC")?;
     let rows = stmt.query_map([class], |r| r.get::<_, String>(0))?;
@@ -518,7 +518,7 @@ pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StoreError> {
 }
 
 /// The classes that hold objects, with how many each holds, by name.
-pub fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+pub fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StorageError> {
     let mut stmt =
         conn.prepare("SELECT class, COUNT(*) FROM objects GROUP BY class ORDER BY class")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
@@ -531,7 +531,7 @@ pub fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
 }
 
 /// The newest `limit` objects of `class`, newest first.
-pub fn recent(conn: &Connection, class: &str, limit: u32) -> Result<Vec<Object>, StoreError> {
+pub fn recent(conn: &Connection, class: &str, limit: u32) -> Result<Vec<Object>, StorageError> {
     let mut stmt = conn.prepare(
         "SELECT body FROM objects WHERE class = ?1 ORDER BY created DESC, rowid DESC LIMIT ?2",
     )?;
@@ -548,7 +548,7 @@ pub fn count(
     conn: &Connection,
     class: &str,
     condition: Option<&SqlCondition>,
-) -> Result<i64, StoreError> {
+) -> Result<i64, StorageError> {
     let (cond, params) = where_sql(class, condition);
     Ok(conn.query_row(
         &format!("SELECT COUNT(*) FROM objects WHERE {cond}"),
@@ -562,7 +562,7 @@ pub fn matching_ids(
     conn: &Connection,
     class: &str,
     condition: Option<&SqlCondition>,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<String>, StorageError> {
     let (cond, params) = where_sql(class, condition);
     let mut stmt = conn.prepare(&format!("SELECT object_id FROM objects WHERE {cond}"))?;
     let ids = stmt
@@ -583,14 +583,14 @@ pub struct RelationColumn {
 }
 
 /// Declares `parent.column` -> `child`; declaring the same again is a no-op,
-/// another child or cardinality is [`StoreError::RelationConflict`].
+/// another child or cardinality is [`StorageError::RelationConflict`].
 pub fn declare_relation(
     conn: &Connection,
     parent: &str,
     column: &str,
     child: &str,
     many: bool,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     conn.execute(
         "INSERT OR IGNORE INTO relation_columns(parent_class, column_name, child_class, many)
          VALUES (?1, ?2, ?3, ?4)",
@@ -598,7 +598,7 @@ pub fn declare_relation(
     )?;
     match relation_column(conn, parent, column)? {
         Some(c) if c.child == child && c.many == many => Ok(()),
-        _ => Err(StoreError::RelationConflict(format!("{parent}.{column}"))),
+        _ => Err(StorageError::RelationConflict(format!("{parent}.{column}"))),
     }
 }
 
@@ -607,7 +607,7 @@ pub fn relation_column(
     conn: &Connection,
     parent: &str,
     column: &str,
-) -> Result<Option<RelationColumn>, StoreError> {
+) -> Result<Option<RelationColumn>, StorageError> {
     Ok(conn
         .query_row(
             "SELECT child_class, many FROM relation_columns
@@ -628,7 +628,7 @@ pub fn relation_column(
 pub fn relation_columns(
     conn: &Connection,
     parent: &str,
-) -> Result<Vec<RelationColumn>, StoreError> {
+) -> Result<Vec<RelationColumn>, StorageError> {
     let mut stmt = conn.prepare(
         "SELECT column_name, child_class, many FROM relation_columns
          WHERE parent_class = ?1 ORDER BY column_name",
@@ -649,7 +649,7 @@ pub fn related_ids(
     parent: &str,
     parent_id: &str,
     column: &str,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<String>, StorageError> {
     let mut stmt = conn.prepare(
         "SELECT child_id FROM relations
          WHERE parent_class = ?1 AND parent_id = ?2 AND column_name = ?3 ORDER BY position",
@@ -670,7 +670,7 @@ pub fn link(
     parent_id: &str,
     rel: &RelationColumn,
     child_id: &str,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     Ok(conn.execute(
         "INSERT OR IGNORE INTO relations(parent_class, parent_id, column_name, child_class, child_id, position)
          VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COALESCE(MAX(position), 0) + 1 FROM relations
@@ -686,7 +686,7 @@ pub fn unlink(
     parent_id: &str,
     column: &str,
     child_id: &str,
-) -> Result<bool, StoreError> {
+) -> Result<bool, StorageError> {
     Ok(conn.execute(
         "DELETE FROM relations
          WHERE parent_class = ?1 AND parent_id = ?2 AND column_name = ?3 AND child_id = ?4",
@@ -702,7 +702,7 @@ pub fn find_related(
     parent_id: &str,
     rel: &RelationColumn,
     q: &FindQuery,
-) -> Result<Vec<Object>, StoreError> {
+) -> Result<Vec<Object>, StorageError> {
     let mut params: Vec<rusqlite::types::Value> = vec![
         parent.to_owned().into(),
         parent_id.to_owned().into(),
@@ -754,15 +754,15 @@ pub fn create_user(
     mut user: Object,
     password: &str,
     roles: &[String],
-) -> Result<Object, StoreError> {
+) -> Result<Object, StorageError> {
     let email = user
         .get("email")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or(StoreError::Required("email"))?
+        .ok_or(StorageError::Required("email"))?
         .to_owned();
     if password.is_empty() {
-        return Err(StoreError::Required("password"));
+        return Err(StorageError::Required("password"));
     }
     user.remove("password");
     user.remove("objectId");
@@ -773,7 +773,7 @@ pub fn create_user(
         |r| r.get(0),
     )?;
     if taken {
-        return Err(StoreError::EmailTaken(email));
+        return Err(StorageError::EmailTaken(email));
     }
     let id = new_id();
     user.insert("objectId".into(), Value::String(id.clone()));
@@ -801,7 +801,7 @@ pub fn check_password(
     conn: &Connection,
     login: &str,
     password: &str,
-) -> Result<Option<Credentials>, StoreError> {
+) -> Result<Option<Credentials>, StorageError> {
     let row: Option<(String, String, String, String)> = conn
         .query_row(
             "SELECT user_id, salt, hash, roles FROM credentials WHERE login = ?1",
@@ -820,7 +820,7 @@ pub fn check_password(
 }
 
 /// The custom roles of a user, if the user exists.
-pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>>, StorageError> {
     let roles: Option<String> = conn
         .query_row(
             "SELECT roles FROM credentials WHERE user_id = ?1",
@@ -835,7 +835,7 @@ pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>
 pub fn find_user(
     conn: &Connection,
     identity: &str,
-) -> Result<Option<(String, String)>, StoreError> {
+) -> Result<Option<(String, String)>, StorageError> {
     Ok(conn
         .query_row(
             "SELECT user_id, login FROM credentials WHERE user_id = ?1 OR login = ?1",
@@ -846,7 +846,7 @@ pub fn find_user(
 }
 
 /// Replaces a user's custom roles.
-pub fn set_roles(conn: &Connection, user_id: &str, roles: &[String]) -> Result<(), StoreError> {
+pub fn set_roles(conn: &Connection, user_id: &str, roles: &[String]) -> Result<(), StorageError> {
     conn.execute(
         "UPDATE credentials SET roles = ?1 WHERE user_id = ?2",
         params![serde_json::to_string(roles)?, user_id],
@@ -855,7 +855,11 @@ pub fn set_roles(conn: &Connection, user_id: &str, roles: &[String]) -> Result<(
 }
 
 /// Sets a user's `userStatus` (`ENABLED`, `DISABLED`); whether the user exists.
-pub fn set_user_status(conn: &Connection, user_id: &str, status: &str) -> Result<bool, StoreError> {
+pub fn set_user_status(
+    conn: &Connection,
+    user_id: &str,
+    status: &str,
+) -> Result<bool, StorageError> {
     let n = conn.execute(
         "UPDATE objects SET body = json_set(body, '$.userStatus', ?1), updated = ?2
          WHERE class = 'Users' AND object_id = ?3",
@@ -865,7 +869,7 @@ pub fn set_user_status(conn: &Connection, user_id: &str, status: &str) -> Result
 }
 
 /// Changes a user's password.
-pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), StoreError> {
+pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), StorageError> {
     let salt = new_id();
     conn.execute(
         "UPDATE credentials SET salt = ?1, hash = ?2 WHERE user_id = ?3",
@@ -875,7 +879,7 @@ pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<
 }
 
 /// Forgets a user's credentials (the user was removed).
-pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), StoreError> {
+pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), StorageError> {
     conn.execute(
         "DELETE FROM credentials WHERE user_id = ?1",
         params![user_id],
@@ -884,7 +888,7 @@ pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), StoreE
 }
 
 /// Whether a login is taken.
-pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, StoreError> {
+pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, StorageError> {
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM credentials WHERE login = ?1)",
         params![login],

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 
 use crate::event::user;
 
-use super::auth::{Anonymous, Caller};
+use super::auth::{Anonymous, Requester};
 use super::config::KeyKind;
-use super::dispatch::Before;
+use super::dispatch::RunnerBefore;
 use super::error::ApiError;
 use super::store::{self, Object};
 use super::{json_object, PathParams, Reply, Shared};
@@ -28,7 +28,7 @@ pub(crate) async fn register(
 
 pub(crate) async fn register_user(
     st: &Shared,
-    caller: &Caller,
+    caller: &Requester,
     user: Object,
 ) -> Result<Value, ApiError> {
     let args = match st
@@ -41,8 +41,8 @@ pub(crate) async fn register_user(
         )
         .await?
     {
-        Before::Continue(a) => a,
-        Before::Premature(v) => return Ok(v),
+        RunnerBefore::Continue(a) => a,
+        RunnerBefore::Premature(v) => return Ok(v),
     };
     let mut user = match args[0].clone() {
         Value::Object(m) => m,
@@ -104,8 +104,8 @@ pub(crate) async fn login(
         .before(&caller, user::BEFORE_LOGIN, "*", args)
         .await?
     {
-        Before::Continue(a) => a,
-        Before::Premature(v) => return Ok(Json(v)),
+        RunnerBefore::Continue(a) => a,
+        RunnerBefore::Premature(v) => return Ok(Json(v)),
     };
     let login = args[0].as_str().unwrap_or_default().to_owned();
     let password = args[1].as_str().unwrap_or_default().to_owned();
@@ -126,7 +126,7 @@ pub(crate) async fn login(
         .map(Json)
 }
 
-async fn passwordless(st: &Shared, caller: &Caller, user_id: String) -> Reply {
+async fn passwordless(st: &Shared, caller: &Requester, user_id: String) -> Reply {
     if caller.key_kind != KeyKind::CloudCode {
         return Err(ApiError::new(
             3003,
@@ -176,7 +176,7 @@ async fn open_session(
 /// GET /users/logout; the `user-token` header is mandatory.
 pub(crate) async fn logout(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
 ) -> Result<StatusCode, ApiError> {
     let Some(session) = caller.user.clone() else {
         return Err(ApiError::new(
@@ -184,7 +184,7 @@ pub(crate) async fn logout(
             "Unable to logout: the user-token header is missing",
         ));
     };
-    if let Before::Premature(_) = st
+    if let RunnerBefore::Premature(_) = st
         .dispatcher
         .before(&caller, user::BEFORE_LOGOUT, "*", vec![])
         .await?
@@ -204,7 +204,7 @@ pub(crate) async fn logout(
 /// Needs a valid token (none: 3007, a guess; stale: 3064). Fires no event.
 pub(crate) async fn verify_password(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     body: Bytes,
 ) -> Reply {
     let Some(session) = caller.user.clone() else {
@@ -236,7 +236,7 @@ pub(crate) async fn is_valid_token(
 }
 
 /// GET /users/userroles -> the caller's roles.
-pub(crate) async fn user_roles(caller: Caller) -> Json<Value> {
+pub(crate) async fn user_roles(caller: Requester) -> Json<Value> {
     Json(Value::Array(
         caller.roles.iter().cloned().map(Value::String).collect(),
     ))
@@ -245,7 +245,7 @@ pub(crate) async fn user_roles(caller: Caller) -> Json<Value> {
 /// GET /users/userroles/{id} -> that user's custom roles and `AuthenticatedUser`.
 pub(crate) async fn roles_of(
     State(st): State<Shared>,
-    _caller: Caller,
+    _caller: Requester,
     Path(p): PathParams,
 ) -> Reply {
     let id = p.get("id").cloned().unwrap_or_default();
@@ -263,7 +263,7 @@ pub(crate) async fn roles_of(
 /// PUT /users/{id}: update a user (a password in the body changes it).
 pub(crate) async fn update(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -283,16 +283,20 @@ fn server_code_only(what: &str) -> ApiError {
 }
 
 /// POST /users/assignRole {user, roleName}: CloudCode key only (2011).
-pub(crate) async fn assign_role(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+pub(crate) async fn assign_role(State(st): State<Shared>, caller: Requester, body: Bytes) -> Reply {
     change_role(&st, &caller, &body, true).await
 }
 
 /// POST /users/unassignRole {user, roleName}: CloudCode key only (2011).
-pub(crate) async fn unassign_role(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+pub(crate) async fn unassign_role(
+    State(st): State<Shared>,
+    caller: Requester,
+    body: Bytes,
+) -> Reply {
     change_role(&st, &caller, &body, false).await
 }
 
-async fn change_role(st: &Shared, caller: &Caller, body: &[u8], assign: bool) -> Reply {
+async fn change_role(st: &Shared, caller: &Requester, body: &[u8], assign: bool) -> Reply {
     if caller.key_kind != KeyKind::CloudCode {
         return Err(server_code_only("Assigning and unassigning roles"));
     }
@@ -363,7 +367,7 @@ pub(crate) async fn restore_password(
 /// key only (2011, a guess); disabling ends the user's sessions.
 pub(crate) async fn set_status(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {

@@ -31,7 +31,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use super::error::ApiError;
+use super::error::ErrorReply;
 use crate::dispatch::Dispatcher;
 use crate::invocation_log::{Filter, InvocationLog};
 
@@ -283,7 +283,7 @@ async fn guard(State(console): State<Arc<Console>>, req: Request, next: Next) ->
     } else {
         "the console has no token configured (`console.token`), so it answers loopback clients only"
     };
-    ApiError::new(StatusCode::UNAUTHORIZED, "console_unauthorized", message).into_response()
+    ErrorReply::new(StatusCode::UNAUTHORIZED, "console_unauthorized", message).into_response()
 }
 
 fn redirect(to: &str) -> Response {
@@ -348,7 +348,7 @@ async fn login(State(console): State<Arc<Console>>, body: Bytes) -> Response {
         });
     if !given.is_some_and(|g| ct_eq(g.trim(), token.expose_secret())) {
         tracing::warn!("console login refused: wrong token");
-        return ApiError::new(
+        return ErrorReply::new(
             StatusCode::UNAUTHORIZED,
             "console_unauthorized",
             "that is not the console's token (`console.token`)",
@@ -408,7 +408,7 @@ async fn invocations(
     let Query(query) = match query {
         Ok(query) => query,
         Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+            return ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
                 .into_response()
         }
     };

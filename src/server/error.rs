@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// An error answered to a request that cannot be executed.
 #[derive(Debug, Clone, Serialize)]
-pub struct ApiError {
+pub struct ErrorReply {
     #[serde(skip)]
     status: StatusCode,
     /// A stable machine-readable code, e.g. `invalid_signature`.
@@ -24,7 +24,7 @@ pub struct ApiError {
     retry_after_secs: Option<u64>,
 }
 
-impl ApiError {
+impl ErrorReply {
     /// An error with a status, a code and a message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -57,7 +57,7 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for ErrorReply {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(&self)).into_response();
         if let Some(secs) = self.retry_after_secs {

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use connections::ConnectionLimits;
 use dedupe::{Admission, Dedupe, KeptReply};
-pub use error::ApiError;
+pub use error::ErrorReply;
 
 use crate::dispatch::{Dispatcher, RouteError};
 use crate::event::wire::{AnyTask, ExceptionWrapper, InvocationResult};
@@ -201,7 +201,7 @@ impl Server {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .fallback(|| async {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+                ErrorReply::new(StatusCode::NOT_FOUND, "not_found", "no such route")
             })
             .with_state(Arc::clone(&self.state));
         match &self.console {
@@ -306,13 +306,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn signature_error(e: SignatureError) -> ApiError {
+fn signature_error(e: SignatureError) -> ErrorReply {
     tracing::warn!(error = %e, "refused a task with an invalid signature");
     let status = match e {
         SignatureError::IdTooLong => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNAUTHORIZED,
     };
-    ApiError::new(status, "invalid_signature", e.to_string())
+    ErrorReply::new(status, "invalid_signature", e.to_string())
 }
 
 /// A JSON body already serialized.
@@ -326,9 +326,9 @@ fn json_reply(status: StatusCode, body: Bytes) -> Response {
 }
 
 /// Reads the body within the size limit and the body read timeout.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ErrorReply> {
     let too_large = || {
-        ApiError::new(
+        ErrorReply::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!(
@@ -348,7 +348,7 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         Ok(Err(_)) => Err(too_large()),
         Err(_) => {
             metrics::counter!("coderunner_http_body_timeouts_total").increment(1);
-            Err(ApiError::new(
+            Err(ErrorReply::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
                 format!(
@@ -372,7 +372,7 @@ async fn claim_in_fleet(
     checked: Option<&CheckedHeaders<'_>>,
     ticket: Option<dedupe::Ticket>,
     body: &[u8],
-) -> Result<Option<dedupe::Ticket>, ApiError> {
+) -> Result<Option<dedupe::Ticket>, ErrorReply> {
     let (Some(seen), Some(checked)) = (&state.seen_ids, checked) else {
         return Ok(ticket);
     };
@@ -398,7 +398,7 @@ async fn claim_in_fleet(
                 webhook_id = id,
                 "refused a delivery another runner of the fleet accepted"
             );
-            Err(ApiError::new(
+            Err(ErrorReply::new(
                 StatusCode::CONFLICT,
                 "duplicate_delivery",
                 format!(
@@ -412,7 +412,7 @@ async fn claim_in_fleet(
             metrics::counter!("coderunner_tasks_refused_total", "reason" => "store_unavailable")
                 .increment(1);
             tracing::warn!(webhook_id = id, error = %e, "refused a delivery: the replay check cannot be made");
-            Err(ApiError::new(
+            Err(ErrorReply::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "the fleet's replay check cannot be made (its store is unreachable); \
@@ -438,7 +438,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
     };
     let id = checked.id;
     let hash: [u8; 32] = Sha256::digest(body).into();
-    let refused = |e: ApiError| Admitted::Answer(e.into_response());
+    let refused = |e: ErrorReply| Admitted::Answer(e.into_response());
     match state
         .dedupe
         .admit(id, checked.timestamp, hash, signature::unix_now())
@@ -454,7 +454,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
             Admitted::Answer(response)
         }
         Admission::Running => refused(
-            ApiError::new(
+            ErrorReply::new(
                 StatusCode::CONFLICT,
                 "delivery_in_progress",
                 format!("webhook-id `{id}` is still running; retry for its reply"),
@@ -464,7 +464,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
         Admission::OtherBody => {
             duplicate_refused("memory");
             tracing::warn!(webhook_id = id, "refused a seen id with another body");
-            refused(ApiError::new(
+            refused(ErrorReply::new(
                 StatusCode::CONFLICT,
                 "duplicate_delivery",
                 format!(
@@ -476,7 +476,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
         Admission::ReplyNotKept => {
             duplicate_refused("memory");
             tracing::warn!(webhook_id = id, "refused a replayed delivery");
-            refused(ApiError::new(
+            refused(ErrorReply::new(
                 StatusCode::CONFLICT,
                 "duplicate_delivery",
                 format!(
@@ -493,7 +493,7 @@ fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) ->
             );
             metrics::counter!("coderunner_replay_refused_total").increment(1);
             refused(
-                ApiError::new(
+                ErrorReply::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "replay_window_full",
                     format!(
@@ -520,13 +520,13 @@ fn route_error(
     let refusal = match error {
         RouteError::BadContext(message) => {
             let message = format!("invalid task field `arguments[0]`: {message}");
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message)
+            ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_task", message)
                 .with_field("arguments[0]")
         }
         RouteError::BadArguments(e) => {
             tracing::warn!(task.id = %request_id, field = %e.field, "task arguments do not fit the handler");
             let message = e.to_string();
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message).with_field(e.field)
+            ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_task", message).with_field(e.field)
         }
         e => {
             state.dispatcher.refused(request_id, &e, started);
@@ -553,7 +553,7 @@ async fn invoke(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ErrorReply> {
     let started = Instant::now();
     // The signature headers are checked before a byte of the body is read.
     let checked = match &state.verifier {
@@ -579,11 +579,11 @@ async fn invoke(
     }
 
     let task = AnyTask::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", e.message).with_field(e.field)
+        ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_task", e.message).with_field(e.field)
     })?;
     if let Some(app_id) = &state.app_id {
         if let Some(field) = task.other_app_field(app_id) {
-            return Err(ApiError::new(
+            return Err(ErrorReply::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_task",
                 format!("invalid task field `{field}`: not the configured application `{app_id}`"),
@@ -613,7 +613,7 @@ async fn invoke(
         } else {
             "server.max_tasks_in_flight"
         };
-        return Err(ApiError::new(
+        return Err(ErrorReply::new(
             StatusCode::SERVICE_UNAVAILABLE,
             code,
             format!("too many {what} in flight (`{limit}`); retry later"),
@@ -672,7 +672,7 @@ async fn invoke(
     });
     let reply = running.await.map_err(|e| {
         tracing::error!(error = %e, "invocation task failed");
-        ApiError::new(
+        ErrorReply::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the invocation could not complete",

@@ -24,10 +24,10 @@ use serde_json::{json, Value};
 
 use crate::event::{persistence, user};
 
-use super::auth::Caller;
+use super::auth::Requester;
 use super::config::Operation;
 use super::error::ApiError;
-use super::store::{self, Object, StoreError, USERS};
+use super::store::{self, Object, StorageError, USERS};
 use super::where_clause::{compile, is_identifier};
 use super::{json_body, json_object, kind_of, query_map, PathParams, Reply, Shared};
 use operation::DataOp;
@@ -84,7 +84,7 @@ fn changed_items(items: &Value) -> Result<Vec<Object>, ApiError> {
 /// POST /data/{table}
 pub(crate) async fn create(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -96,7 +96,7 @@ pub(crate) async fn create(
 /// PUT /data/{table}: the SDK's save, an update when the body's objectId exists.
 pub(crate) async fn save(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -114,7 +114,7 @@ pub(crate) async fn save(
 }
 
 /// The owner of the rows a caller creates: the logged-in user, if any.
-fn owner_of(caller: &Caller) -> Option<String> {
+fn owner_of(caller: &Requester) -> Option<String> {
     caller.user_id().map(str::to_owned)
 }
 
@@ -124,7 +124,7 @@ fn owner_of(caller: &Caller) -> Option<String> {
 /// beforeUpsert/afterUpsert, not the create/update events.
 pub(crate) async fn upsert(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -171,7 +171,7 @@ fn upsert_one(
     table: &str,
     item: Object,
     owner: Option<&str>,
-) -> Result<Object, StoreError> {
+) -> Result<Object, StorageError> {
     let existing = match item.get("objectId") {
         Some(Value::String(id)) => store::get(c, table, id)?,
         _ => None,
@@ -186,7 +186,7 @@ fn upsert_one(
 /// transaction; beforeUpsertBulk/afterUpsertBulk.
 pub(crate) async fn bulk_upsert(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -209,7 +209,7 @@ pub(crate) async fn bulk_upsert(
 
 pub(crate) async fn create_object(
     st: &Shared,
-    caller: &Caller,
+    caller: &Requester,
     table: &str,
     item: Object,
 ) -> Result<Value, ApiError> {
@@ -232,7 +232,7 @@ pub(crate) async fn create_object(
 /// PUT /data/{table}/{id}
 pub(crate) async fn update(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -245,7 +245,7 @@ pub(crate) async fn update(
 
 pub(crate) async fn update_object(
     st: &Shared,
-    caller: &Caller,
+    caller: &Requester,
     table: &str,
     id: String,
     mut changes: Object,
@@ -272,7 +272,7 @@ pub(crate) async fn update_object(
 /// GET /data/{table}/{id}?loadRelations=&relationsDepth=&relationsPageSize=
 pub(crate) async fn find_by_id(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Reply {
@@ -306,7 +306,11 @@ pub(crate) async fn find_by_id(
 }
 
 /// DELETE /data/{table}/{id}
-pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): PathParams) -> Reply {
+pub(crate) async fn remove(
+    State(st): State<Shared>,
+    caller: Requester,
+    Path(p): PathParams,
+) -> Reply {
     let table = table_of(&p)?;
     let id = id_of(&p);
     let op = DataOp::new(&st, &caller, &table, persistence::BEFORE_REMOVE)
@@ -331,7 +335,7 @@ pub(crate) async fn remove(State(st): State<Shared>, caller: Caller, Path(p): Pa
 /// POST /data/{table}/find with the query as a JSON body.
 pub(crate) async fn find(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     input: QueryInput,
 ) -> Reply {
@@ -362,7 +366,7 @@ pub(crate) async fn find(
 /// GET /data/{table}/count?where=, and POST /data/{table}/count {where}.
 pub(crate) async fn count(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     input: QueryInput,
 ) -> Reply {
@@ -385,7 +389,7 @@ pub(crate) async fn count(
 /// POST /data/bulk/{table} (array of objects) -> array of ids.
 pub(crate) async fn bulk_create(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {
@@ -409,7 +413,7 @@ pub(crate) async fn bulk_create(
 /// PUT /data/bulk/{table}?where= (body = changes) -> count.
 pub(crate) async fn bulk_update(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     uri: Uri,
     body: Bytes,
@@ -439,7 +443,7 @@ pub(crate) async fn bulk_update(
     .map(Json)
 }
 
-async fn bulk_delete(st: &Shared, caller: &Caller, table: &str, clause: &str) -> Reply {
+async fn bulk_delete(st: &Shared, caller: &Requester, table: &str, clause: &str) -> Reply {
     let op = DataOp::new(st, caller, table, persistence::BEFORE_REMOVE_BULK);
     op.check(Operation::Remove)?;
     compile(clause)?;
@@ -468,7 +472,7 @@ async fn bulk_delete(st: &Shared, caller: &Caller, table: &str, clause: &str) ->
 /// DELETE /data/bulk/{table}?where= -> count.
 pub(crate) async fn bulk_delete_query(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Reply {
@@ -480,7 +484,7 @@ pub(crate) async fn bulk_delete_query(
 /// POST /data/bulk/{table}/delete {where} -> count.
 pub(crate) async fn bulk_delete_body(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     body: Bytes,
 ) -> Reply {

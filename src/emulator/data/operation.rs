@@ -7,11 +7,11 @@ use std::future::Future;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::emulator::auth::Caller;
+use crate::emulator::auth::Requester;
 use crate::emulator::config::{KeyKind, Operation};
-use crate::emulator::dispatch::Before;
+use crate::emulator::dispatch::RunnerBefore;
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{self, Object, StoreError};
+use crate::emulator::store::{self, Object, StorageError};
 use crate::emulator::where_clause::SqlCondition;
 use crate::emulator::{AppState, Shared};
 use crate::event::EventId;
@@ -22,7 +22,7 @@ use crate::event::EventId;
 #[derive(Clone, Copy)]
 pub(super) struct DataOp<'a> {
     pub(super) st: &'a Shared,
-    pub(super) caller: &'a Caller,
+    pub(super) caller: &'a Requester,
     pub(super) table: &'a str,
     before: EventId,
     /// The handlers' target: the table, or `*` for the user provider's
@@ -33,7 +33,12 @@ pub(super) struct DataOp<'a> {
 impl<'a> DataOp<'a> {
     /// An operation on `table` that fires the persistence event `before` (and
     /// its after-event) for the table's handlers.
-    pub(super) fn new(st: &'a Shared, caller: &'a Caller, table: &'a str, before: EventId) -> Self {
+    pub(super) fn new(
+        st: &'a Shared,
+        caller: &'a Requester,
+        table: &'a str,
+        before: EventId,
+    ) -> Self {
         Self {
             st,
             caller,
@@ -97,7 +102,7 @@ impl<'a> DataOp<'a> {
     ) -> Result<R, ApiError>
     where
         R: Send + 'static,
-        E: From<StoreError> + Send + 'static,
+        E: From<StorageError> + Send + 'static,
         ApiError: From<E>,
     {
         let table = self.table.to_owned();
@@ -122,8 +127,8 @@ impl<'a> DataOp<'a> {
             .before(self.caller, self.before, self.target, args)
             .await?
         {
-            Before::Continue(args) => args,
-            Before::Premature(reply) => return Ok(reply),
+            RunnerBefore::Continue(args) => args,
+            RunnerBefore::Premature(reply) => return Ok(reply),
         };
         let result = work(args.clone()).await?;
         dispatcher
@@ -136,7 +141,7 @@ impl<'a> DataOp<'a> {
     pub(super) async fn save_all(
         &self,
         items: Vec<Object>,
-        save: fn(&Connection, &str, Object, Option<&str>) -> Result<Object, StoreError>,
+        save: fn(&Connection, &str, Object, Option<&str>) -> Result<Object, StorageError>,
     ) -> Result<Value, ApiError> {
         let owner = self.caller.user_id().map(str::to_owned);
         self.store(move |c, table| {
@@ -145,7 +150,7 @@ impl<'a> DataOp<'a> {
                 for item in items {
                     ids.push(save(tx, table, item, owner.as_deref())?["objectId"].take());
                 }
-                Ok::<_, StoreError>(Value::Array(ids))
+                Ok::<_, StorageError>(Value::Array(ids))
             })
         })
         .await
@@ -158,7 +163,7 @@ impl<'a> DataOp<'a> {
         &self,
         condition: Option<SqlCondition>,
         op: Operation,
-        mut apply: impl FnMut(&Connection, &str, &str, Object) -> Result<(), StoreError>
+        mut apply: impl FnMut(&Connection, &str, &str, Object) -> Result<(), StorageError>
             + Send
             + 'static,
     ) -> Result<Vec<String>, ApiError> {
@@ -184,7 +189,7 @@ impl<'a> DataOp<'a> {
 /// changed or removed only by that user or by business logic.
 pub(super) fn check_row(
     st: &AppState,
-    caller: &Caller,
+    caller: &Requester,
     table: &str,
     op: Operation,
     row: &Object,

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::operation::check_row;
 use super::query::{parse_query, query_of_uri, rows_value, RelationLoad};
 use super::{id_of, table_of};
-use crate::emulator::auth::Caller;
+use crate::emulator::auth::Requester;
 use crate::emulator::config::Operation;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{self, Object, RelationColumn};
@@ -93,7 +93,7 @@ fn relation_of(conn: &Connection, table: &str, spec: &str) -> Result<RelationCol
 pub(super) fn change_relation(
     conn: &Connection,
     st: &AppState,
-    caller: &Caller,
+    caller: &Requester,
     table: &str,
     parent_id: &str,
     spec: &str,
@@ -175,7 +175,7 @@ pub(crate) const MAX_EMBEDDED_ROWS: usize = 10_000;
 pub(super) fn embed(
     conn: &Connection,
     st: &AppState,
-    caller: &Caller,
+    caller: &Requester,
     table: &str,
     rows: &mut [Object],
     load: &RelationLoad,
@@ -191,7 +191,7 @@ pub(super) fn embed(
 fn embed_level(
     conn: &Connection,
     st: &AppState,
-    caller: &Caller,
+    caller: &Requester,
     table: &str,
     rows: &mut [Object],
     load: &RelationLoad,
@@ -267,7 +267,7 @@ fn embed_level(
 /// -> the children, a page at a time.
 pub(crate) async fn load(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     Path(p): PathParams,
     uri: Uri,
 ) -> Reply {
@@ -343,7 +343,7 @@ pub(super) fn bad_child(item: &Value) -> ApiError {
 
 async fn change(
     st: Shared,
-    caller: Caller,
+    caller: Requester,
     p: PathParams,
     uri: Uri,
     body: Bytes,
@@ -369,7 +369,7 @@ async fn change(
 /// POST /data/{table}/{id}/{relation}: set the children -> how many.
 pub(crate) async fn set(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     p: PathParams,
     uri: Uri,
     body: Bytes,
@@ -380,7 +380,7 @@ pub(crate) async fn set(
 /// PUT /data/{table}/{id}/{relation}: add children -> how many were added.
 pub(crate) async fn add(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     p: PathParams,
     uri: Uri,
     body: Bytes,
@@ -391,7 +391,7 @@ pub(crate) async fn add(
 /// DELETE /data/{table}/{id}/{relation}: remove children -> how many were removed.
 pub(crate) async fn delete(
     State(st): State<Shared>,
-    caller: Caller,
+    caller: Requester,
     p: PathParams,
     uri: Uri,
     body: Bytes,

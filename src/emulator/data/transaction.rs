@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use super::operation::check_row;
 use super::query::{parse_query, project, rows_value};
 use super::relations::{bad_child, change_relation, child_id, Change, Children};
-use crate::emulator::auth::Caller;
+use crate::emulator::auth::Requester;
 use crate::emulator::config::Operation;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{self, Object, USERS};
@@ -79,13 +79,17 @@ struct Op {
 }
 
 /// POST /transaction/unit-of-work
-pub(crate) async fn unit_of_work(State(st): State<Shared>, caller: Caller, body: Bytes) -> Reply {
+pub(crate) async fn unit_of_work(
+    State(st): State<Shared>,
+    caller: Requester,
+    body: Bytes,
+) -> Reply {
     let ops = read_ops(json_body(&body)?)?;
     let st2 = st.clone();
     let (reply, closed_users) = st
         .store
         .call(move |c| {
-            let tx = c.transaction().map_err(store::StoreError::from)?;
+            let tx = c.transaction().map_err(store::StorageError::from)?;
             let mut run = Run {
                 st: &st2,
                 caller: &caller,
@@ -123,7 +127,7 @@ pub(crate) async fn unit_of_work(State(st): State<Shared>, caller: Caller, body:
                     }
                 }
             }
-            tx.commit().map_err(store::StoreError::from)?;
+            tx.commit().map_err(store::StorageError::from)?;
             let reply = json!({"success": true, "error": null, "results": results});
             Ok((reply, run.deleted_users))
         })
@@ -213,7 +217,7 @@ fn read_ops(body: Value) -> Result<Vec<Op>, ApiError> {
 /// A transaction under way: who runs it and what earlier operations gave.
 struct Run<'a> {
     st: &'a AppState,
-    caller: &'a Caller,
+    caller: &'a Requester,
     results: HashMap<String, Value>,
     /// Users removed: their sessions end once the transaction commits.
     deleted_users: Vec<String>,
