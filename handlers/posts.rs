@@ -75,7 +75,7 @@ pub async fn after_create(
     _post: Post,
     created: Outcome<Saved<Post>>,
 ) -> Result<After<Saved<Post>>, HandlerError> {
-    let Some(saved) = created.result else {
+    let Some(saved) = created.into_result() else {
         // The create failed; there is nothing to record.
         return Ok(After::Keep);
     };

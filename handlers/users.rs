@@ -15,7 +15,7 @@ pub async fn after_login(
     _credentials: (String, Password),
     logged_in: Outcome<Value>,
 ) -> Result<After<Value>, HandlerError> {
-    let Some(user) = logged_in.result else {
+    let Some(user) = logged_in.into_result() else {
         return Ok(After::Keep);
     };
     let user_id = user["objectId"]

@@ -169,12 +169,87 @@ pub enum After<R> {
 }
 
 /// What the built-in logic produced, as an after-handler sees it.
+///
+/// ```
+/// use coderunner::{After, Context, HandlerError, Outcome};
+/// use serde_json::Value;
+///
+/// async fn after_update(_ctx: Context, _row: Value, updated: Outcome<Value>) -> Result<After<Value>, HandlerError> {
+///     match updated {
+///         Outcome::Ok(Some(row)) => tracing::info!(id = %row["objectId"], "updated"),
+///         Outcome::Ok(None) => {}
+///         Outcome::Failed(error) => tracing::warn!(code = error.code(), "the update failed"),
+///     }
+///     Ok(After::Keep)
+/// }
+/// # let _ = after_update;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome<R> {
-    /// The result, when the operation succeeded (and returned something).
-    pub result: Option<R>,
+pub enum Outcome<R> {
+    /// The operation succeeded, with its result (`None` when it returned
+    /// nothing).
+    Ok(Option<R>),
+    /// The operation failed with this error.
+    Failed(BuiltInError),
+}
+
+impl<R> Outcome<R> {
+    /// The result, when the operation succeeded and returned something.
+    pub fn into_result(self) -> Option<R> {
+        match self {
+            Outcome::Ok(result) => result,
+            Outcome::Failed(_) => None,
+        }
+    }
+
+    /// The result, borrowed.
+    pub fn result(&self) -> Option<&R> {
+        match self {
+            Outcome::Ok(result) => result.as_ref(),
+            Outcome::Failed(_) => None,
+        }
+    }
+
     /// The error, when the operation failed.
-    pub error: Option<ExceptionWrapper>,
+    pub fn error(&self) -> Option<&BuiltInError> {
+        match self {
+            Outcome::Ok(_) => None,
+            Outcome::Failed(error) => Some(error),
+        }
+    }
+}
+
+/// The error of a built-in operation an after-handler is told about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltInError {
+    code: i64,
+    message: String,
+    http_status: Option<u16>,
+}
+
+impl BuiltInError {
+    pub(crate) fn from_exception(exception: &ExceptionWrapper) -> Self {
+        Self {
+            code: exception.code,
+            message: exception.exception_message.clone(),
+            http_status: u16::try_from(exception.http_status_code).ok(),
+        }
+    }
+
+    /// The Backendless error code (0 when none was given).
+    pub fn code(&self) -> i64 {
+        self.code
+    }
+
+    /// The message the client gets.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status for the client, when one was set.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
+    }
 }
 
 /// A handler's rejection: the client receives `code` and `message`, with

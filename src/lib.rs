@@ -34,7 +34,7 @@ pub mod testing;
 pub mod timer;
 pub mod transport;
 
-pub use handler::{After, Before, Context, HandlerError, Outcome, Password};
+pub use handler::{After, Before, BuiltInError, Context, HandlerError, Outcome, Password};
 pub use registry::{HandlerInfo, Registry, RegistryError};
 pub use service::{Service, ServiceContext, ServiceMethod};
 

@@ -37,7 +37,7 @@ use serde_json::Value;
 use crate::event::wire::ExecutionResult;
 use crate::event::{custom, timer};
 use crate::event::{EventDef, EventId, Phase};
-use crate::handler::{After, Before, Context, HandlerError, Outcome};
+use crate::handler::{After, Before, BuiltInError, Context, HandlerError, Outcome};
 use crate::service::{RegisteredService, Service};
 use crate::timer::{Schedule, ScheduleError};
 
@@ -603,29 +603,19 @@ impl Registry {
             let args: A = decode_args(event, &wire)?;
             let outcome = match &result {
                 Some(ExecutionResult {
-                    result, exception, ..
-                }) => Outcome {
-                    result: if result.is_null() {
-                        None
-                    } else {
-                        Some(tracked(|| result).map_err(|e| ArgumentError {
-                            field: format!(
-                                "arguments[{}].result{}",
-                                wire.len() + 1,
-                                dotted(e.path())
-                            ),
-                            message: format!(
-                                "{} (the result of {event} does not match the handler's type)",
-                                e.inner()
-                            ),
-                        })?)
-                    },
-                    error: exception.clone(),
-                },
-                None => Outcome {
-                    result: None,
-                    error: None,
-                },
+                    exception: Some(exception),
+                    ..
+                }) => Outcome::Failed(BuiltInError::from_exception(exception)),
+                Some(ExecutionResult { result, .. }) if !result.is_null() => {
+                    Outcome::Ok(Some(tracked(|| result).map_err(|e| ArgumentError {
+                        field: format!("arguments[{}].result{}", wire.len() + 1, dotted(e.path())),
+                        message: format!(
+                            "{} (the result of {event} does not match the handler's type)",
+                            e.inner()
+                        ),
+                    })?))
+                }
+                _ => Outcome::Ok(None),
             };
             let run = handler(ctx, args, outcome);
             Ok(Box::pin(async move {

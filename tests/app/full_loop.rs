@@ -53,7 +53,7 @@ fn handlers(calls: Calls) -> impl FnOnce(&mut Registry) -> Result<(), RegistryEr
                 let seen = Arc::clone(&seen);
                 async move {
                     record(&seen, "afterCreate", &ctx);
-                    let mut result = created.result.unwrap_or_default();
+                    let mut result = created.into_result().unwrap_or_default();
                     result["decoratedBy"] = json!("afterCreate");
                     Ok(After::Replace(result))
                 }

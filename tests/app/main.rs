@@ -143,7 +143,7 @@ fn thread_story(registry: &mut Registry) -> Result<(), RegistryError> {
         persistence::AFTER_CREATE,
         "Post",
         |ctx: Context, _post: Value, created: Outcome<Value>| async move {
-            let post = created.result.unwrap_or_default();
+            let post = created.into_result().unwrap_or_default();
             let row = json!({"postId": post["objectId"], "title": post["title"]});
             let client = match post["identity"].as_str() {
                 Some("server_key") => ctx.server_key(),

@@ -75,10 +75,7 @@ fn rust_app() -> Registry {
             persistence::AFTER_CREATE,
             "Order",
             |_: Context, _order: Value, result: Outcome<Value>| async move {
-                let title = result
-                    .result
-                    .as_ref()
-                    .map_or(Value::Null, |r| r["title"].clone());
+                let title = result.result().map_or(Value::Null, |r| r["title"].clone());
                 Ok(After::Replace(json!({"replaced": true, "title": title})))
             },
         )

@@ -52,7 +52,7 @@ fn registry(seen: Arc<Seen>) -> Registry {
                 s.posts
                     .lock()
                     .push((ctx.user_id().map(str::to_owned), token, post));
-                assert!(result.result.is_some());
+                assert!(result.into_result().is_some());
                 Ok(After::Keep)
             }
         },
@@ -97,7 +97,7 @@ fn registry(seen: Arc<Seen>) -> Registry {
         persistence::AFTER_UPDATE,
         "Post",
         |_ctx: Context, _post: Value, result: Outcome<Value>| async move {
-            let mut replaced = result.result.unwrap_or_default();
+            let mut replaced = result.into_result().unwrap_or_default();
             replaced["title"] = json!("replaced by afterUpdate");
             Ok(After::Replace(replaced))
         },
