@@ -68,10 +68,13 @@ impl Context {
         }
     }
 
-    fn sdk(&self) -> &Backendless {
-        self.inner.sdk.as_ref().expect(
-            "this runner has no Backendless SDK configured ([backendless] in the configuration)",
-        )
+    /// The SDK, or without one a stand-in whose every call fails with
+    /// [`SdkError::NotConfigured`](crate::sdk::SdkError::NotConfigured).
+    fn sdk(&self) -> Backendless {
+        match &self.inner.sdk {
+            Some(sdk) => sdk.clone(),
+            None => Backendless::unconfigured(),
+        }
     }
 
     fn bounded(&self, client: Client) -> Client {
@@ -368,6 +371,25 @@ mod tests {
         assert_eq!((plain.code(), plain.message()), (0, "disk on fire"));
         let wire = HandlerError::new(7, "m").with_status(418).to_exception();
         assert_eq!((wire.code, wire.http_status_code), (7, 418));
+    }
+
+    #[tokio::test]
+    async fn a_context_without_an_sdk_fails_each_call_with_a_typed_error() {
+        let event = crate::event::persistence::BEFORE_CREATE.def().unwrap();
+        let ctx = Context::new(RunnerContext::default(), "t1", event, "Post", None);
+        for client in [ctx.caller(), ctx.superuser(), ctx.server_key()] {
+            let counted = client.table::<Value>("Post").count(None).await;
+            assert!(
+                matches!(counted, Err(SdkError::NotConfigured)),
+                "{counted:?}"
+            );
+        }
+        let error = HandlerError::from(SdkError::NotConfigured);
+        assert!(
+            error.message().contains("[backendless]"),
+            "{}",
+            error.message()
+        );
     }
 }
 

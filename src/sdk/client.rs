@@ -57,6 +57,9 @@ struct Inner {
     shutdown_timeout: Option<Duration>,
     /// The app log's queue, shared by every [`Logger`].
     log: Arc<LogQueue>,
+    /// `false` for the stand-in of a runner without an SDK: every call
+    /// fails with [`SdkError::NotConfigured`] before anything is sent.
+    configured: bool,
 }
 
 impl fmt::Debug for Backendless {
@@ -131,8 +134,34 @@ impl Backendless {
                 logout_on_shutdown: config.logout_on_shutdown,
                 shutdown_timeout: bound(config.shutdown_timeout),
                 log: Arc::new(LogQueue::new(config.log_policy)),
+                configured: true,
             }),
         })
+    }
+
+    /// The stand-in a [`crate::Context`] without an SDK hands out: its
+    /// clients fail every call with [`SdkError::NotConfigured`].
+    pub(crate) fn unconfigured() -> Self {
+        static UNCONFIGURED: std::sync::OnceLock<Backendless> = std::sync::OnceLock::new();
+        UNCONFIGURED
+            .get_or_init(|| {
+                let config = SdkConfig::new(
+                    "http://127.0.0.1:9",
+                    "not-configured",
+                    "not-configured".to_owned().into(),
+                );
+                let built = Self::build(config, Arc::new(MemorySessionStore::default()), false)
+                    .expect("a loopback URL and plain keys are valid");
+                let inner = Arc::try_unwrap(built.inner)
+                    .unwrap_or_else(|_| unreachable!("just built, not shared"));
+                Backendless {
+                    inner: Arc::new(Inner {
+                        configured: false,
+                        ..inner
+                    }),
+                }
+            })
+            .clone()
     }
 
     /// A client acting as the caller of the event: `token` is the context's
@@ -412,6 +441,9 @@ impl Client {
 
     async fn send_as(&self, call: Call, want: Want) -> Result<Reply, SdkError> {
         let inner = &self.backendless.inner;
+        if !inner.configured {
+            return Err(SdkError::NotConfigured);
+        }
         let kind = self.identity();
         match &self.identity {
             Identity::Caller(token) => {
@@ -482,6 +514,9 @@ impl Client {
     /// Sends `call` with no `user-token`, whatever this client's identity
     /// (login).
     pub(crate) async fn send_without_token(&self, call: Call) -> Result<Value, SdkError> {
+        if !self.backendless.inner.configured {
+            return Err(SdkError::NotConfigured);
+        }
         self.backendless
             .inner
             .transport

@@ -61,6 +61,10 @@ pub enum SdkError {
         /// Which limit expired.
         limit: TimeoutLimit,
     },
+    /// The runner was started without a Backendless SDK (no `[backendless]`
+    /// configuration, or a `Context` made without one): nothing was sent.
+    #[error("this runner has no Backendless SDK configured ([backendless] in the configuration)")]
+    NotConfigured,
     /// An argument was rejected before any request was sent.
     #[error("invalid argument `{argument}`: {message}")]
     InvalidArgument {
