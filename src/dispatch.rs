@@ -11,6 +11,7 @@
 //! Knows nothing of HTTP: the server hands it a decoded [`Task`] and sends
 //! back the [`InvocationResult`] it returns.
 
+use crate::event::EventId;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +101,7 @@ pub enum RouteError {
     #[error("Integrity violation. Unknown event id: [{event_id}]")]
     UnknownEvent {
         /// The id sent.
-        event_id: u32,
+        event_id: EventId,
         /// The target sent.
         target: String,
     },

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::event::wire::TASK_CLASS;
-use crate::event::EventDef;
+use crate::event::{EventDef, EventId};
 use crate::signature::WebhookSecret;
 
 /// Why a replay failed.
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Caller {
 /// Finds an event by id (`101`) or by `provider.eventName`.
 pub fn find_event(name: &str) -> Result<&'static EventDef, ReplayError> {
     let found = match name.parse::<u32>() {
-        Ok(id) => EventDef::by_id(id),
+        Ok(id) => EventDef::by_id(EventId(id)),
         Err(_) => name
             .split_once('.')
             .and_then(|(provider, event)| EventDef::by_name(provider, event)),

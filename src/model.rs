@@ -7,6 +7,7 @@
 //! the official model) names the Rust function instead; the server only
 //! echoes it back in tasks, and this runner routes by event id and target.
 
+use crate::event::EventId;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -158,7 +159,7 @@ fn service_xml(service: &RegisteredService) -> String {
 #[serde(rename_all = "camelCase")]
 pub struct ModelHandler {
     /// The event id.
-    pub event_id: u32,
+    pub event_id: EventId,
     /// The exact target (`*` for a generic handler).
     pub target: String,
     /// Absent for custom events, as the official model writes them.
@@ -202,7 +203,7 @@ impl Model {
             // Timers are listed with their schedules, not as handlers.
             .filter(|r| r.event.provider != Provider::Timer)
             .map(|r| ModelHandler {
-                event_id: r.event.id.0,
+                event_id: r.event.id,
                 target: r.target.clone(),
                 is_async: (r.event.provider != Provider::Custom).then_some(r.is_async),
                 provider: format!("rust:{}", r.handler_name),
@@ -212,7 +213,7 @@ impl Model {
             .timers()
             .map(|(name, schedule)| {
                 let provider = registry
-                    .lookup(crate::event::timer::EXECUTE.0, name)
+                    .lookup(crate::event::timer::EXECUTE, name)
                     .map_or_else(String::new, |r| format!("rust:{}", r.handler_name));
                 serde_json::json!({
                     "name": name,

@@ -129,7 +129,7 @@ pub struct HandlerInfo {
     /// `beforeCreate`, `afterLogin`, ...
     pub event: String,
     /// The catalog id.
-    pub event_id: u32,
+    pub event_id: EventId,
     /// The exact target.
     pub target: String,
     /// Whether the handler runs asynchronously.
@@ -194,7 +194,7 @@ pub enum RegistryError {
 /// The handlers of an application, keyed by (event id, exact target).
 #[derive(Default, Clone)]
 pub struct Registry {
-    by_event: HashMap<u32, HashMap<String, Registered>>,
+    by_event: HashMap<EventId, HashMap<String, Registered>>,
     /// Timer schedules by timer name (their handlers are event 800's).
     timers: std::collections::BTreeMap<String, Schedule>,
     /// API services by name.
@@ -443,7 +443,7 @@ impl Registry {
     fn rename(&mut self, event: EventId, target: &str, handler_name: &'static str) {
         if let Some(r) = self
             .by_event
-            .get_mut(&event.0)
+            .get_mut(&event)
             .and_then(|t| t.get_mut(target))
         {
             r.handler_name = handler_name;
@@ -646,7 +646,7 @@ impl Registry {
                 event: event.to_string(),
             });
         }
-        let slot = self.by_event.entry(event.id.0).or_default();
+        let slot = self.by_event.entry(event.id).or_default();
         if let Some(existing) = slot.get(target) {
             return Err(RegistryError::Duplicate {
                 event: event.to_string(),
@@ -670,7 +670,7 @@ impl Registry {
 
     /// The handler for exactly this event id and target (no `*` fallback:
     /// the backend sends `*` to reach a generic handler).
-    pub fn lookup(&self, event_id: u32, target: &str) -> Option<&Registered> {
+    pub fn lookup(&self, event_id: EventId, target: &str) -> Option<&Registered> {
         self.by_event.get(&event_id)?.get(target)
     }
 
@@ -683,7 +683,7 @@ impl Registry {
             .map(|r| HandlerInfo {
                 provider: r.event.provider.as_str().to_owned(),
                 event: r.event.name.to_owned(),
-                event_id: r.event.id.0,
+                event_id: r.event.id,
                 target: r.target.clone(),
                 is_async: r.is_async,
             })
@@ -754,9 +754,9 @@ mod tests {
     fn lookup_is_exact() {
         let mut r = Registry::new();
         r.before(user::BEFORE_LOGIN, "*", keep).unwrap();
-        assert!(r.lookup(200, "*").is_some());
-        assert!(r.lookup(200, "Users").is_none());
-        assert!(r.lookup(201, "*").is_none());
+        assert!(r.lookup(EventId(200), "*").is_some());
+        assert!(r.lookup(EventId(200), "Users").is_none());
+        assert!(r.lookup(EventId(201), "*").is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogConfig, LogFormat};
 use crate::dispatch::InvocationOutcome;
 use crate::event::EventDef;
+use crate::event::EventId;
 use crate::registry::Registry;
 
 /// Buckets (seconds) of the duration histograms.
@@ -118,14 +119,14 @@ fn outcome_index(outcome: InvocationOutcome) -> Option<usize> {
 /// The invocation counters and duration histograms of every registered
 /// handler (labels: provider, event, target, outcome: a bounded set).
 pub(crate) struct InvocationMetrics {
-    by_handler: HashMap<u32, HashMap<String, HandlerMetrics>>,
+    by_handler: HashMap<EventId, HashMap<String, HandlerMetrics>>,
 }
 
 impl InvocationMetrics {
     /// Handles for every registered (event id, target).
     pub(crate) fn new(registry: &Registry) -> Self {
         metrics();
-        let mut by_handler: HashMap<u32, HashMap<String, HandlerMetrics>> = HashMap::new();
+        let mut by_handler: HashMap<EventId, HashMap<String, HandlerMetrics>> = HashMap::new();
         for h in registry.handlers() {
             let base = [
                 ("provider", h.provider.clone()),
@@ -162,7 +163,7 @@ impl InvocationMetrics {
         outcome: InvocationOutcome,
         elapsed: Duration,
     ) {
-        let cached = self.by_handler.get(&event.id.0).and_then(|m| m.get(target));
+        let cached = self.by_handler.get(&event.id).and_then(|m| m.get(target));
         match (cached, outcome_index(outcome)) {
             (Some(m), Some(i)) => {
                 m.invocations[i].increment(1);

@@ -322,7 +322,7 @@ impl Invocation<'_> {
             json_class: crate::event::wire::TASK_CLASS.to_owned(),
             id: format!("test-{}", uuid::Uuid::new_v4()),
             application_id: None,
-            event_id: self.event.0,
+            event_id: self.event,
             target: self.target,
             is_async: false,
             timeout: Some(self.timeout_ms),

@@ -62,7 +62,7 @@ impl HandlerList {
 #[serde(rename_all = "camelCase")]
 pub struct RemoteHandler {
     /// The event id.
-    pub event_id: u32,
+    pub event_id: EventId,
     /// Table name, or `*`.
     #[serde(default = "star")]
     pub target: String,
@@ -282,7 +282,7 @@ impl RunnerLink {
     ) -> Result<Option<(Route<'_>, bool)>, ApiError> {
         if let Some(redis) = &self.redis {
             return Ok(redis
-                .route(event.0, target)
+                .route(event, target)
                 .await?
                 .map(|(destination, is_async)| (Route::Redis(redis, destination), is_async)));
         }
@@ -292,7 +292,7 @@ impl RunnerLink {
         let handlers = self.handlers(link).await?;
         Ok(handlers
             .iter()
-            .find(|h| h.event_id == event.0 && h.target == target)
+            .find(|h| h.event_id == event && h.target == target)
             .map(|h| (Route::Http(link), h.is_async)))
     }
 
@@ -397,7 +397,7 @@ impl RunnerLink {
             )
             .with_status(StatusCode::BAD_REQUEST)
         })?;
-        let event = EventId(task.event_id);
+        let event = task.event_id;
         let Some((route, _)) = self.find_handler(event, &task.target).await? else {
             return Err(ApiError::new(
                 0,
@@ -428,7 +428,7 @@ impl RunnerLink {
         match self.handlers(link).await {
             Ok(list) => list
                 .iter()
-                .filter(|h| h.event_id == crate::event::custom::EXECUTE.0)
+                .filter(|h| h.event_id == crate::event::custom::EXECUTE)
                 .map(|h| h.target.clone())
                 .collect(),
             Err(_) => Vec::new(),
@@ -549,7 +549,7 @@ impl RunnerLink {
             }
         }
         self.log.task(SentTask {
-            event_id: 0,
+            event_id: EventId(0),
             event_name: "invokeService".to_owned(),
             target: target.clone(),
             is_async: asynchronous,
@@ -680,7 +680,7 @@ impl RunnerLink {
         is_async: bool,
         values: Vec<Value>,
     ) -> Result<Option<InvocationResult>, ApiError> {
-        let def = EventDef::by_id(event.0)
+        let def = EventDef::by_id(event)
             .ok_or_else(|| ApiError::internal(format!("unknown event {event}")))?;
         let (timeout_ms, record_dir, encoding) = match &route {
             Route::Http(link) => (link.timeout_ms, link.record_dir.as_ref(), Encoding::Json),
@@ -698,7 +698,7 @@ impl RunnerLink {
             json_class: TASK_CLASS.to_owned(),
             id: uuid::Uuid::new_v4().to_string(),
             application_id: Some(self.app_id.clone()),
-            event_id: event.0,
+            event_id: event,
             target: target.to_owned(),
             is_async,
             timeout: Some(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),

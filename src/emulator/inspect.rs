@@ -4,6 +4,7 @@
 //! loopback clients, or clients with the inspection token, are answered
 //! ([`guard`]).
 
+use crate::event::EventId;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -194,7 +195,7 @@ fn is_loopback_host(host: &str) -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct SentTask {
     /// The event id.
-    pub event_id: u32,
+    pub event_id: EventId,
     /// The event name (`beforeCreate`).
     pub event_name: String,
     /// The target (`Post`, `*`).

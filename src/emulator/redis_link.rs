@@ -9,6 +9,7 @@
 //! events of a deployed model. The models come from the management routes
 //! of `servercode.rs`.
 
+use crate::event::EventId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,7 +210,7 @@ impl RedisLink {
     /// runner's model first (while its session lives), then the deployed one.
     pub(crate) async fn route(
         &self,
-        event_id: u32,
+        event_id: EventId,
         target: &str,
     ) -> Result<Option<(Destination, bool)>, ApiError> {
         let (debug, deployed, deployed_timers) = {
@@ -228,7 +229,7 @@ impl RedisLink {
         };
         // Timers are listed apart from the handlers in a model.
         let is_timer = |timers: &[(String, Schedule)]| {
-            event_id == crate::event::timer::EXECUTE.0 && timers.iter().any(|(n, _)| n == target)
+            event_id == crate::event::timer::EXECUTE && timers.iter().any(|(n, _)| n == target)
         };
         if let Some(debug) = debug {
             let alive: i64 = self

@@ -27,7 +27,7 @@ pub struct EventId(pub u32);
 impl EventId {
     /// The catalog entry of this id, if it is a known event.
     pub fn def(self) -> Option<&'static EventDef> {
-        EventDef::by_id(self.0)
+        EventDef::by_id(self)
     }
 }
 
@@ -158,10 +158,10 @@ impl EventDef {
     }
 
     /// The event with this wire id.
-    pub fn by_id(id: u32) -> Option<&'static EventDef> {
+    pub fn by_id(id: EventId) -> Option<&'static EventDef> {
         let events = catalog::EVENTS;
         events
-            .binary_search_by_key(&id, |e| e.id.0)
+            .binary_search_by_key(&id, |e| e.id)
             .ok()
             .map(|i| &events[i])
     }
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn lookups_find_known_events() {
-        let e = EventDef::by_id(101).unwrap();
+        let e = EventDef::by_id(EventId(101)).unwrap();
         assert_eq!(
             (e.provider, e.name, e.phase),
             (Provider::Persistence, "afterCreate", Phase::After)
@@ -231,8 +231,8 @@ mod tests {
             &["login", "password"]
         );
         assert_eq!(cache::BEFORE_DELETE.0, 1011);
-        assert!(EventDef::by_id(618).unwrap().pair.is_none());
-        assert!(EventDef::by_id(9999).is_none());
+        assert!(EventDef::by_id(EventId(618)).unwrap().pair.is_none());
+        assert!(EventDef::by_id(EventId(9999)).is_none());
         assert_eq!(EventDef::all().len(), 167);
     }
 }

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use super::EventId;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -183,7 +184,7 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_id: Option<String>,
     /// The event's catalog id.
-    pub event_id: u32,
+    pub event_id: EventId,
     /// The table, channel, timer or custom event name; `*` when untargeted.
     #[serde(default = "star")]
     pub target: String,

@@ -90,7 +90,7 @@ pub fn timer_task(app_id: &str, name: &str, at_ms: i64) -> Task {
         json_class: TASK_CLASS.to_owned(),
         id: format!("timer:{name}:{at_ms}"),
         application_id: Some(app_id.to_owned()),
-        event_id: timer::EXECUTE.0,
+        event_id: timer::EXECUTE,
         target: name.to_owned(),
         is_async: false,
         timeout: None,

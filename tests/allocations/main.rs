@@ -138,7 +138,7 @@ fn a_task_allocates_no_more_than_the_recorded_count() {
     .unwrap();
     let runner = Runner::new(&config, Registry::new()).unwrap();
     let dispatcher = runner.dispatcher();
-    let event = coderunner::event::EventDef::by_id(100).unwrap();
+    let event = coderunner::event::EventDef::by_id(coderunner::event::EventId(100)).unwrap();
     let target = "T".repeat(1_000);
     let started = std::time::Instant::now();
     let record = |n: usize| {

@@ -28,7 +28,7 @@ impl Received {
         self.tasks
             .lock()
             .iter()
-            .filter(|t| t.event_id == event_id)
+            .filter(|t| t.event_id.0 == event_id)
             .cloned()
             .collect()
     }
@@ -56,7 +56,7 @@ fn respond(task: &Task) -> InvocationResult {
     let reply = |values: Vec<Value>| {
         InvocationResult::with_arguments(task.id.clone(), Arguments::new(Encoding::Bytes, values))
     };
-    match task.event_id {
+    match task.event_id.0 {
         100 => match values[1]["title"].as_str() {
             Some("reject") => InvocationResult::with_exception(
                 task.id.clone(),
