@@ -107,7 +107,7 @@ pub struct Config {
 }
 
 /// `[console]`
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
     /// Serve `/console` on the runner's port (on in `dev`, off in `serve`).
@@ -121,17 +121,6 @@ pub struct ConsoleConfig {
     /// Serve the console on a listener of its own at this address instead
     /// of the runner's port; empty = the runner's port.
     pub listen: String,
-}
-
-impl std::fmt::Debug for ConsoleConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleConfig")
-            .field("enabled", &self.enabled)
-            .field("token", &"[redacted]")
-            .field("ring_size", &self.ring_size)
-            .field("listen", &self.listen)
-            .finish()
-    }
 }
 
 /// Where the superuser session, the seen webhook ids and the timer locks
@@ -188,7 +177,7 @@ pub struct TransportConfig {
 }
 
 /// `[redis]`: the Redis transport (docs/protocol.md).
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[:password@]host:port[/db]` (`rediss://` for TLS); may hold a password.
@@ -215,24 +204,6 @@ pub struct RedisConfig {
     pub reconnect_max_ms: u64,
 }
 
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &"[redacted]")
-            .field("queue", &self.queue)
-            .field("low_priority_queue", &self.low_priority_queue)
-            .field("low_priority_threshold", &self.low_priority_threshold)
-            .field("service_channel", &self.service_channel)
-            .field("compression", &self.compression)
-            .field("compression_threshold", &self.compression_threshold)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("poll_timeout_ms", &self.poll_timeout_ms)
-            .field("reply_retry_ms", &self.reply_retry_ms)
-            .field("reconnect_max_ms", &self.reconnect_max_ms)
-            .finish()
-    }
-}
-
 /// `[server]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,7 +225,7 @@ pub struct ServerConfig {
 }
 
 /// `[security]`
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// `whsec_...` secrets; any of them may sign a task (rotation).
@@ -268,21 +239,6 @@ pub struct SecurityConfig {
     pub seen_ids_capacity: usize,
     /// Bytes of replies kept for retries of a delivery whose reply was lost.
     pub reply_cache_bytes: usize,
-}
-
-impl std::fmt::Debug for SecurityConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecurityConfig")
-            .field(
-                "webhook_secrets",
-                &format_args!("[{} redacted]", self.webhook_secrets.len()),
-            )
-            .field("allow_unsigned", &self.allow_unsigned)
-            .field("timestamp_tolerance_secs", &self.timestamp_tolerance_secs)
-            .field("seen_ids_capacity", &self.seen_ids_capacity)
-            .field("reply_cache_bytes", &self.reply_cache_bytes)
-            .finish()
-    }
 }
 
 /// `[tasks]`
@@ -331,7 +287,7 @@ pub enum LogFormat {
 }
 
 /// `[backendless]`
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendlessConfig {
     /// The API server, e.g. `https://api.backendless.com`.
@@ -351,22 +307,8 @@ pub struct BackendlessConfig {
     pub superuser: SuperuserConfig,
 }
 
-impl std::fmt::Debug for BackendlessConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendlessConfig")
-            .field("server_url", &self.server_url)
-            .field("app_id", &self.app_id)
-            .field("api_key", &"[redacted]")
-            .field("custom_domain", &self.custom_domain)
-            .field("request_timeout_ms", &self.request_timeout_ms)
-            .field("session_timeout_secs", &self.session_timeout_secs)
-            .field("superuser", &self.superuser)
-            .finish()
-    }
-}
-
 /// `[backendless.superuser]`
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuperuserConfig {
     /// The superuser's login (email); empty = no superuser.
@@ -376,16 +318,6 @@ pub struct SuperuserConfig {
     pub password: SecretString,
     /// Log the superuser out when the runner stops.
     pub logout_on_shutdown: bool,
-}
-
-impl std::fmt::Debug for SuperuserConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SuperuserConfig")
-            .field("login", &self.login)
-            .field("password", &"[redacted]")
-            .field("logout_on_shutdown", &self.logout_on_shutdown)
-            .finish()
-    }
 }
 
 /// A secret: a string, or an error that does not show the value.
@@ -989,11 +921,19 @@ mod tests {
         let overlay = format!(
             "[security]\nwebhook_secrets = [\"{secret}\"]\n\
              [backendless]\napi_key = \"the-cloudcode-key\"\n\
-             [backendless.superuser]\nlogin = \"a@b\"\npassword = \"the-password\""
+             [backendless.superuser]\nlogin = \"a@b\"\npassword = \"the-password\"\n\
+             [redis]\nurl = \"redis://:the-redis-password@127.0.0.1:6379\"\n\
+             [console]\ntoken = \"the-console-token\""
         );
         let config = Config::from_toml(&overlay).unwrap();
         let shown = format!("{config:?} {:?}", crate::runner::sdk_config(&config));
-        for s in [secret.as_str(), "the-cloudcode-key", "the-password"] {
+        for s in [
+            secret.as_str(),
+            "the-cloudcode-key",
+            "the-password",
+            "the-redis-password",
+            "the-console-token",
+        ] {
             assert!(!shown.contains(s), "{s} in {shown}");
         }
     }
