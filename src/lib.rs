@@ -29,6 +29,8 @@ pub mod service;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "emulator")]
 pub mod testing;
 pub mod timer;
