@@ -149,7 +149,8 @@ impl<S: Subscriber> Layer<S> for AppLogLayer {
 }
 
 /// Where a task's lines go: from its `initAppData` and `applicationId`.
-#[derive(Clone)]
+/// (`Debug` shows the key and the token as `[REDACTED]`.)
+#[derive(Clone, Debug)]
 pub struct AppLogTarget {
     /// `initAppData.url`.
     pub url: String,
@@ -161,14 +162,6 @@ pub struct AppLogTarget {
     pub user_token: Option<SecretString>,
 }
 
-impl std::fmt::Debug for AppLogTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppLogTarget")
-            .field("url", &self.url)
-            .field("app_id", &self.app_id)
-            .finish_non_exhaustive()
-    }
-}
 
 impl AppLogTarget {
     /// The target of a task, if it names one.
