@@ -11,24 +11,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The timer's name.
-pub const DIGEST_TIMER: &str = "hourlyDigest";
+pub(crate) const DIGEST_TIMER: &str = "hourlyDigest";
 /// The custom event's name.
-pub const POST_STATS_EVENT: &str = "postStats";
+pub(crate) const POST_STATS_EVENT: &str = "postStats";
 
 /// Every hour on the hour, from 2026-01-01T00:00:00Z.
-pub fn hourly() -> Schedule {
+pub(crate) fn hourly() -> Schedule {
     Schedule::new(1_767_225_600_000, Frequency::Custom { every_secs: 3600 })
 }
 
 /// A row of `Digest`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DigestRow {
+pub(crate) struct DigestRow {
     /// How many posts exist.
     pub posts: u64,
 }
 
 /// The hourly digest: one `Digest` row with the number of posts.
-pub async fn hourly_digest(ctx: Context) -> Result<(), HandlerError> {
+pub(crate) async fn hourly_digest(ctx: Context) -> Result<(), HandlerError> {
     let posts = ctx.superuser().table::<Value>("Post").count(None).await?;
     ctx.superuser()
         .table("Digest")
@@ -40,13 +40,13 @@ pub async fn hourly_digest(ctx: Context) -> Result<(), HandlerError> {
 
 /// What `postStats` answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PostStats {
+pub(crate) struct PostStats {
     /// The caller's posts.
     pub mine: u64,
 }
 
 /// `postStats`: how many posts the caller owns.
-pub async fn post_stats(ctx: Context, _args: Value) -> Result<PostStats, HandlerError> {
+pub(crate) async fn post_stats(ctx: Context, _args: Value) -> Result<PostStats, HandlerError> {
     let Some(user_id) = ctx.user_id().map(str::to_owned) else {
         return Err(HandlerError::new(4010, "postStats needs a logged-in caller").with_status(401));
     };

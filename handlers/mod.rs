@@ -3,16 +3,16 @@
 //! This folder (with `config/`) is all a user edits to build their own
 //! runner: `register` is called once at startup with the registry.
 
-pub mod digest;
-pub mod posts;
-pub mod posts_service;
-pub mod users;
+pub(crate) mod digest;
+pub(crate) mod posts;
+pub(crate) mod posts_service;
+pub(crate) mod users;
 
 use coderunner::event::{persistence, user};
 use coderunner::{Registry, RegistryError};
 
 /// Registers every handler of the app.
-pub fn register(registry: &mut Registry) -> Result<(), RegistryError> {
+pub(crate) fn register(registry: &mut Registry) -> Result<(), RegistryError> {
     registry
         .before(persistence::BEFORE_CREATE, "Post", posts::before_create)?
         .after(persistence::AFTER_CREATE, "Post", posts::after_create)?

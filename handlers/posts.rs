@@ -13,14 +13,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The longest title accepted, in characters.
-pub const MAX_TITLE_CHARS: usize = 200;
+pub(crate) const MAX_TITLE_CHARS: usize = 200;
 /// The error code a client sees when a title is rejected.
-pub const INVALID_TITLE: i64 = 4001;
+pub(crate) const INVALID_TITLE: i64 = 4001;
 
 /// A row of `Post`, as far as these handlers care; other columns pass
 /// through untouched.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Post {
+pub(crate) struct Post {
     /// The title; required.
     #[serde(default)]
     pub title: Option<String>,
@@ -31,7 +31,7 @@ pub struct Post {
 
 /// A row of `Latest_post`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatestPost {
+pub(crate) struct LatestPost {
     /// The objectId of the post.
     #[serde(rename = "postId")]
     pub post_id: String,
@@ -41,7 +41,7 @@ pub struct LatestPost {
 
 /// A row of `Audit_log`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     /// What happened: `post.created`, `user.login`.
     pub action: String,
     /// The post concerned, if any.
@@ -54,7 +54,10 @@ pub struct AuditEntry {
 
 /// `beforeCreate` on `Post`: a title is required, trimmed, at most 200
 /// characters; the stored title is the trimmed one.
-pub async fn before_create(_ctx: Context, mut post: Post) -> Result<Before<Post>, HandlerError> {
+pub(crate) async fn before_create(
+    _ctx: Context,
+    mut post: Post,
+) -> Result<Before<Post>, HandlerError> {
     let title = post.title.as_deref().map(str::trim).unwrap_or_default();
     if title.is_empty() {
         return Err(HandlerError::new(INVALID_TITLE, "A post needs a title").with_status(400));
@@ -70,7 +73,7 @@ pub async fn before_create(_ctx: Context, mut post: Post) -> Result<Before<Post>
 /// `afterCreate` on `Post`: record the post in `Latest_post` as the caller,
 /// the row and its `post` relation in one transaction (both or neither), and
 /// in `Audit_log` as the superuser.
-pub async fn after_create(
+pub(crate) async fn after_create(
     ctx: Context,
     _post: Post,
     created: Outcome<Saved<Post>>,
@@ -104,7 +107,7 @@ pub async fn after_create(
 
 /// Writes `entry` to `Audit_log` as the superuser, related to its user
 /// (the `user` relation) in the same transaction.
-pub async fn write_audit(ctx: &Context, entry: &AuditEntry) -> Result<(), HandlerError> {
+pub(crate) async fn write_audit(ctx: &Context, entry: &AuditEntry) -> Result<(), HandlerError> {
     let mut uow = UnitOfWork::new();
     let row = uow.create("Audit_log", entry)?;
     if let Some(user_id) = &entry.user_id {

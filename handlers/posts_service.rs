@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The service's name (its URL is `services/Posts/<method>`).
-pub const POSTS_SERVICE: &str = "Posts";
+pub(crate) const POSTS_SERVICE: &str = "Posts";
 
 /// The error code of a call without a logged-in caller.
-pub const NOT_LOGGED_IN: i64 = 4010;
+pub(crate) const NOT_LOGGED_IN: i64 = 4010;
 
 /// The service with its method and configuration.
-pub fn service() -> Service {
+pub(crate) fn service() -> Service {
     Service::new(POSTS_SERVICE)
         .description("The caller's own posts")
         .config(ConfigItem::new("label", ConfigType::String).default_value("posts"))
@@ -33,14 +33,14 @@ pub fn service() -> Service {
 
 /// The service's configuration, typed.
 #[derive(Debug, Deserialize)]
-pub struct PostsConfig {
+pub(crate) struct PostsConfig {
     /// What the count is called in the reply.
     pub label: String,
 }
 
 /// What `myPostCount` returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PostCount {
+pub(crate) struct PostCount {
     /// The caller's posts.
     pub count: u64,
     /// The configured label.
@@ -48,7 +48,7 @@ pub struct PostCount {
 }
 
 /// `myPostCount`: the caller's own posts, counted as the caller.
-pub async fn my_post_count(ctx: ServiceContext, (): ()) -> Result<PostCount, HandlerError> {
+pub(crate) async fn my_post_count(ctx: ServiceContext, (): ()) -> Result<PostCount, HandlerError> {
     let Some(user_id) = ctx.user_id().map(str::to_owned) else {
         return Err(
             HandlerError::new(NOT_LOGGED_IN, "myPostCount needs a logged-in caller")

@@ -10,7 +10,7 @@ use super::posts::{write_audit, AuditEntry};
 ///
 /// The arguments are `(login, password)`, the password as a [`Password`]
 /// that never shows in logs; this handler needs neither.
-pub async fn after_login(
+pub(crate) async fn after_login(
     ctx: Context,
     _credentials: (String, Password),
     logged_in: Outcome<Value>,

@@ -162,7 +162,6 @@ pub struct AppLogTarget {
     pub user_token: Option<SecretString>,
 }
 
-
 impl AppLogTarget {
     /// The target of a task, if it names one.
     pub fn of(

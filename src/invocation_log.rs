@@ -22,11 +22,11 @@ use serde::Serialize;
 
 /// The most backend calls kept per invocation; later ones are counted in
 /// [`InvocationRecord::calls_dropped`].
-pub const MAX_CALLS_PER_TASK: usize = 32;
+pub(crate) const MAX_CALLS_PER_TASK: usize = 32;
 
 /// The most characters kept of a target, a task id, an error message or a
 /// route.
-pub const MAX_TEXT_CHARS: usize = 240;
+pub(crate) const MAX_TEXT_CHARS: usize = 240;
 
 /// `text` cut to [`MAX_TEXT_CHARS`] characters (with `…` when cut), as one
 /// allocation of its own size.

@@ -26,11 +26,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The test secret both servers verify with.
-pub const SECRET: &str = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItZGlzcGF0Y2g=";
+pub(crate) const SECRET: &str = "whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItZGlzcGF0Y2g=";
 
 /// Runs the helper process named by this program's arguments, if any, and
 /// then exits; returns when the program was started as the benchmark.
-pub fn run_helper_if_asked() {
+pub(crate) fn run_helper_if_asked() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("__bare") => {
@@ -48,7 +48,7 @@ pub fn run_helper_if_asked() {
 
 /// The benchmark's own arguments: those after `cargo bench -- `, without
 /// the flags cargo adds (`--bench`).
-pub fn bench_args() -> Vec<String> {
+pub(crate) fn bench_args() -> Vec<String> {
     std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -60,7 +60,7 @@ pub fn bench_args() -> Vec<String> {
 // ---------------------------------------------------------------------------
 
 /// A server running as a child process.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     /// `bare axum` or `coderunner`.
     pub name: &'static str,
     pub child: Child,
@@ -68,7 +68,7 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -81,7 +81,7 @@ impl Drop for ServerProcess {
 }
 
 /// A port free on 127.0.0.1 now (the server binds it right after).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -89,7 +89,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A scratch directory under `target/` for configuration overlays and logs.
-pub fn scratch_dir(name: &str) -> PathBuf {
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).expect("scratch directory");
     dir
@@ -99,7 +99,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// default configuration plus an overlay: listen on a loopback port, a test
 /// webhook secret, signatures required. `wrapper` runs it under a tool
 /// (valgrind). Its log goes to `dir/coderunner.log`.
-pub fn start_coderunner(dir: &Path, wrapper: &[&str]) -> ServerProcess {
+pub(crate) fn start_coderunner(dir: &Path, wrapper: &[&str]) -> ServerProcess {
     let port = free_port();
     let overlay = dir.join("bench.toml");
     std::fs::write(
@@ -138,7 +138,7 @@ pub fn start_coderunner(dir: &Path, wrapper: &[&str]) -> ServerProcess {
 
 /// The bare axum server (this program as `__bare PORT`), optionally under
 /// a tool (valgrind).
-pub fn start_bare(wrapper: &[&str]) -> ServerProcess {
+pub(crate) fn start_bare(wrapper: &[&str]) -> ServerProcess {
     let port = free_port();
     let me = std::env::current_exe().expect("own path");
     let mut command = match wrapper.split_first() {
@@ -235,7 +235,7 @@ fn bare_server(port: u16) {
 // ---------------------------------------------------------------------------
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ).
-pub fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -246,7 +246,7 @@ pub fn clock_ticks() -> f64 {
 }
 
 /// User + system CPU seconds a process has used, all threads.
-pub fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
     // Fields after the command name (which may hold spaces) in parentheses:
     // state is the 3rd field, utime the 14th, stime the 15th.
@@ -258,7 +258,7 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
 }
 
 /// Resident memory now and its peak (`VmRSS`, `VmHWM`), in KiB.
-pub fn memory_kib(pid: u32) -> (u64, u64) {
+pub(crate) fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
     let field = |name: &str| {
         status
@@ -270,7 +270,7 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-pub fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
@@ -280,7 +280,7 @@ pub fn mib(kib: u64) -> f64 {
 
 /// What one load-generator run should do.
 #[derive(Debug, Clone)]
-pub struct Load {
+pub(crate) struct Load {
     pub addr: SocketAddr,
     pub tasks: u64,
     pub connections: usize,
@@ -295,7 +295,7 @@ pub struct Load {
 
 /// Figures of one load-generator run.
 #[derive(Debug, Clone, Copy)]
-pub struct Figures {
+pub(crate) struct Figures {
     pub per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -305,7 +305,7 @@ pub struct Figures {
 
 /// Runs the load generator as a child process; `on_progress` sees every
 /// `progress N` it prints.
-pub fn run_load(load: &Load, mut on_progress: impl FnMut(u64)) -> Figures {
+pub(crate) fn run_load(load: &Load, mut on_progress: impl FnMut(u64)) -> Figures {
     let me = std::env::current_exe().expect("own path");
     let mut child = Command::new(me)
         .arg("__load")

@@ -96,7 +96,7 @@ pub(crate) struct Slot(Arc<Mutex<Resolved>>);
 /// register and token validation, which a client may call with a stale
 /// token still in its headers.
 #[derive(Debug, Clone)]
-pub struct Anonymous(pub Requester);
+pub(super) struct Anonymous(pub Requester);
 
 impl FromRequestParts<Shared> for Anonymous {
     type Rejection = ApiError;

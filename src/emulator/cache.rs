@@ -20,9 +20,9 @@ use super::store::now_ms;
 use super::{int_query, json_body, path_param, required_int, PathParams, Reply, Shared};
 
 /// Default and maximum TTL, seconds.
-pub const MAX_TTL_SECS: i64 = 7200;
+pub(super) const MAX_TTL_SECS: i64 = 7200;
 /// Largest serialized value, bytes.
-pub const MAX_VALUE_BYTES: usize = 10_240;
+pub(super) const MAX_VALUE_BYTES: usize = 10_240;
 
 struct Entry {
     value: Value,
@@ -30,7 +30,7 @@ struct Entry {
 }
 
 /// The key-value cache, bounded to `max_entries`.
-pub struct CacheStore {
+pub(super) struct CacheStore {
     entries: Mutex<HashMap<String, Entry>>,
     max_entries: usize,
 }
@@ -41,7 +41,7 @@ fn too_long() -> ApiError {
 
 impl CacheStore {
     /// An empty cache holding at most `max_entries` keys.
-    pub fn new(max_entries: usize) -> Self {
+    pub(super) fn new(max_entries: usize) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             max_entries: max_entries.max(1),
@@ -59,7 +59,12 @@ impl CacheStore {
     }
 
     /// Stores `value` for `ttl_secs` (default and max 7200).
-    pub fn put(&self, key: &str, value: Value, ttl_secs: Option<i64>) -> Result<(), ApiError> {
+    pub(super) fn put(
+        &self,
+        key: &str,
+        value: Value,
+        ttl_secs: Option<i64>,
+    ) -> Result<(), ApiError> {
         Self::key(key)?;
         let ttl = ttl_secs.unwrap_or(MAX_TTL_SECS);
         if ttl > MAX_TTL_SECS {
@@ -103,7 +108,7 @@ impl CacheStore {
     }
 
     /// The value, or `null` when absent or expired.
-    pub fn get(&self, key: &str) -> Result<Value, ApiError> {
+    pub(super) fn get(&self, key: &str) -> Result<Value, ApiError> {
         Self::key(key)?;
         let now = Instant::now();
         Ok(self
@@ -115,7 +120,7 @@ impl CacheStore {
     }
 
     /// Whether the key is live.
-    pub fn contains(&self, key: &str) -> Result<bool, ApiError> {
+    pub(super) fn contains(&self, key: &str) -> Result<bool, ApiError> {
         Self::key(key)?;
         let now = Instant::now();
         Ok(self
@@ -140,7 +145,7 @@ impl CacheStore {
     }
 
     /// Expires the key in `secs` seconds (1..=7200).
-    pub fn expire_in(&self, key: &str, secs: i64) -> Result<(), ApiError> {
+    pub(super) fn expire_in(&self, key: &str, secs: i64) -> Result<(), ApiError> {
         Self::key(key)?;
         if secs > MAX_TTL_SECS {
             return Err(too_long());
@@ -155,7 +160,7 @@ impl CacheStore {
     }
 
     /// Expires the key at `timestamp_ms` (wall clock), 0 < ts - now <= 7 200 000.
-    pub fn expire_at(&self, key: &str, timestamp_ms: i64) -> Result<(), ApiError> {
+    pub(super) fn expire_at(&self, key: &str, timestamp_ms: i64) -> Result<(), ApiError> {
         Self::key(key)?;
         let delta = timestamp_ms.saturating_sub(now_ms());
         if delta <= 0 {
@@ -174,7 +179,7 @@ impl CacheStore {
     }
 
     /// Deletes the key.
-    pub fn delete(&self, key: &str) -> Result<(), ApiError> {
+    pub(super) fn delete(&self, key: &str) -> Result<(), ApiError> {
         Self::key(key)?;
         self.entries.lock().remove(key);
         Ok(())

@@ -15,13 +15,13 @@ use super::{path_param, required_int, PathParams, Reply, Shared};
 
 /// Named atomic counters; a missing counter is 0.
 #[derive(Default)]
-pub struct CounterStore {
+pub(super) struct CounterStore {
     values: Mutex<BTreeMap<String, i64>>,
 }
 
 /// A counter operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CounterOp {
+pub(super) enum CounterOp {
     /// Add `n`, return the new value.
     AddGet(i64),
     /// Add `n`, return the previous value.
@@ -34,7 +34,7 @@ pub enum CounterOp {
 
 impl CounterStore {
     /// Applies `op` to `name`.
-    pub fn apply(&self, name: &str, op: CounterOp) -> i64 {
+    pub(super) fn apply(&self, name: &str, op: CounterOp) -> i64 {
         let mut map = self.values.lock();
         let v = map.entry(name.to_owned()).or_insert(0);
         let before = *v;
@@ -56,7 +56,7 @@ impl CounterStore {
     }
 
     /// Sets `name` to `updated` if it equals `expected`.
-    pub fn compare_and_set(&self, name: &str, expected: i64, updated: i64) -> bool {
+    pub(super) fn compare_and_set(&self, name: &str, expected: i64, updated: i64) -> bool {
         let mut map = self.values.lock();
         let v = map.entry(name.to_owned()).or_insert(0);
         if *v == expected {
@@ -68,7 +68,7 @@ impl CounterStore {
     }
 
     /// Names matching a glob (`*` any run, `?` one character).
-    pub fn list(&self, pattern: &str) -> Vec<String> {
+    pub(super) fn list(&self, pattern: &str) -> Vec<String> {
         self.values
             .lock()
             .keys()

@@ -60,7 +60,7 @@ impl HandlerList {
 /// One handler the runner registered (`GET {runner}/handlers`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct RemoteHandler {
+pub(super) struct RemoteHandler {
     /// The event id.
     pub event_id: EventId,
     /// Table name, or `*`.
@@ -87,7 +87,7 @@ pub(crate) struct Link {
 
 /// What a before-handler decided.
 #[derive(Debug)]
-pub enum RunnerBefore {
+pub(super) enum RunnerBefore {
     /// Run the operation with these (possibly changed) arguments.
     Continue(Vec<Value>),
     /// Skip the operation and return this.
@@ -103,7 +103,7 @@ pub(crate) enum Route<'a> {
 }
 
 /// Sends tasks to the runner, if one is configured.
-pub struct RunnerLink {
+pub(super) struct RunnerLink {
     link: Option<Link>,
     /// The Redis link, when runners take tasks from Redis.
     redis: Option<RedisLink>,
@@ -600,7 +600,7 @@ impl RunnerLink {
     }
 
     /// Runs the before-handler of `event` on `target`, if any.
-    pub async fn before(
+    pub(super) async fn before(
         &self,
         caller: &Requester,
         event: EventId,
@@ -634,7 +634,7 @@ impl RunnerLink {
 
     /// Runs the after-handler of `event` on `target`, if any; the result the
     /// client gets.
-    pub async fn after(
+    pub(super) async fn after(
         &self,
         caller: &Requester,
         event: EventId,

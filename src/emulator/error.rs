@@ -21,7 +21,7 @@ pub struct ApiError {
 /// The code of a relation the emulator cannot make: an undeclared relation
 /// column, a second child in a `1:1` column, a column declared again
 /// differently (a guess: the real code is undocumented).
-pub const RELATION_ERROR: i64 = 1018;
+pub(super) const RELATION_ERROR: i64 = 1018;
 
 impl ApiError {
     /// An error with HTTP 400.

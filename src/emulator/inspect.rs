@@ -63,7 +63,7 @@ const SHOWN_PREFIX: usize = 4;
 
 /// A secret as the inspection routes show it: at most a short prefix, then
 /// `…` (`"3F2A…"`).
-pub fn mask(secret: &str) -> String {
+pub(super) fn mask(secret: &str) -> String {
     if secret == "[redacted]" {
         return secret.to_owned();
     }
@@ -79,7 +79,7 @@ pub fn mask(secret: &str) -> String {
 
 /// A request path with its secrets masked: the API key of
 /// `/{appId}/{apiKey}/...` and the token of `users/isvalidusertoken/{token}`.
-pub fn mask_path(path: &str) -> String {
+pub(super) fn mask_path(path: &str) -> String {
     let mut segments: Vec<String> = path.split('/').map(str::to_owned).collect();
     // ["", appId, apiKey, ...]
     if segments.len() > 2 && !segments[1].starts_with("__") {
@@ -106,7 +106,7 @@ const SECRET_PROPERTIES: &[&str] = &[
 ];
 
 /// `value` with every secret property masked, at any depth.
-pub fn mask_secrets(value: &mut Value) {
+pub(super) fn mask_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {

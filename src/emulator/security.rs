@@ -12,7 +12,7 @@ use super::config::{Access, EmulatorConfig, Operation, TableConfig};
 use super::error::ApiError;
 
 /// The 13 system roles of Backendless; every other role is custom.
-pub const SYSTEM_ROLES: &[&str] = &[
+pub(super) const SYSTEM_ROLES: &[&str] = &[
     "NotAuthenticatedUser",
     "AuthenticatedUser",
     "SocialUser",
@@ -29,13 +29,13 @@ pub const SYSTEM_ROLES: &[&str] = &[
 ];
 
 /// Whether `role` is a system role.
-pub fn is_system_role(role: &str) -> bool {
+pub(super) fn is_system_role(role: &str) -> bool {
     SYSTEM_ROLES.contains(&role)
 }
 
 /// The permission tables of the app.
 #[derive(Debug, Clone, Default)]
-pub struct Permissions {
+pub(super) struct Permissions {
     tables: HashMap<String, TableConfig>,
 }
 
@@ -53,7 +53,7 @@ impl Operation {
 
 impl Permissions {
     /// The permissions of the configured tables.
-    pub fn new(config: &EmulatorConfig) -> Self {
+    pub(super) fn new(config: &EmulatorConfig) -> Self {
         Self {
             tables: config
                 .tables
@@ -83,7 +83,7 @@ impl Permissions {
     /// Whether `op` on `table` is allowed for a caller with `roles` and id
     /// `caller`, on a row owned by `row_owner` (`None` for table-wide
     /// operations, where the owner policy does not apply).
-    pub fn allows(
+    pub(super) fn allows(
         &self,
         table: &str,
         op: Operation,
@@ -111,7 +111,7 @@ impl Permissions {
     }
 
     /// `Ok` if allowed, else the operation's error (1011..1014).
-    pub fn check(
+    pub(super) fn check(
         &self,
         table: &str,
         op: Operation,

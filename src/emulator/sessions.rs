@@ -40,7 +40,7 @@ struct Session {
 }
 
 /// All live sessions.
-pub struct Sessions {
+pub(crate) struct Sessions {
     by_token: Mutex<HashMap<String, Session>>,
     timeout: Duration,
     max_per_user: u32,
@@ -48,7 +48,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Sessions expiring after `timeout` of inactivity; `max_per_user` 0 = unlimited.
-    pub fn new(timeout: Duration, max_per_user: u32) -> Self {
+    pub(crate) fn new(timeout: Duration, max_per_user: u32) -> Self {
         Self {
             by_token: Mutex::new(HashMap::new()),
             timeout,
@@ -61,7 +61,7 @@ impl Sessions {
     }
 
     /// Opens a session; 3044 if the user has reached the limit.
-    pub fn open(
+    pub(crate) fn open(
         &self,
         user_id: &str,
         login: &str,
@@ -96,7 +96,7 @@ impl Sessions {
     }
 
     /// The session of `token`, refreshed; 3064 if unknown, expired or logged out.
-    pub fn resolve(&self, token: &str) -> Result<SessionUser, ApiError> {
+    pub(crate) fn resolve(&self, token: &str) -> Result<SessionUser, ApiError> {
         let now = Instant::now();
         let mut map = self.by_token.lock();
         match map.get_mut(token) {
@@ -113,7 +113,7 @@ impl Sessions {
     }
 
     /// Whether `token` is live (does not refresh it).
-    pub fn is_valid(&self, token: &str) -> bool {
+    pub(crate) fn is_valid(&self, token: &str) -> bool {
         let now = Instant::now();
         self.by_token
             .lock()
@@ -122,13 +122,13 @@ impl Sessions {
     }
 
     /// Ends a session; whether it existed.
-    pub fn close(&self, token: &str) -> bool {
+    pub(crate) fn close(&self, token: &str) -> bool {
         self.by_token.lock().remove(token).is_some()
     }
 
     /// Gives every live session of `user_id` these custom roles (after a role
     /// was assigned or unassigned).
-    pub fn set_roles(&self, user_id: &str, roles: &[String]) {
+    pub(crate) fn set_roles(&self, user_id: &str, roles: &[String]) {
         for s in self.by_token.lock().values_mut() {
             if s.user.user_id == user_id {
                 s.user.roles = roles.to_vec();
@@ -137,7 +137,7 @@ impl Sessions {
     }
 
     /// The open sessions, with the seconds each has been idle.
-    pub fn list(&self) -> Vec<(SessionUser, u64)> {
+    pub(crate) fn list(&self) -> Vec<(SessionUser, u64)> {
         let now = Instant::now();
         self.by_token
             .lock()
@@ -148,7 +148,7 @@ impl Sessions {
     }
 
     /// Ends every session of the user with this id or login; how many.
-    pub fn close_user(&self, user: &str) -> usize {
+    pub(crate) fn close_user(&self, user: &str) -> usize {
         let mut map = self.by_token.lock();
         let before = map.len();
         map.retain(|_, s| s.user.user_id != user && !s.user.login.eq_ignore_ascii_case(user));

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::where_clause::{json_path, SqlCondition};
 
 /// A JSON object.
-pub type Object = Map<String, Value>;
+pub(super) type Object = Map<String, Value>;
 
 /// Why a storage call failed. The routes turn it into a Backendless error
 /// (`From<StorageError> for ApiError`); the storage layer knows nothing of HTTP.
@@ -54,20 +54,21 @@ pub enum StorageError {
 }
 
 /// The system fields a client cannot set directly.
-pub const SYSTEM_FIELDS: &[&str] = &["objectId", "ownerId", "created", "updated", "___class"];
+pub(super) const SYSTEM_FIELDS: &[&str] =
+    &["objectId", "ownerId", "created", "updated", "___class"];
 
 /// The table of users.
-pub const USERS: &str = "Users";
+pub(super) const USERS: &str = "Users";
 
 /// The shared SQLite connection.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     conn: Arc<Mutex<Connection>>,
 }
 
 /// A find query, already validated.
 #[derive(Debug, Clone, Default)]
-pub struct FindQuery {
+pub(super) struct FindQuery {
     /// The compiled where clause.
     pub condition: Option<SqlCondition>,
     /// `(property, descending)`.
@@ -83,7 +84,7 @@ pub struct FindQuery {
 
 /// An aggregate function of `props`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aggregate {
+pub(super) enum Aggregate {
     /// `Count(p)`: rows where `p` is not null (`Count(*)`: all rows).
     Count,
     /// `Sum(p)`.
@@ -98,7 +99,7 @@ pub enum Aggregate {
 
 impl Aggregate {
     /// The function named `name` (any case).
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(super) fn parse(name: &str) -> Option<Self> {
         Some(match name.to_ascii_lowercase().as_str() {
             "count" => Self::Count,
             "sum" => Self::Sum,
@@ -110,7 +111,7 @@ impl Aggregate {
     }
 
     /// The property a result gets without an alias (`count`, `sum`...).
-    pub fn default_name(self) -> &'static str {
+    pub(super) fn default_name(self) -> &'static str {
         match self {
             Self::Count => "count",
             Self::Sum => "sum",
@@ -133,7 +134,7 @@ impl Aggregate {
 
 /// One selected column of a grouped or distinct find.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Column {
+pub(super) enum Column {
     /// A property as stored.
     Prop(String),
     /// An aggregate over a property (`None`: `*`).
@@ -142,7 +143,7 @@ pub enum Column {
 
 /// The columns of a grouped or distinct find, each under its name.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selection {
+pub(super) struct Selection {
     /// `(column, name in the result)`.
     pub columns: Vec<(Column, String)>,
     /// Properties to group by.
@@ -154,14 +155,14 @@ pub struct Selection {
 }
 
 /// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A new uppercase GUID, as Backendless makes object ids.
-pub fn new_id() -> String {
+pub(super) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string().to_uppercase()
 }
 
@@ -176,7 +177,7 @@ fn hash_password(salt: &str, password: &str) -> String {
 impl Store {
     /// Opens (or creates) the database at `path` (`:memory:` for none) and
     /// creates the schema.
-    pub fn open(path: &str) -> anyhow::Result<Store> {
+    pub(crate) fn open(path: &str) -> anyhow::Result<Store> {
         use anyhow::Context;
         let conn = if path == ":memory:" {
             Connection::open_in_memory()
@@ -214,7 +215,7 @@ impl Store {
     /// Runs `f` with the connection on a blocking thread. `f` may fail with
     /// any error a [`StorageError`] converts into (a route's own checks inside a
     /// transaction fail with the route's error).
-    pub async fn call<F, R, E>(&self, f: F) -> Result<R, E>
+    pub(crate) async fn call<F, R, E>(&self, f: F) -> Result<R, E>
     where
         F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
@@ -227,14 +228,14 @@ impl Store {
     }
 
     /// Runs `f` with the connection on the current thread (start-up, tests).
-    pub fn call_sync<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+    pub(crate) fn call_sync<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
         f(&mut self.conn.lock())
     }
 }
 
 /// Runs `f` in a transaction: committed when `f` succeeds, rolled back when
 /// it fails (nothing it wrote stays).
-pub fn transaction<R, E: From<StorageError>>(
+pub(super) fn transaction<R, E: From<StorageError>>(
     conn: &mut Connection,
     f: impl FnOnce(&Connection) -> Result<R, E>,
 ) -> Result<R, E> {
@@ -251,7 +252,7 @@ fn parse_body(text: &str) -> Result<Object, StorageError> {
 /// Inserts a new object of `class`; `item`'s system fields are replaced, except
 /// a client-chosen string `objectId` that is not yet taken. A user's
 /// `password` is dropped (credentials are made by [`create_user`]).
-pub fn insert(
+pub(super) fn insert(
     conn: &Connection,
     class: &str,
     mut item: Object,
@@ -289,7 +290,11 @@ pub fn insert(
 }
 
 /// The object `id` of `class`.
-pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, StorageError> {
+pub(super) fn get(
+    conn: &Connection,
+    class: &str,
+    id: &str,
+) -> Result<Option<Object>, StorageError> {
     let body: Option<String> = conn
         .query_row(
             "SELECT body FROM objects WHERE class = ?1 AND object_id = ?2",
@@ -303,7 +308,7 @@ pub fn get(conn: &Connection, class: &str, id: &str) -> Result<Option<Object>, S
 /// Merges `changes` into `existing` (system fields are kept) and stores it.
 /// For a user, a `password` change sets a new hash instead, and an `email`
 /// change moves the login (see [`change_credentials`]).
-pub fn update(
+pub(super) fn update(
     conn: &Connection,
     class: &str,
     mut existing: Object,
@@ -336,7 +341,7 @@ pub fn update(
 /// credentials too, so that its email can register again (its sessions are
 /// the caller's to end). The object leaves every relation, as a parent and
 /// as a child.
-pub fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, StorageError> {
+pub(super) fn delete(conn: &Connection, class: &str, id: &str) -> Result<bool, StorageError> {
     if class == USERS {
         delete_credentials(conn, id)?;
     }
@@ -411,7 +416,11 @@ fn where_sql(
 }
 
 /// Finds objects of `class`.
-pub fn find(conn: &Connection, class: &str, q: &FindQuery) -> Result<Vec<Object>, StorageError> {
+pub(super) fn find(
+    conn: &Connection,
+    class: &str,
+    q: &FindQuery,
+) -> Result<Vec<Object>, StorageError> {
     if let Some(selection) = &q.selection {
         return find_selected(conn, class, q, selection);
     }
@@ -506,7 +515,7 @@ fn find_selected(
 
 /// Every object of `class`, oldest first, whatever the permissions (for
 /// inspection in tests and tools).
-pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StorageError> {
+pub(super) fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StorageError> {
     let mut stmt =
         conn.prepare("SELECT body FROM objects WHERE class = ?1 ORDER BY created ASC, rowid ASC")?;
     let rows = stmt.query_map([class], |r| r.get::<_, String>(0))?;
@@ -518,7 +527,7 @@ pub fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StorageError> 
 }
 
 /// The classes that hold objects, with how many each holds, by name.
-pub fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StorageError> {
+pub(super) fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StorageError> {
     let mut stmt =
         conn.prepare("SELECT class, COUNT(*) FROM objects GROUP BY class ORDER BY class")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
@@ -531,7 +540,11 @@ pub fn classes(conn: &Connection) -> Result<Vec<(String, u64)>, StorageError> {
 }
 
 /// The newest `limit` objects of `class`, newest first.
-pub fn recent(conn: &Connection, class: &str, limit: u32) -> Result<Vec<Object>, StorageError> {
+pub(super) fn recent(
+    conn: &Connection,
+    class: &str,
+    limit: u32,
+) -> Result<Vec<Object>, StorageError> {
     let mut stmt = conn.prepare(
         "SELECT body FROM objects WHERE class = ?1 ORDER BY created DESC, rowid DESC LIMIT ?2",
     )?;
@@ -544,7 +557,7 @@ pub fn recent(conn: &Connection, class: &str, limit: u32) -> Result<Vec<Object>,
 }
 
 /// Counts objects of `class` matching `condition`.
-pub fn count(
+pub(super) fn count(
     conn: &Connection,
     class: &str,
     condition: Option<&SqlCondition>,
@@ -558,7 +571,7 @@ pub fn count(
 }
 
 /// The ids of objects of `class` matching `condition`.
-pub fn matching_ids(
+pub(super) fn matching_ids(
     conn: &Connection,
     class: &str,
     condition: Option<&SqlCondition>,
@@ -573,7 +586,7 @@ pub fn matching_ids(
 
 /// A relation column: the child table and whether it holds many children.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelationColumn {
+pub(super) struct RelationColumn {
     /// The column's name in the parent table.
     pub column: String,
     /// The child table.
@@ -584,7 +597,7 @@ pub struct RelationColumn {
 
 /// Declares `parent.column` -> `child`; declaring the same again is a no-op,
 /// another child or cardinality is [`StorageError::RelationConflict`].
-pub fn declare_relation(
+pub(super) fn declare_relation(
     conn: &Connection,
     parent: &str,
     column: &str,
@@ -603,7 +616,7 @@ pub fn declare_relation(
 }
 
 /// The relation column `parent.column`, if declared.
-pub fn relation_column(
+pub(super) fn relation_column(
     conn: &Connection,
     parent: &str,
     column: &str,
@@ -625,7 +638,7 @@ pub fn relation_column(
 }
 
 /// Every relation column of `parent`, by name.
-pub fn relation_columns(
+pub(super) fn relation_columns(
     conn: &Connection,
     parent: &str,
 ) -> Result<Vec<RelationColumn>, StorageError> {
@@ -644,7 +657,7 @@ pub fn relation_columns(
 }
 
 /// The ids of the children of `parent_id` in `column`, in the order added.
-pub fn related_ids(
+pub(super) fn related_ids(
     conn: &Connection,
     parent: &str,
     parent_id: &str,
@@ -664,7 +677,7 @@ pub fn related_ids(
 
 /// Adds `child_id` at the end of `parent_id`'s `column`; whether it was not
 /// there yet.
-pub fn link(
+pub(super) fn link(
     conn: &Connection,
     parent: &str,
     parent_id: &str,
@@ -680,7 +693,7 @@ pub fn link(
 }
 
 /// Removes `child_id` from `parent_id`'s `column`; whether it was there.
-pub fn unlink(
+pub(super) fn unlink(
     conn: &Connection,
     parent: &str,
     parent_id: &str,
@@ -696,7 +709,7 @@ pub fn unlink(
 
 /// A page of the children of `parent_id` in `rel`, filtered and sorted as
 /// `q` says (the relation's own order after the sort keys).
-pub fn find_related(
+pub(super) fn find_related(
     conn: &Connection,
     parent: &str,
     parent_id: &str,
@@ -740,7 +753,7 @@ pub fn find_related(
 
 /// A user's stored credentials.
 #[derive(Debug, Clone)]
-pub struct Credentials {
+pub(super) struct Credentials {
     /// The user's objectId.
     pub user_id: String,
     /// The user's custom roles.
@@ -749,7 +762,7 @@ pub struct Credentials {
 
 /// Creates a user (object in `Users` plus credentials). Fails with 3033 if the
 /// email is taken.
-pub fn create_user(
+pub(super) fn create_user(
     conn: &mut Connection,
     mut user: Object,
     password: &str,
@@ -797,7 +810,7 @@ pub fn create_user(
 }
 
 /// Checks a login and password; the user's credentials when they match.
-pub fn check_password(
+pub(super) fn check_password(
     conn: &Connection,
     login: &str,
     password: &str,
@@ -820,7 +833,10 @@ pub fn check_password(
 }
 
 /// The custom roles of a user, if the user exists.
-pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>>, StorageError> {
+pub(super) fn user_roles(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Option<Vec<String>>, StorageError> {
     let roles: Option<String> = conn
         .query_row(
             "SELECT roles FROM credentials WHERE user_id = ?1",
@@ -832,7 +848,7 @@ pub fn user_roles(conn: &Connection, user_id: &str) -> Result<Option<Vec<String>
 }
 
 /// The objectId and login of the user whose objectId or login is `identity`.
-pub fn find_user(
+pub(super) fn find_user(
     conn: &Connection,
     identity: &str,
 ) -> Result<Option<(String, String)>, StorageError> {
@@ -846,7 +862,11 @@ pub fn find_user(
 }
 
 /// Replaces a user's custom roles.
-pub fn set_roles(conn: &Connection, user_id: &str, roles: &[String]) -> Result<(), StorageError> {
+pub(super) fn set_roles(
+    conn: &Connection,
+    user_id: &str,
+    roles: &[String],
+) -> Result<(), StorageError> {
     conn.execute(
         "UPDATE credentials SET roles = ?1 WHERE user_id = ?2",
         params![serde_json::to_string(roles)?, user_id],
@@ -855,7 +875,7 @@ pub fn set_roles(conn: &Connection, user_id: &str, roles: &[String]) -> Result<(
 }
 
 /// Sets a user's `userStatus` (`ENABLED`, `DISABLED`); whether the user exists.
-pub fn set_user_status(
+pub(super) fn set_user_status(
     conn: &Connection,
     user_id: &str,
     status: &str,
@@ -869,7 +889,11 @@ pub fn set_user_status(
 }
 
 /// Changes a user's password.
-pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<(), StorageError> {
+pub(super) fn set_password(
+    conn: &Connection,
+    user_id: &str,
+    password: &str,
+) -> Result<(), StorageError> {
     let salt = new_id();
     conn.execute(
         "UPDATE credentials SET salt = ?1, hash = ?2 WHERE user_id = ?3",
@@ -879,7 +903,7 @@ pub fn set_password(conn: &Connection, user_id: &str, password: &str) -> Result<
 }
 
 /// Forgets a user's credentials (the user was removed).
-pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), StorageError> {
+pub(super) fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), StorageError> {
     conn.execute(
         "DELETE FROM credentials WHERE user_id = ?1",
         params![user_id],
@@ -888,7 +912,7 @@ pub fn delete_credentials(conn: &Connection, user_id: &str) -> Result<(), Storag
 }
 
 /// Whether a login is taken.
-pub fn login_exists(conn: &Connection, login: &str) -> Result<bool, StorageError> {
+pub(super) fn login_exists(conn: &Connection, login: &str) -> Result<bool, StorageError> {
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM credentials WHERE login = ?1)",
         params![login],

@@ -31,7 +31,7 @@ const MAX_LEN: usize = 20_000;
 const MAX_DEPTH: usize = 64;
 
 /// Whether `name` is a valid property name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128 chars.
-pub fn is_identifier(name: &str) -> bool {
+pub(super) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -39,7 +39,7 @@ pub fn is_identifier(name: &str) -> bool {
 }
 
 /// The JSON path of a property (the name must be an identifier).
-pub fn json_path(name: &str) -> String {
+pub(super) fn json_path(name: &str) -> String {
     format!("$.{name}")
 }
 
@@ -55,14 +55,14 @@ pub fn compile(clause: &str) -> Result<Option<SqlCondition>, ApiError> {
 }
 
 /// The aggregate functions of `props` and `having`, lower-cased.
-pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
+pub(super) const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max"];
 
 /// Parses a `having` clause: a where clause whose operands may also be
 /// aggregates (`Sum(amount) > 10`). `name_of(function, property)` gives the
 /// name under which the query returns that aggregate (its alias); an
 /// aggregate the query does not return is 1017. The condition applies to the
 /// grouped rows.
-pub fn compile_having(
+pub(super) fn compile_having(
     clause: &str,
     name_of: impl Fn(&str, &str) -> Option<String>,
 ) -> Result<Option<SqlCondition>, ApiError> {

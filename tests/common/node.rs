@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The longest an `npm install` may take.
-pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub fn require_node() -> bool {
+pub(crate) fn require_node() -> bool {
     std::env::var("CODERUNNER_REQUIRE_NODE").is_ok_and(|v| v == "1")
 }
 
 /// Skips the test (the caller returns) or fails it when Node is required.
-pub fn skip(what: &str, why: &str) {
+pub(crate) fn skip(what: &str, why: &str) {
     if require_node() {
         panic!("CODERUNNER_REQUIRE_NODE=1 but {why}");
     }
@@ -33,7 +33,7 @@ pub fn skip(what: &str, why: &str) {
 }
 
 /// Runs `cmd` to completion within `timeout`, returning (success, stdout, stderr).
-pub fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<(bool, String, String)> {
+pub(crate) fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<(bool, String, String)> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -75,7 +75,7 @@ pub fn run(mut cmd: Command, timeout: Duration) -> std::io::Result<(bool, String
 }
 
 /// The tool's `--version`, if it runs.
-pub fn tool_version(tool: &str) -> Option<String> {
+pub(crate) fn tool_version(tool: &str) -> Option<String> {
     let mut cmd = Command::new(tool);
     cmd.arg("--version");
     match run(cmd, Duration::from_secs(30)) {
@@ -85,13 +85,13 @@ pub fn tool_version(tool: &str) -> Option<String> {
 }
 
 /// `<target>/<name>`, next to `CARGO_TARGET_TMPDIR` (`<target>/tmp`).
-pub fn target_dir(name: &str) -> PathBuf {
+pub(crate) fn target_dir(name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent().unwrap_or(tmp).join(name)
 }
 
 /// The version of `package` installed in `dir`, if any.
-pub fn installed_version(dir: &Path, package: &str) -> Option<String> {
+pub(crate) fn installed_version(dir: &Path, package: &str) -> Option<String> {
     let manifest = dir.join("node_modules").join(package).join("package.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(manifest).ok()?).ok()?;
     Some(json.get("version")?.as_str()?.to_owned())
@@ -99,7 +99,7 @@ pub fn installed_version(dir: &Path, package: &str) -> Option<String> {
 
 /// `npm install` in `dir` with `args` (package specs, or none to install
 /// the `package.json` there); `Err` says why it failed.
-pub fn npm_install(dir: &Path, args: &[&str]) -> Result<(), String> {
+pub(crate) fn npm_install(dir: &Path, args: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new("npm");
     cmd.current_dir(dir).args([
         "install",
@@ -122,7 +122,7 @@ pub fn npm_install(dir: &Path, args: &[&str]) -> Result<(), String> {
 
 /// A `Command` for `node` that only talks to loopback: no proxy may reroute
 /// a script's requests.
-pub fn node() -> Command {
+pub(crate) fn node() -> Command {
     let mut cmd = Command::new("node");
     cmd.env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")

@@ -15,12 +15,12 @@ use serde_json::Value;
 use super::node;
 
 /// The version `tests/official/package.json` pins.
-pub const RUNNER_VERSION: &str = "8.0.3";
+pub(crate) const RUNNER_VERSION: &str = "8.0.3";
 /// The longest `start.js` may take to print its ready line.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// `tests/official`: the package manifest, the JS app, `start.js`, `push.js`.
-pub fn official_dir() -> PathBuf {
+pub(crate) fn official_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/official")
 }
 
@@ -30,7 +30,7 @@ static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Installs the official runner from `tests/official/package.json` (exact
 /// versions, lock without download addresses) into `<target>/official-runner`
 /// unless it is there already; returns that directory.
-pub fn ensure_official() -> Result<PathBuf, String> {
+pub(crate) fn ensure_official() -> Result<PathBuf, String> {
     let _one_at_a_time = INSTALL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -55,7 +55,7 @@ pub fn ensure_official() -> Result<PathBuf, String> {
 }
 
 /// The official runner started by `tests/official/start.js`; stops when dropped.
-pub struct Official {
+pub(crate) struct Official {
     child: Child,
     /// The private `redis-server` the runner takes its tasks from.
     pub redis_port: u16,
@@ -69,7 +69,7 @@ pub struct Official {
 impl Official {
     /// Starts the runner with `start.js --quiet` (and `--compression`) and
     /// waits for its ready line; panics if it does not come in time.
-    pub fn start(modules: &Path, work: &Path, compression: bool) -> Official {
+    pub(crate) fn start(modules: &Path, work: &Path, compression: bool) -> Official {
         let mut cmd = node::node();
         cmd.arg(official_dir().join("start.js"))
             .arg("--modules")

@@ -5,13 +5,13 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub const APP: &str = "dev-app";
-pub const REST: &str = "dev-rest-key";
-pub const JS: &str = "dev-js-key";
-pub const CLOUD: &str = "dev-cloudcode-key";
+pub(crate) const APP: &str = "dev-app";
+pub(crate) const REST: &str = "dev-rest-key";
+pub(crate) const JS: &str = "dev-js-key";
+pub(crate) const CLOUD: &str = "dev-cloudcode-key";
 
 /// A running emulator; stops when dropped.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub inspect: Inspector,
@@ -28,20 +28,20 @@ impl Drop for TestApp {
 
 /// A response: status and JSON body (Null when empty).
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub body: Value,
 }
 
 impl Resp {
     /// The Backendless error code, if the body is an error.
-    pub fn code(&self) -> Option<i64> {
+    pub(crate) fn code(&self) -> Option<i64> {
         self.body.get("code").and_then(Value::as_i64)
     }
 
     /// Asserts success and returns the body.
     #[track_caller]
-    pub fn ok(self) -> Value {
+    pub(crate) fn ok(self) -> Value {
         assert!(
             (200..300).contains(&self.status),
             "expected success, got {} {}",
@@ -53,7 +53,7 @@ impl Resp {
 
     /// Asserts an error with this code and HTTP status.
     #[track_caller]
-    pub fn err(&self, code: i64, status: u16) {
+    pub(crate) fn err(&self, code: i64, status: u16) {
         assert_eq!(
             (self.code(), self.status),
             (Some(code), status),
@@ -65,7 +65,7 @@ impl Resp {
 }
 
 impl TestApp {
-    pub async fn start(config: EmulatorConfig) -> TestApp {
+    pub(crate) async fn start(config: EmulatorConfig) -> TestApp {
         let emulator = Emulator::new(config).expect("emulator starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -83,12 +83,12 @@ impl TestApp {
         }
     }
 
-    pub async fn dev() -> TestApp {
+    pub(crate) async fn dev() -> TestApp {
         Self::start(EmulatorConfig::dev()).await
     }
 
     /// A request to `/{app}/{key}/{path}`.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         key: &str,
@@ -101,7 +101,7 @@ impl TestApp {
             .await
     }
 
-    pub async fn raw(
+    pub(crate) async fn raw(
         &self,
         method: Method,
         url: &str,
@@ -128,7 +128,7 @@ impl TestApp {
     }
 
     /// Logs in and returns (user-token, objectId).
-    pub async fn login(&self, key: &str, email: &str, password: &str) -> (String, String) {
+    pub(crate) async fn login(&self, key: &str, email: &str, password: &str) -> (String, String) {
         let user = self
             .call(
                 Method::POST,

@@ -13,11 +13,11 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// The acceptance criterion: `/healthz` answers within this.
-pub const HEALTH_BOUND: Duration = Duration::from_millis(100);
+pub(crate) const HEALTH_BOUND: Duration = Duration::from_millis(100);
 
 /// One `GET /healthz` on a fresh connection: its latency (connect to the
 /// last byte of the reply), after checking it is a 200.
-pub async fn healthz(addr: SocketAddr) -> Duration {
+pub(crate) async fn healthz(addr: SocketAddr) -> Duration {
     let started = Instant::now();
     let reply = tokio::time::timeout(Duration::from_secs(5), async {
         let mut stream = TcpStream::connect(addr).await.expect("connects");
@@ -38,13 +38,13 @@ pub async fn healthz(addr: SocketAddr) -> Duration {
 }
 
 /// Probes `/healthz` every 20 ms until stopped; remembers the slowest.
-pub struct HealthWatch {
+pub(crate) struct HealthWatch {
     stop: CancellationToken,
     probes: tokio::task::JoinHandle<(usize, Duration)>,
 }
 
 impl HealthWatch {
-    pub fn start(addr: SocketAddr) -> Self {
+    pub(crate) fn start(addr: SocketAddr) -> Self {
         let stop = CancellationToken::new();
         let until = stop.clone();
         let probes = tokio::spawn(async move {
@@ -60,7 +60,7 @@ impl HealthWatch {
     }
 
     /// Stops probing and asserts every probe answered within [`HEALTH_BOUND`].
-    pub async fn assert_healthy_throughout(self) {
+    pub(crate) async fn assert_healthy_throughout(self) {
         self.stop.cancel();
         let (count, slowest) = self.probes.await.unwrap();
         assert!(count >= 3, "only {count} probes ran");
@@ -73,7 +73,7 @@ impl HealthWatch {
 
 /// The soft limit of open files of this process (both ends of every test
 /// connection count against it).
-pub fn fd_limit() -> usize {
+pub(crate) fn fd_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|limits| {
@@ -87,7 +87,7 @@ pub fn fd_limit() -> usize {
 }
 
 /// Whether the server closes `stream` within `within` (EOF or reset).
-pub async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+pub(crate) async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -101,7 +101,7 @@ pub async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool 
 }
 
 /// The head of a signed `POST /invoke` of `body`.
-pub fn signed_head(
+pub(crate) fn signed_head(
     secret: &WebhookSecret,
     id: &str,
     timestamp: i64,
@@ -118,14 +118,14 @@ pub fn signed_head(
 
 /// A reply: status, headers (lowercase names), JSON body.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Value,
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -134,7 +134,7 @@ impl Reply {
 }
 
 /// Sends `body` signed as delivery `id` at `timestamp` and reads the reply.
-pub async fn deliver(
+pub(crate) async fn deliver(
     http: &reqwest::Client,
     addr: SocketAddr,
     secret: &WebhookSecret,
@@ -168,39 +168,44 @@ pub async fn deliver(
 
 /// Counts executions per task id, for "nothing executed twice".
 #[derive(Default, Clone)]
-pub struct Executions(Arc<Mutex<std::collections::HashMap<String, usize>>>);
+pub(crate) struct Executions(Arc<Mutex<std::collections::HashMap<String, usize>>>);
 
 impl Executions {
-    pub fn record(&self, task_id: &str) {
+    pub(crate) fn record(&self, task_id: &str) {
         *self.0.lock().entry(task_id.to_owned()).or_default() += 1;
     }
 
-    pub fn of(&self, task_id: &str) -> usize {
+    pub(crate) fn of(&self, task_id: &str) -> usize {
         self.0.lock().get(task_id).copied().unwrap_or(0)
     }
 
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.0.lock().values().sum()
     }
 
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.0.lock().values().copied().max().unwrap_or(0)
     }
 }
 
 /// These tests measure latency on a 2-core machine: they run one at a time.
-pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     SERIAL.lock().await
 }
 
 /// A RunnerContext of the test app.
-pub fn context() -> Value {
+pub(crate) fn context() -> Value {
     serde_json::json!({"appId": "test-app", "userRoles": ["NotAuthenticatedUser"]})
 }
 
 /// The body of a `beforeCreate` task on `target`.
-pub fn before_create(task_id: &str, target: &str, timeout_ms: i64, is_async: bool) -> Vec<u8> {
+pub(crate) fn before_create(
+    task_id: &str,
+    target: &str,
+    timeout_ms: i64,
+    is_async: bool,
+) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "id": task_id, "applicationId": "test-app", "eventId": 100, "target": target,
         "async": is_async, "timeout": timeout_ms,

@@ -165,7 +165,7 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
 
 mod raw_http {
     /// A tiny blocking GET over a raw socket: the status code.
-    pub fn get_status(url: &str) -> u16 {
+    pub(crate) fn get_status(url: &str) -> u16 {
         use std::io::{Read, Write};
         let rest = url.strip_prefix("http://").unwrap();
         let (host, path) = rest.split_once('/').unwrap();

@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 /// The shared Redis of the machine (DEVELOPERS.md).
-pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+pub(crate) const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
-pub struct RedisRunner {
+pub(crate) struct RedisRunner {
     pub prefix: String,
     pub redis_url: String,
     pub http_addr: std::net::SocketAddr,
@@ -28,16 +28,16 @@ pub struct RedisRunner {
     pub done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-pub fn fresh_prefix() -> String {
+pub(crate) fn fresh_prefix() -> String {
     format!("test-{}:", uuid::Uuid::new_v4().simple())
 }
 
 impl RedisRunner {
-    pub async fn start(registry: Registry, compression: bool) -> Self {
+    pub(crate) async fn start(registry: Registry, compression: bool) -> Self {
         Self::start_on(registry, compression, SHARED_REDIS, "").await
     }
 
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         registry: Registry,
         compression: bool,
         redis_url: &str,
@@ -48,7 +48,7 @@ impl RedisRunner {
 
     /// A runner whose lists and channels start with `prefix`; `extra` is
     /// TOML added inside `[redis]` (later tables may follow).
-    pub async fn start_prefixed(
+    pub(crate) async fn start_prefixed(
         registry: Registry,
         compression: bool,
         redis_url: &str,
@@ -90,18 +90,18 @@ poll_timeout_ms = 200
         runner
     }
 
-    pub fn queue(&self) -> String {
+    pub(crate) fn queue(&self) -> String {
         format!("{}CODE_RUNNER_DRIVER", self.prefix)
     }
 
-    pub async fn readyz(&self) -> u16 {
+    pub(crate) async fn readyz(&self) -> u16 {
         reqwest::get(format!("http://{}/readyz", self.http_addr))
             .await
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     }
 
-    pub async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         for _ in 0..200 {
             if self.readyz().await == 200 {
                 return;
@@ -111,7 +111,7 @@ poll_timeout_ms = 200
         panic!("the runner did not become ready");
     }
 
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         reqwest::get(format!("http://{}/metrics", self.http_addr))
             .await
             .unwrap()
@@ -120,7 +120,7 @@ poll_timeout_ms = 200
             .unwrap()
     }
 
-    pub fn driver(&self) -> Driver {
+    pub(crate) fn driver(&self) -> Driver {
         Driver {
             client: redis::Client::open(self.redis_url.as_str()).unwrap(),
             queue: self.queue(),
@@ -132,7 +132,7 @@ poll_timeout_ms = 200
 
 /// Pushes tasks as the Backendless server does and reads the replies.
 #[derive(Clone)]
-pub struct Driver {
+pub(crate) struct Driver {
     pub client: redis::Client,
     pub queue: String,
     pub prefix: String,
@@ -140,13 +140,13 @@ pub struct Driver {
 }
 
 /// Every message published on one reply channel.
-pub struct Replies {
+pub(crate) struct Replies {
     pub messages: Vec<Vec<u8>>,
 }
 
 impl Replies {
     /// The only reply, decoded (unframed, arguments byte-decoded).
-    pub fn single(&self, compression: bool) -> Value {
+    pub(crate) fn single(&self, compression: bool) -> Value {
         assert_eq!(
             self.messages.len(),
             1,
@@ -157,7 +157,7 @@ impl Replies {
     }
 }
 
-pub fn decode_reply(message: &[u8], compression: bool) -> Value {
+pub(crate) fn decode_reply(message: &[u8], compression: bool) -> Value {
     let json = if compression {
         framing::unframe(message).expect("a framed reply")
     } else {
@@ -172,7 +172,7 @@ pub fn decode_reply(message: &[u8], compression: bool) -> Value {
 }
 
 /// A task in the shape spec §2.2 describes, its arguments byte-encoded.
-pub fn method_task(id: &str, event_id: u32, target: &str, args: Value) -> Value {
+pub(crate) fn method_task(id: &str, event_id: u32, target: &str, args: Value) -> Value {
     let bytes: Vec<Value> = serde_json::to_vec(&args)
         .unwrap()
         .into_iter()
@@ -196,13 +196,13 @@ pub fn method_task(id: &str, event_id: u32, target: &str, args: Value) -> Value 
     })
 }
 
-pub fn context() -> Value {
+pub(crate) fn context() -> Value {
     json!({"___jsonclass": "com.backendless.servercode.InvocationContext",
            "appId": "6A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D", "userId": "U1", "userToken": "T1",
            "userRoles": ["AuthenticatedUser"], "deviceType": "REST", "httpHeaders": {}})
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -211,14 +211,14 @@ pub fn now_ms() -> i64 {
 
 impl Driver {
     /// The reply channel of a task id.
-    pub fn channel(&self, id: &str) -> String {
+    pub(crate) fn channel(&self, id: &str) -> String {
         format!("{}RESP:{id}", self.prefix)
     }
 
     /// Pushes `task` (its `responseChannelId` set here) and collects what is
     /// published on its channel until `quiet` passes with no message after
     /// the first one, or `wait` passes with none.
-    pub async fn call(&self, mut task: Value, wait: Duration, quiet: Duration) -> Replies {
+    pub(crate) async fn call(&self, mut task: Value, wait: Duration, quiet: Duration) -> Replies {
         let id = task["id"].as_str().unwrap().to_owned();
         let channel = self.channel(&id);
         task["responseChannelId"] = Value::from(channel.clone());
@@ -236,7 +236,7 @@ impl Driver {
     }
 
     /// `RPUSH`es a task, framed when compression is on.
-    pub async fn push(&self, task: &Value) {
+    pub(crate) async fn push(&self, task: &Value) {
         let json = serde_json::to_vec(task).unwrap();
         let payload = if self.compression {
             framing::frame(&json, 256)
@@ -246,7 +246,7 @@ impl Driver {
         self.push_raw(payload).await;
     }
 
-    pub async fn push_raw(&self, payload: Vec<u8>) {
+    pub(crate) async fn push_raw(&self, payload: Vec<u8>) {
         let mut conn = self
             .client
             .get_multiplexed_async_connection()
@@ -263,13 +263,13 @@ impl Driver {
 
 /// A private `redis-server` on a free loopback port, for the tests that stop
 /// and restart Redis (the shared one must keep serving other tests).
-pub struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     pub port: u16,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -280,18 +280,18 @@ impl PrivateRedis {
         redis
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
             .args([

@@ -9,7 +9,7 @@ use coderunner::Registry;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub struct TestRunner {
+pub(crate) struct TestRunner {
     pub addr: SocketAddr,
     pub secret: WebhookSecret,
     pub http: reqwest::Client,
@@ -17,19 +17,19 @@ pub struct TestRunner {
     pub done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-pub fn config(overlay: &str) -> Config {
+pub(crate) fn config(overlay: &str) -> Config {
     Config::from_toml(overlay).unwrap()
 }
 
-pub const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1ydW5uZXItdGVzdHM=";
-pub const OTHER_SECRET: &str = "whsec_YW5vdGhlci1zZWNyZXQtdXNlZC1mb3Itcm90YXRpb24=";
+pub(crate) const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1ydW5uZXItdGVzdHM=";
+pub(crate) const OTHER_SECRET: &str = "whsec_YW5vdGhlci1zZWNyZXQtdXNlZC1mb3Itcm90YXRpb24=";
 
 impl TestRunner {
-    pub async fn start(registry: Registry) -> Self {
+    pub(crate) async fn start(registry: Registry) -> Self {
         Self::start_with(registry, "").await
     }
 
-    pub async fn start_with(registry: Registry, extra: &str) -> Self {
+    pub(crate) async fn start_with(registry: Registry, extra: &str) -> Self {
         let overlay = format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\", \"{OTHER_SECRET}\"]\n[tasks]\ndefault_timeout_ms = 2000\nmax_timeout_ms = 5000\n{extra}"
         );
@@ -37,7 +37,7 @@ impl TestRunner {
     }
 
     /// A runner with a configuration of the caller's (signed with [`SECRET`]).
-    pub async fn start_config(registry: Registry, config: &Config) -> Self {
+    pub(crate) async fn start_config(registry: Registry, config: &Config) -> Self {
         let runner = Runner::new(config, registry).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -52,12 +52,12 @@ impl TestRunner {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Sends a body signed with the first secret.
-    pub async fn invoke_raw(&self, body: Vec<u8>) -> reqwest::Response {
+    pub(crate) async fn invoke_raw(&self, body: Vec<u8>) -> reqwest::Response {
         let mut req = self
             .http
             .post(self.url("/invoke"))
@@ -69,20 +69,20 @@ impl TestRunner {
     }
 
     /// Sends a signed task and returns status and JSON body.
-    pub async fn invoke(&self, task: &Value) -> (u16, Value) {
+    pub(crate) async fn invoke(&self, task: &Value) -> (u16, Value) {
         let resp = self.invoke_raw(serde_json::to_vec(task).unwrap()).await;
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
     }
 
-    pub async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let resp = self.http.get(self.url(path)).send().await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 }
 
 /// A RunnerContext for a caller.
-pub fn context(user: Option<(&str, &str)>) -> Value {
+pub(crate) fn context(user: Option<(&str, &str)>) -> Value {
     match user {
         Some((id, token)) => serde_json::json!({
             "appId": "test-app", "userId": id, "userToken": token,
@@ -97,7 +97,7 @@ pub fn context(user: Option<(&str, &str)>) -> Value {
 }
 
 /// A task with plain JSON arguments.
-pub fn task(id: &str, event_id: u32, target: &str, args: Vec<Value>) -> Value {
+pub(crate) fn task(id: &str, event_id: u32, target: &str, args: Vec<Value>) -> Value {
     serde_json::json!({
         "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
         "id": id, "applicationId": "test-app", "eventId": event_id, "target": target,
@@ -106,7 +106,7 @@ pub fn task(id: &str, event_id: u32, target: &str, args: Vec<Value>) -> Value {
 }
 
 /// The same task with its arguments in the byte-array encoding.
-pub fn byte_encoded(mut task: Value) -> Value {
+pub(crate) fn byte_encoded(mut task: Value) -> Value {
     let args = task["arguments"].take();
     let bytes: Vec<Value> = serde_json::to_vec(&args)
         .unwrap()
@@ -118,7 +118,7 @@ pub fn byte_encoded(mut task: Value) -> Value {
 }
 
 /// Decodes reply arguments in either encoding.
-pub fn reply_args(reply: &Value) -> Vec<Value> {
+pub(crate) fn reply_args(reply: &Value) -> Vec<Value> {
     let args = reply["arguments"].as_array().expect("reply has arguments");
     if args.first().is_some_and(Value::is_number) {
         let bytes: Vec<u8> = args.iter().map(|v| v.as_u64().unwrap() as u8).collect();

@@ -19,16 +19,16 @@ use coderunner::Registry;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub const APP: &str = "dev-app";
-pub const REST: &str = "dev-rest-key";
-pub const CLOUD: &str = "dev-cloudcode-key";
-pub const SECRET: &str = "whsec_c2RrLWFjY2VwdGFuY2UtdGVzdHMtc2VjcmV0LWtleQ==";
-pub const ADMIN: &str = "admin@example.com";
-pub const ADMIN_PASS: &str = "admin-pass";
+pub(crate) const APP: &str = "dev-app";
+pub(crate) const REST: &str = "dev-rest-key";
+pub(crate) const CLOUD: &str = "dev-cloudcode-key";
+pub(crate) const SECRET: &str = "whsec_c2RrLWFjY2VwdGFuY2UtdGVzdHMtc2VjcmV0LWtleQ==";
+pub(crate) const ADMIN: &str = "admin@example.com";
+pub(crate) const ADMIN_PASS: &str = "admin-pass";
 
 /// Tests whose handlers log the superuser in hold this, so that the deltas of
 /// the process-wide login metric belong to one test.
-pub async fn login_metric_lock() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn login_metric_lock() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
     LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
         .lock()
@@ -36,7 +36,7 @@ pub async fn login_metric_lock() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 /// The dev app plus `n` users `user{i}@example.com` / `user{i}-pass`.
-pub fn dev_with_users(n: usize) -> EmulatorConfig {
+pub(crate) fn dev_with_users(n: usize) -> EmulatorConfig {
     let mut config = EmulatorConfig::dev();
     config.users.extend((0..n).map(|i| UserConfig {
         email: format!("user{i}@example.com"),
@@ -47,7 +47,7 @@ pub fn dev_with_users(n: usize) -> EmulatorConfig {
 }
 
 /// A running emulator and runner; both stop when dropped.
-pub struct Stack {
+pub(crate) struct Stack {
     pub emulator: String,
     pub runner: SocketAddr,
     pub inspect: Inspector,
@@ -67,7 +67,11 @@ impl Drop for Stack {
 impl Stack {
     /// Starts the emulator (`emulator`, linked to the runner) and a runner
     /// serving `registry`; `extra` is appended to the runner's TOML overlay.
-    pub async fn start(mut emulator: EmulatorConfig, registry: Registry, extra: &str) -> Stack {
+    pub(crate) async fn start(
+        mut emulator: EmulatorConfig,
+        registry: Registry,
+        extra: &str,
+    ) -> Stack {
         let runner_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let runner = runner_listener.local_addr().unwrap();
         let emu_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,7 +120,7 @@ password = "{ADMIN_PASS}"
 
     /// Stops the runner alone and waits until it has shut down (the
     /// emulator keeps serving).
-    pub async fn stop_runner(&mut self) {
+    pub(crate) async fn stop_runner(&mut self) {
         self.runner_stop.cancel();
         if let Some(done) = self.runner_done.take() {
             done.await.unwrap().unwrap();
@@ -124,7 +128,7 @@ password = "{ADMIN_PASS}"
     }
 
     /// A REST call to the emulator: `/{app}/{key}/{path}`; status and JSON.
-    pub async fn rest(
+    pub(crate) async fn rest(
         &self,
         method: reqwest::Method,
         key: &str,
@@ -149,7 +153,7 @@ password = "{ADMIN_PASS}"
     }
 
     /// Logs in through REST; returns (user-token, objectId).
-    pub async fn login(&self, email: &str, password: &str) -> (String, String) {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> (String, String) {
         let (status, user) = self
             .rest(
                 reqwest::Method::POST,
@@ -167,7 +171,7 @@ password = "{ADMIN_PASS}"
     }
 
     /// Posts a signed task to the runner; status and JSON reply.
-    pub async fn invoke(&self, task: &Value) -> (u16, Value) {
+    pub(crate) async fn invoke(&self, task: &Value) -> (u16, Value) {
         let body = serde_json::to_vec(task).unwrap();
         let mut req = self
             .http
@@ -182,7 +186,7 @@ password = "{ADMIN_PASS}"
     }
 
     /// The runner's `/metrics` text.
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         self.http
             .get(format!("http://{}/metrics", self.runner))
             .send()
@@ -194,14 +198,14 @@ password = "{ADMIN_PASS}"
     }
 
     /// `coderunner_superuser_logins_total{outcome}` now (0 when absent).
-    pub async fn superuser_logins(&self, outcome: &str) -> u64 {
+    pub(crate) async fn superuser_logins(&self, outcome: &str) -> u64 {
         self.counter("coderunner_superuser_logins_total", &[("outcome", outcome)])
             .await
     }
 
     /// The value of the counter `name` whose labels include all of `labels`
     /// (summed over the matching series; 0 when none).
-    pub async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+    pub(crate) async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         self.metrics()
             .await
             .lines()
@@ -217,7 +221,7 @@ password = "{ADMIN_PASS}"
 
     /// The paths of the requests the emulator saw (no query string), with
     /// the app id and key stripped: `users/login`, `cache/k`...
-    pub fn paths(&self) -> Vec<String> {
+    pub(crate) fn paths(&self) -> Vec<String> {
         self.inspect
             .requests()
             .iter()
@@ -227,7 +231,7 @@ password = "{ADMIN_PASS}"
 }
 
 /// `/{app}/{key}/rest` -> `rest`.
-pub fn api_path(path: &str) -> String {
+pub(crate) fn api_path(path: &str) -> String {
     path.trim_start_matches('/')
         .splitn(3, '/')
         .nth(2)
@@ -236,7 +240,7 @@ pub fn api_path(path: &str) -> String {
 }
 
 /// A RunnerContext for a caller with a real token (or anonymous).
-pub fn context(user: Option<(&str, &str)>) -> Value {
+pub(crate) fn context(user: Option<(&str, &str)>) -> Value {
     match user {
         Some((id, token)) => json!({
             "appId": APP, "userId": id, "userToken": token,
@@ -252,7 +256,7 @@ pub fn context(user: Option<(&str, &str)>) -> Value {
 }
 
 /// A beforeCreate task on `target` with `item` as the object.
-pub fn before_create(id: &str, target: &str, ctx: Value, item: Value) -> Value {
+pub(crate) fn before_create(id: &str, target: &str, ctx: Value, item: Value) -> Value {
     json!({
         "___jsonclass": "com.backendless.coderunner.commons.protocol.RequestMethodInvocation",
         "id": id, "applicationId": APP, "eventId": 100, "target": target,
@@ -261,7 +265,7 @@ pub fn before_create(id: &str, target: &str, ctx: Value, item: Value) -> Value {
 }
 
 /// The `(code, message)` of a reply's exception, if any.
-pub fn exception(reply: &Value) -> Option<(i64, String)> {
+pub(crate) fn exception(reply: &Value) -> Option<(i64, String)> {
     let e = &reply["exception"];
     if e.is_null() {
         return None;
