@@ -97,8 +97,23 @@ impl<'a> Cache<'a> {
         Ok(Call::new(Service::Cache, method, segments))
     }
 
-    /// Stores `value` under `key` for `ttl` (1..=7200 whole seconds; the
-    /// backend's default, 7200 s, when `None`).
+    /// Stores `value` (any serde value) under `key` for `ttl`
+    /// (`PUT cache/{key}?timeout={seconds}`): 1..=7200 whole seconds, the
+    /// backend's default 7200 s when `None`. A TTL outside that (say
+    /// milliseconds passed as seconds) is [`SdkError::InvalidArgument`] before
+    /// any request; the backend refuses a value over 10,240 serialized bytes
+    /// with 1026. The cache is the app's, readable by any client with the cache
+    /// API: never put a token or a secret in it.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use std::time::Duration;
+    /// let client = ctx.caller();
+    /// client.cache().put("greeting", &"hello", Some(Duration::from_secs(600))).await?;
+    /// client.cache().put("rates", &serde_json::json!({"EUR": 1.08}), None).await?; // 7200 s
+    /// # Ok(()) }
+    /// ```
     pub async fn put<V: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -115,7 +130,17 @@ impl<'a> Cache<'a> {
         self.client.send_raw(call).await.map(drop)
     }
 
-    /// The value under `key`, or `None` when there is none.
+    /// The value under `key` decoded as `V` (`GET cache/{key}`), or `None`
+    /// when there is none or it expired. A stored value of another shape is
+    /// [`SdkError::Decode`].
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let greeting: Option<String> = ctx.caller().cache().get("greeting").await?;
+    /// let greeting = greeting.unwrap_or_else(|| "hi".to_owned());
+    /// # Ok(()) }
+    /// ```
     pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, SdkError> {
         match self
             .client
@@ -127,15 +152,35 @@ impl<'a> Cache<'a> {
         }
     }
 
-    /// Whether `key` holds a value.
+    /// Whether `key` holds a live value (`GET cache/{key}/check`), without
+    /// reading it.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// if !ctx.caller().cache().contains("rates").await? {
+    ///     // Fetch the rates and put them.
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn contains(&self, key: &str) -> Result<bool, SdkError> {
         self.client
             .send(self.call(Method::GET, key, ["check"])?)
             .await
     }
 
-    /// Makes `key` expire `ttl` from now (1..=7200 whole seconds, checked
-    /// before any request).
+    /// Makes `key` expire `ttl` from now
+    /// (`PUT cache/{key}/expireIn?timeout={seconds}`); `ttl` is 1..=7200 whole
+    /// seconds, checked before any request ([`SdkError::InvalidArgument`]). A
+    /// key that does not exist or has expired gets 16001.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use std::time::Duration;
+    /// ctx.caller().cache().expire_in("greeting", Duration::from_secs(7200)).await?; // the maximum
+    /// # Ok(()) }
+    /// ```
     pub async fn expire_in(&self, key: &str, ttl: Duration) -> Result<(), SdkError> {
         let seconds = ttl_seconds("expire_in", ttl)?;
         let call = self
@@ -145,8 +190,19 @@ impl<'a> Cache<'a> {
         self.client.send_raw(call).await.map(drop)
     }
 
-    /// Makes `key` expire at `at`, which must be within the next 7200 s
-    /// (checked before any request; sent as ms since the epoch).
+    /// Makes `key` expire at `at` (`PUT cache/{key}/expireAt?timestamp={ms}`,
+    /// ms since the epoch); `at` must be within the next 7200 s, checked before
+    /// any request ([`SdkError::InvalidArgument`]). A key that does not exist
+    /// or has expired gets 16001.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use std::time::{Duration, SystemTime};
+    /// let at = SystemTime::now() + Duration::from_secs(60);
+    /// ctx.caller().cache().expire_at("greeting", at).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn expire_at(&self, key: &str, at: SystemTime) -> Result<(), SdkError> {
         let millis = expiry_millis(at, SystemTime::now())?;
         let call = self
@@ -156,7 +212,15 @@ impl<'a> Cache<'a> {
         self.client.send_raw(call).await.map(drop)
     }
 
-    /// Removes `key`.
+    /// Removes `key` (`DELETE cache/{key}`); the emulator answers a key that
+    /// is not there with success.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().cache().delete("greeting").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, key: &str) -> Result<(), SdkError> {
         self.client
             .send_raw(self.call(Method::DELETE, key, [])?)

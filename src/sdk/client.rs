@@ -70,12 +70,36 @@ impl fmt::Debug for Backendless {
 
 impl Backendless {
     /// Builds the handle; the superuser token is kept in process memory.
-    /// Fails with [`SdkError::InvalidArgument`] when the URL or keys are unusable.
+    /// Fails with [`SdkError::InvalidArgument`] when the URL or keys are
+    /// unusable (an empty app id or key, a `/` in them, a URL that is not
+    /// http or https). No request is sent: the superuser logs in on first use.
+    /// In a runner, the runner makes this handle from `[backendless]` and
+    /// handlers reach it through [`crate::Context`].
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Backendless, SdkConfig};
+    /// let sdk = Backendless::new(SdkConfig::new("http://127.0.0.1:8100", "APP-ID", "API-KEY".into()))?;
+    /// # let _ = sdk;
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn new(config: SdkConfig) -> Result<Self, SdkError> {
         Self::with_store(config, Arc::new(MemorySessionStore::default()))
     }
 
-    /// Like [`Backendless::new`], with the superuser token kept in `store`.
+    /// Like [`Backendless::new`], with the superuser token kept in `store`:
+    /// [`crate::store::RedisStore`] shares one session across a fleet (the
+    /// runner does this with `[store] kind = "redis"`).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Backendless, MemorySessionStore, SdkConfig};
+    /// use std::sync::Arc;
+    /// let config = SdkConfig::new("http://127.0.0.1:8100", "APP-ID", "API-KEY".into());
+    /// let sdk = Backendless::with_store(config, Arc::new(MemorySessionStore::default()))?;
+    /// # let _ = sdk;
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn with_store(config: SdkConfig, store: Arc<dyn SessionStore>) -> Result<Self, SdkError> {
         Self::build(config, store, true)
     }
@@ -166,18 +190,52 @@ impl Backendless {
 
     /// A client acting as the caller of the event: `token` is the context's
     /// `userToken` (no password needed). `None` is an anonymous caller: no
-    /// `user-token` is sent.
+    /// `user-token` is sent. In a handler, [`crate::Context::caller`] makes
+    /// this client with the invocation's token and deadline. An expired token
+    /// makes its calls fail with 3064; the SDK never falls back to anonymous.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(sdk: coderunner::sdk::Backendless) -> Result<(), coderunner::sdk::SdkError> {
+    /// # let token: Option<coderunner::event::UserToken> = None;
+    /// let caller = sdk.caller(token); // e.g. `ctx.runner().user_token.clone()`
+    /// let mine = caller.table::<serde_json::Value>("Order").count(None).await?;
+    /// # let _ = mine;
+    /// # Ok(()) }
+    /// ```
     pub fn caller(&self, token: Option<UserToken>) -> Client {
         self.client(Identity::Caller(token))
     }
 
-    /// A client acting as the shared superuser (logged in once per process).
+    /// A client acting as the shared superuser (logged in once per process,
+    /// re-logged in once when the backend rejects its token). Without
+    /// `[backendless.superuser]` its calls fail with
+    /// [`SdkError::Login`] ([`crate::sdk::LoginErrorKind::NotConfigured`]); a
+    /// refused login is 3003 (bad credentials) or 3044/3002 (login limit).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(sdk: coderunner::sdk::Backendless) -> Result<(), coderunner::sdk::SdkError> {
+    /// let n = sdk.superuser().counters().increment_and_get("orders").await?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
     pub fn superuser(&self) -> Client {
         self.client(Identity::Superuser)
     }
 
     /// A client with the API key alone and no `user-token`: with the
-    /// CloudCode key, the ServerCodeUser role's permissions.
+    /// CloudCode key, the ServerCodeUser role's permissions. The identity of
+    /// role changes and of "Cloud Code only" tables; a table that does not
+    /// grant ServerCodeUser refuses it (1011 to 1014).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(sdk: coderunner::sdk::Backendless) -> Result<(), coderunner::sdk::SdkError> {
+    /// let total = sdk.server_key().table::<serde_json::Value>("Ledger").count(None).await?;
+    /// # let _ = total;
+    /// # Ok(()) }
+    /// ```
     pub fn server_key(&self) -> Client {
         self.client(Identity::ServerKey)
     }
@@ -191,16 +249,35 @@ impl Backendless {
     }
 
     /// The shared superuser session's state (never its token): when it was
-    /// logged in, its renewals, re-logins and failures, and the backoff.
+    /// logged in, its renewals, re-logins and failures, and the backoff. No
+    /// request is sent; the runner's console shows the same figures.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(sdk: coderunner::sdk::Backendless) {
+    /// let status = sdk.session_status();
+    /// if let Some(kind) = status.last_error {
+    ///     tracing::warn!(kind, code = ?status.last_error_code, backoff_ms = ?status.backoff_ms, "the superuser cannot log in");
+    /// }
+    /// # }
+    /// ```
     pub fn session_status(&self) -> SessionStatus {
         self.inner.session.status()
     }
 
-    /// Logs the superuser out when `logout_on_shutdown` is set and a session
-    /// exists. Errors are logged, not returned. Returns within
-    /// `shutdown_timeout` even when the backend does not answer or a login
-    /// is in progress (the session is then left to expire).
-    /// Queued app log messages are sent first, within the same bound.
+    /// Sends the queued app log messages, then logs the superuser out when
+    /// `logout_on_shutdown` is set and a session exists, all within
+    /// `shutdown_timeout` even when the backend does not answer or a login is
+    /// in progress (the session is then left to expire). Errors are logged,
+    /// not returned. The runner calls it at shutdown; call it yourself only
+    /// for a handle you made.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(sdk: coderunner::sdk::Backendless) {
+    /// sdk.shutdown().await;
+    /// # }
+    /// ```
     pub async fn shutdown(&self) {
         let flush = self.inner.log.flush();
         let flushed = match self.inner.shutdown_timeout {
@@ -280,7 +357,16 @@ pub enum IdentityKind {
 }
 
 impl IdentityKind {
-    /// A bounded label for logs and metrics: `caller`, `superuser` or `server_key`.
+    /// A bounded label for logs and metrics: `caller`, `superuser` or
+    /// `server_key`.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.server_key();
+    /// tracing::info!(identity = client.identity().as_str(), "writing the ledger");
+    /// # Ok(()) }
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             IdentityKind::Caller => "caller",
@@ -328,13 +414,34 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// The same identity, with every call limited to what is left until
-    /// `deadline` (and, as always, to `request_timeout`).
+    /// `deadline` (and, as always, to `request_timeout`); a call past it ends
+    /// with [`SdkError::Timeout`] ([`crate::sdk::TimeoutLimit::Deadline`]).
+    /// The clients of [`crate::Context`] already carry the task's deadline;
+    /// this shortens it for one piece of work.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use std::time::Duration;
+    /// let quick = ctx.caller().with_deadline(tokio::time::Instant::now() + Duration::from_secs(2));
+    /// let cached: Option<String> = quick.cache().get("greeting").await?;
+    /// # let _ = cached;
+    /// # Ok(()) }
+    /// ```
     pub fn with_deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
     }
 
     /// Which identity this client acts as.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::IdentityKind;
+    /// assert_eq!(ctx.superuser().identity(), IdentityKind::Superuser);
+    /// # Ok(()) }
+    /// ```
     pub fn identity(&self) -> IdentityKind {
         match self.identity {
             Identity::Caller(_) => IdentityKind::Caller,
@@ -343,49 +450,126 @@ impl Client {
         }
     }
 
-    /// Whether this is a caller client without a token.
+    /// Whether this is a caller client without a token (an anonymous caller:
+    /// the backend applies NotAuthenticatedUser's permissions).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.caller();
+    /// if client.is_anonymous() {
+    ///     return Ok(()); // nothing to record for a visitor
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_anonymous(&self) -> bool {
         matches!(self.identity, Identity::Caller(None))
     }
 
-    /// The Users service.
+    /// The Users service ([`Users`]) as this identity.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let roles = ctx.caller().users().roles().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn users(&self) -> Users<'_> {
         Users::new(self)
     }
 
-    /// The Data service.
+    /// The Data service ([`Data`]) as this identity.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let orders = ctx.caller();
+    /// let orders = orders.data().table::<serde_json::Value>("Order");
+    /// let mine = orders.count(Some("status = 'open'")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn data(&self) -> Data<'_> {
         Data::new(self)
     }
 
     /// A table of rows of type `T` (a serde type or `serde_json::Value`);
-    /// shorthand for `self.data().table(name)`.
+    /// shorthand for `self.data().table(name)`. A table the identity may not
+    /// write refuses with 1011 (create) to 1014 (delete).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Order { item: String, qty: u32 }
+    /// let saved = ctx.caller().table::<Order>("Order").create(&Order { item: "tea".into(), qty: 2 }).await?;
+    /// assert_eq!(saved.owner_id.as_deref(), ctx.user_id());
+    /// # Ok(()) }
+    /// ```
     pub fn table<T>(&self, name: &str) -> Table<'_, T> {
         self.data().table(name)
     }
 
-    /// The Cache service.
+    /// The Cache service ([`Cache`]) as this identity.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().cache().put("greeting", &"hello", None).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn cache(&self) -> Cache<'_> {
         Cache::new(self)
     }
 
-    /// The atomic counters service.
+    /// The atomic counters service ([`Counters`]) as this identity.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let n = ctx.caller().counters().increment_and_get("visits").await?;
+    /// # Ok(()) }
+    /// ```
     pub fn counters(&self) -> Counters<'_> {
         Counters::new(self)
     }
 
-    /// The Files service.
+    /// The Files service ([`Files`]) as this identity: the directories'
+    /// permissions of this identity apply.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let bytes = ctx.caller().files().download("reports/today.txt").await?;
+    /// # Ok(()) }
+    /// ```
     pub fn files(&self) -> Files<'_> {
         Files::new(self)
     }
 
-    /// The Messaging service (publish, push, email).
+    /// The Messaging service ([`Messaging`]: publish, push, email) as this
+    /// identity.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::PublishOptions;
+    /// ctx.server_key().messaging().publish("news", &"hello", &PublishOptions::new()).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn messaging(&self) -> Messaging<'_> {
         Messaging::new(self)
     }
 
     /// The app log's logger `name`; its messages go out under this client's
     /// identity, in batches (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let log = ctx.server_key().logger("nightly");
+    /// log.info("the nightly job started");
+    /// # Ok(()) }
+    /// ```
     pub fn logger(&self, name: &str) -> Logger {
         Logger::new(self.clone(), name, Arc::clone(&self.backendless.inner.log))
     }

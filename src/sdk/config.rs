@@ -72,7 +72,25 @@ impl SdkConfig {
     /// A configuration with the given backend, no superuser, no custom domain,
     /// a 10 s request timeout, the Backendless default session timeout
     /// (3600 s), logout on shutdown, the default login backoff and the
-    /// default login, logout and shutdown bounds.
+    /// default login, logout and shutdown bounds. Set the public fields to
+    /// change them. The runner builds this from `[backendless]` itself: a
+    /// handler only needs it to make a [`crate::sdk::Backendless`] of its own
+    /// (a tool, a test). Nothing is checked here; [`crate::sdk::Backendless::new`]
+    /// refuses an empty app id or key or a URL that is not http(s).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{SdkConfig, SuperuserCredentials};
+    /// use std::time::Duration;
+    /// let api_key = std::env::var("BACKENDLESS_API_KEY").unwrap_or_default();
+    /// let mut config = SdkConfig::new("https://api.backendless.com", "APP-ID", api_key.into());
+    /// config.superuser = Some(SuperuserCredentials {
+    ///     login: "ops@example.com".into(),
+    ///     password: std::env::var("SUPERUSER_PASSWORD").unwrap_or_default().into(),
+    /// });
+    /// config.request_timeout = Duration::from_secs(5);
+    /// # let _ = config;
+    /// ```
     pub fn new(
         server_url: impl Into<String>,
         app_id: impl Into<String>,
@@ -146,6 +164,14 @@ pub struct LoginBackoffConfig {
 
 impl Default for LoginBackoffConfig {
     /// 1 s, doubling up to 60 s.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::LoginBackoffConfig;
+    /// use std::time::Duration;
+    /// let backoff = LoginBackoffConfig { max: Duration::from_secs(300), ..LoginBackoffConfig::default() };
+    /// assert_eq!(backoff.initial, Duration::from_secs(1));
+    /// ```
     fn default() -> Self {
         Self {
             initial: Duration::from_secs(1),

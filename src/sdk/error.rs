@@ -107,7 +107,23 @@ fn display_code(code: Option<i64>) -> String {
 
 impl SdkError {
     /// The Backendless error code, for [`SdkError::Backend`] and for login
-    /// failures that the backend explained.
+    /// failures that the backend explained; `None` for the SDK's own errors
+    /// (timeouts, transport, invalid arguments).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::json;
+    /// match ctx.caller().table::<serde_json::Value>("Latest_post").create(&json!({"title": "hi"})).await {
+    ///     Ok(_) => {}
+    ///     // "User has no permission to create entity": the caller may not write there.
+    ///     Err(e) if e.code() == Some(1011) => {
+    ///         ctx.server_key().table::<serde_json::Value>("Latest_post").create(&json!({"title": "hi"})).await?;
+    ///     }
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn code(&self) -> Option<i64> {
         match self {
             SdkError::Backend { code, .. } => *code,
@@ -117,7 +133,17 @@ impl SdkError {
         }
     }
 
-    /// The HTTP status of a [`SdkError::Backend`].
+    /// The HTTP status of a [`SdkError::Backend`]; `None` otherwise.
+    /// Backendless does not document its statuses: prefer [`SdkError::code`].
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// if let Err(e) = ctx.caller().counters().increment_and_get("visits").await {
+    ///     tracing::warn!(status = ?e.status(), code = ?e.code(), "counter not moved");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn status(&self) -> Option<u16> {
         match self {
             SdkError::Backend { status, .. } => Some(*status),
@@ -128,7 +154,21 @@ impl SdkError {
     /// Whether the backend said the user token used is no longer valid: one
     /// of [`INVALID_SESSION_CODES`] (3064, 3048, 3091), whatever the HTTP
     /// status. Another 401 (a bad API key, 2002; a refused login, 3003) is
-    /// not about the session, and logging in again would not help.
+    /// not about the session, and logging in again would not help. For the
+    /// superuser the SDK re-logs in by itself; for the caller it is the
+    /// caller's session that ended, which a handler reports rather than hides.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::HandlerError> {
+    /// match ctx.caller().counters().increment_and_get("visits").await {
+    ///     Err(e) if e.is_invalid_session() => {
+    ///         return Err(coderunner::HandlerError::new(3064, "your session ended: log in again"));
+    ///     }
+    ///     other => other?,
+    /// };
+    /// # Ok(()) }
+    /// ```
     pub fn is_invalid_session(&self) -> bool {
         match self {
             SdkError::Backend { code, .. } => {
@@ -138,7 +178,20 @@ impl SdkError {
         }
     }
 
-    /// Whether the backend said the object does not exist (1000).
+    /// Whether the backend said the object does not exist (1000). The
+    /// `find_by_id` calls turn it into `Ok(None)` already.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// match ctx.caller().table::<serde_json::Value>("Order").delete("0D4B5E9A-0000-4000-8000-000000000000").await {
+    ///     Err(e) if e.is_not_found() => {} // already gone
+    ///     other => {
+    ///         other?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_not_found(&self) -> bool {
         self.code() == Some(1000)
     }
@@ -212,7 +265,18 @@ pub enum LoginErrorKind {
 }
 
 impl LoginErrorKind {
-    /// A bounded label for metrics and logs.
+    /// A bounded label for metrics and logs: `login_limit`,
+    /// `bad_credentials`, `rejected`, `unreachable` or `not_configured`.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::SdkError;
+    /// if let Err(SdkError::Login(e)) = ctx.superuser().counters().get("orders").await {
+    ///     tracing::error!(kind = e.kind.as_str(), code = ?e.code, retry_in = ?e.retry_in, "superuser login refused");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             LoginErrorKind::LoginLimit => "login_limit",

@@ -31,13 +31,31 @@ pub const MAX_SAVE_BYTES: usize = 2_800_000;
 pub struct FileUrl(String);
 
 impl FileUrl {
-    /// The whole URL (with the API key in it: do not log it).
+    /// The whole URL, with the API key it was stored with in it: hand it to
+    /// whoever should download the file, but do not log it.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let url = ctx.caller().files().upload("avatars/me.png", vec![0x89, b'P', b'N', b'G'], true).await?;
+    /// let link: String = url.as_str().to_owned(); // for the reply, not for a log line
+    /// # let _ = link;
+    /// # Ok(()) }
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The file's path in the storage (what follows `/files/`), percent-encoded
-    /// as in the URL.
+    /// The file's path in the storage (what follows `/files/`),
+    /// percent-encoded as in the URL; safe to log.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let url = ctx.caller().files().save("notes/today.txt", b"hello", true).await?;
+    /// tracing::info!(path = url.path(), "note saved");
+    /// # Ok(()) }
+    /// ```
     pub fn path(&self) -> &str {
         self.0
             .split_once("/files/")
@@ -100,29 +118,65 @@ pub struct Listing {
 
 impl Listing {
     /// Every entry of the directory, first page (the backend's default size).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Listing;
+    /// let everything = Listing::new();
+    /// # let _ = everything;
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Only names matching `pattern` (`*`, `?`).
+    /// Only names matching `pattern` (`*` any run of characters, `?` one).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Listing;
+    /// let csv_only = Listing::new().pattern("*.csv");
+    /// # let _ = csv_only;
+    /// ```
     pub fn pattern(mut self, pattern: impl Into<String>) -> Self {
         self.pattern = Some(pattern.into());
         self
     }
 
-    /// Also the entries of subdirectories, at any depth.
+    /// Also the entries of subdirectories, at any depth (`sub=true`).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Listing;
+    /// let whole_tree = Listing::new().recursive(true);
+    /// # let _ = whole_tree;
+    /// ```
     pub fn recursive(mut self, recursive: bool) -> Self {
         self.recursive = recursive;
         self
     }
 
-    /// Entries per page, 1..=100.
+    /// Entries per page, 1..=100 (checked when the listing is sent:
+    /// [`SdkError::InvalidArgument`] outside it).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Listing;
+    /// let first_hundred = Listing::new().page_size(100);
+    /// # let _ = first_hundred;
+    /// ```
     pub fn page_size(mut self, size: u32) -> Self {
         self.page_size = Some(size);
         self
     }
 
-    /// Entries to skip.
+    /// Entries to skip: with [`Listing::page_size`], the next pages.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Listing;
+    /// let second_page = Listing::new().page_size(100).offset(100);
+    /// # let _ = second_page;
+    /// ```
     pub fn offset(mut self, offset: u32) -> Self {
         self.offset = Some(offset);
         self
@@ -162,9 +216,20 @@ impl<'a> Files<'a> {
         Ok(Call::new(Service::Files, method, all))
     }
 
-    /// Uploads `bytes` as the file `path` (`POST files/{path}`, a multipart
-    /// body); with `overwrite` false an existing file is an error (6003).
-    /// Returns the file's URL.
+    /// Uploads `bytes` as the file `path` and returns its URL
+    /// (`POST files/{path}?overwrite=`, a multipart body with one part
+    /// `file`). The directory's write permission of this client's identity
+    /// applies (6006 when refused); with `overwrite` false an existing file is
+    /// 6003; the backend takes at most 10 MB (6015).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.caller();
+    /// let url = client.files().upload("reports/today.txt", b"42 orders".to_vec(), false).await?;
+    /// assert_eq!(url.path(), "reports/today.txt");
+    /// # Ok(()) }
+    /// ```
     pub async fn upload(
         &self,
         path: &str,
@@ -182,9 +247,20 @@ impl<'a> Files<'a> {
         self.file_url(call).await
     }
 
-    /// Uploads the file `path` from a stream of chunks (sent as they come,
-    /// never held whole in memory). A stream can be sent once: the
-    /// superuser's re-login retry cannot resend it and ends with an error.
+    /// Uploads the file `path` from a stream of chunks and returns its URL
+    /// (`POST files/{path}?overwrite=`, multipart), sending chunks as they come
+    /// without holding the file in memory. A stream can be sent once: the
+    /// superuser's re-login retry cannot resend it and ends with an error. The
+    /// same permissions and codes as [`Files::upload`] (6006, 6003, 6015).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use bytes::Bytes;
+    /// let chunks = futures::stream::iter((0..3).map(|i| Ok::<_, std::io::Error>(Bytes::from(format!("line {i}\n")))));
+    /// let url = ctx.server_key().files().upload_stream("exports/lines.txt", chunks, true).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn upload_stream<S, E>(
         &self,
         path: &str,
@@ -208,8 +284,18 @@ impl<'a> Files<'a> {
     }
 
     /// Saves `bytes` as the file `path` the way the JS SDK's `saveFile`
-    /// does (`PUT files/binary/{path}`, the bytes in base64); at most
-    /// [`MAX_SAVE_BYTES`]. Returns the file's URL.
+    /// does and returns its URL (`PUT files/binary/{path}?overwrite=`, the
+    /// bytes in base64 as `text/plain`). More than [`MAX_SAVE_BYTES`] is
+    /// [`SdkError::InvalidArgument`] before any request (use
+    /// [`Files::upload`]); an existing file without `overwrite` is 6003, a
+    /// refused write 6006.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let url = ctx.caller().files().save("notes/today.txt", b"call Bob", true).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn save(
         &self,
         path: &str,
@@ -247,6 +333,17 @@ impl<'a> Files<'a> {
     }
 
     /// The bytes of the file `path` (`GET files/{path}`), at most 64 MiB.
+    /// The directory's read permission applies (6006 when refused); a missing
+    /// file is 6000.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let bytes = ctx.caller().files().download("reports/today.txt").await?;
+    /// let text = String::from_utf8_lossy(&bytes);
+    /// # let _ = text;
+    /// # Ok(()) }
+    /// ```
     pub async fn download(&self, path: &str) -> Result<Bytes, SdkError> {
         file_name(path)?;
         self.client
@@ -254,7 +351,24 @@ impl<'a> Files<'a> {
             .await
     }
 
-    /// One page of the directory `path` (`""` or `"/"` is the root).
+    /// One page of the directory `path` (`""` or `"/"` is the root):
+    /// `GET files/{path}?pattern=&sub=&pagesize=&offset=`. The directory's read
+    /// permission applies (6006 when refused); a missing directory is 6000.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Listing;
+    /// let reports = ctx
+    ///     .server_key()
+    ///     .files()
+    ///     .list("reports", &Listing::new().pattern("*.txt").page_size(100))
+    ///     .await?;
+    /// for file in &reports {
+    ///     tracing::info!(name = %file.name, size = ?file.size, "report");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn list(&self, path: &str, listing: &Listing) -> Result<Vec<FileInfo>, SdkError> {
         let mut call = self.call(Method::GET, &[], path)?;
         if let Some(pattern) = &listing.pattern {
@@ -279,15 +393,32 @@ impl<'a> Files<'a> {
     }
 
     /// Whether a file or directory exists at `path`
-    /// (`GET files/{path}?action=exists`).
+    /// (`GET files/{path}?action=exists`): a missing one is `false`, not an
+    /// error. The directory's read permission applies (6006 when refused).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// if !ctx.caller().files().exists("reports/today.txt").await? {
+    ///     // Write it first.
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn exists(&self, path: &str) -> Result<bool, SdkError> {
         file_name(path)?;
         let call = self.call(Method::GET, &[], path)?.query("action", "exists");
         self.client.send(call).await
     }
 
-    /// Removes the file `path` (`DELETE files/{path}`); a missing file is an
-    /// error (6000).
+    /// Removes the file `path` (`DELETE files/{path}`). The directory's delete
+    /// permission applies (6006 when refused); a missing file is 6000.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().files().remove("reports/old.txt").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn remove(&self, path: &str) -> Result<(), SdkError> {
         file_name(path)?;
         self.client
@@ -296,8 +427,16 @@ impl<'a> Files<'a> {
             .map(drop)
     }
 
-    /// Removes the directory `path` with everything in it (`DELETE
-    /// files/{path}`, as the JS SDK's `removeDirectory`).
+    /// Removes the directory `path` with everything in it
+    /// (`DELETE files/{path}`, as the JS SDK's `removeDirectory`). The delete
+    /// permission applies (6006 when refused); a missing directory is 6000.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().files().remove_directory("reports/2023").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn remove_directory(&self, path: &str) -> Result<(), SdkError> {
         file_name(path)?;
         self.client
@@ -307,6 +446,14 @@ impl<'a> Files<'a> {
     }
 
     /// Creates the directory `path` and its parents (`POST files/{path}/`).
+    /// The directory's write permission applies (6006 when refused).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().files().create_directory("reports/2026/q1").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn create_directory(&self, path: &str) -> Result<(), SdkError> {
         file_name(path)?;
         let mut call = self.call(Method::POST, &[], path)?;
@@ -314,14 +461,32 @@ impl<'a> Files<'a> {
         self.client.send_raw(call).await.map(drop)
     }
 
-    /// Copies the file or directory `from` to `to` (`PUT files/copy`);
-    /// returns the copy's path.
+    /// Copies the file or directory `from` to `to` and returns the copy's
+    /// path (`PUT files/copy` with `{sourcePath, targetPath}`). Read on the
+    /// source and write on the target apply (6006 when refused); a missing
+    /// source is 6000, an existing target 6003.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let copy = ctx.server_key().files().copy("reports/today.txt", "archive/today.txt").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn copy(&self, from: &str, to: &str) -> Result<String, SdkError> {
         self.transfer("copy", from, to).await
     }
 
-    /// Moves the file or directory `from` to `to` (`PUT files/move`);
-    /// returns its new path.
+    /// Moves the file or directory `from` to `to` and returns its new path
+    /// (`PUT files/move` with `{sourcePath, targetPath}`). Delete on the source
+    /// and write on the target apply (6006 when refused); a missing source is
+    /// 6000, an existing target 6003.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let moved = ctx.server_key().files().move_to("inbox/scan.pdf", "done/scan.pdf").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn move_to(&self, from: &str, to: &str) -> Result<String, SdkError> {
         self.transfer("move", from, to).await
     }
@@ -335,7 +500,17 @@ impl<'a> Files<'a> {
     }
 
     /// Renames the file or directory `path` to `new_name` (a name, not a
-    /// path) in its directory (`PUT files/rename`); returns its new path.
+    /// path) in its directory and returns its new path (`PUT files/rename` with
+    /// `{oldPathName, newName}`). A name with `/`, `\` or NUL is
+    /// [`SdkError::InvalidArgument`] before any request; a missing file is
+    /// 6000, a taken name 6003.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let renamed = ctx.caller().files().rename("notes/today.txt", "2026-12-02.txt").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn rename(&self, path: &str, new_name: &str) -> Result<String, SdkError> {
         let path = absolute(path)?;
         if new_name.is_empty() || new_name.contains(['/', '\\', '\0']) || new_name == ".." {

@@ -50,7 +50,15 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// The wire value (`INFO`...).
+    /// The wire value of `log-level`: `TRACE`, `DEBUG`, `INFO`, `WARN`,
+    /// `ERROR` or `FATAL`.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::LogLevel;
+    /// assert_eq!(LogLevel::Warn.as_str(), "WARN");
+    /// assert!(LogLevel::Error > LogLevel::Info);
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Trace => "TRACE",
@@ -92,6 +100,15 @@ pub struct LogPolicy {
 }
 
 impl Default for LogPolicy {
+    /// The JS SDK's: 10 messages, 1 second, 1000 kept.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{LogPolicy, SdkConfig};
+    /// use std::time::Duration;
+    /// let mut config = SdkConfig::new("http://127.0.0.1:8100", "APP-ID", "API-KEY".into());
+    /// config.log_policy = LogPolicy { interval: Duration::from_millis(250), ..LogPolicy::default() };
+    /// ```
     fn default() -> Self {
         Self {
             batch_size: 10,
@@ -306,12 +323,31 @@ impl Logger {
         }
     }
 
-    /// The logger's name.
+    /// The logger's name, as the app's log shows it.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let log = ctx.caller().logger("orders");
+    /// assert_eq!(log.name(), "orders");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Queues a message at `level`, with an exception's text if any.
+    /// Queues a message at `level`, with an exception's text if any, to go
+    /// out under this logger's client identity. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::LogLevel;
+    /// let log = ctx.server_key().logger("billing");
+    /// log.log(LogLevel::Warn, "card expires soon", None);
+    /// log.log(LogLevel::Error, "charge failed", Some("gateway timeout"));
+    /// # Ok(()) }
+    /// ```
     pub fn log(&self, level: LogLevel, message: impl Into<String>, exception: Option<&str>) {
         let entry = LogEntry {
             logger: self.name.clone(),
@@ -325,44 +361,109 @@ impl Logger {
         self.queue.push(&self.client, entry);
     }
 
-    /// `TRACE`.
+    /// Queues a `TRACE` message. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().logger("orders").trace("entering the price check");
+    /// # Ok(()) }
+    /// ```
     pub fn trace(&self, message: impl Into<String>) {
         self.log(LogLevel::Trace, message, None);
     }
 
-    /// `DEBUG`.
+    /// Queues a `DEBUG` message. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().logger("orders").debug(format!("{} items", 3));
+    /// # Ok(()) }
+    /// ```
     pub fn debug(&self, message: impl Into<String>) {
         self.log(LogLevel::Debug, message, None);
     }
 
-    /// `INFO`.
+    /// Queues an `INFO` message. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().logger("orders").info("order 7 accepted");
+    /// # Ok(()) }
+    /// ```
     pub fn info(&self, message: impl Into<String>) {
         self.log(LogLevel::Info, message, None);
     }
 
-    /// `WARN`.
+    /// Queues a `WARN` message. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().logger("orders").warn("a large order");
+    /// # Ok(()) }
+    /// ```
     pub fn warn(&self, message: impl Into<String>) {
         self.log(LogLevel::Warn, message, None);
     }
 
-    /// `ERROR`.
+    /// Queues an `ERROR` message. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().logger("orders").error("payment refused");
+    /// # Ok(()) }
+    /// ```
     pub fn error(&self, message: impl Into<String>) {
         self.log(LogLevel::Error, message, None);
     }
 
-    /// `ERROR` with an exception's text.
+    /// Queues an `ERROR` message with an exception's text (the `exception`
+    /// field of the entry). Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let log = ctx.caller().logger("orders");
+    /// if let Err(e) = "x".parse::<u32>() {
+    ///     log.error_with("bad quantity", &e.to_string());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn error_with(&self, message: impl Into<String>, exception: &str) {
         self.log(LogLevel::Error, message, Some(exception));
     }
 
-    /// `FATAL`.
+    /// Queues a `FATAL` message. Never waits and never fails: the message is queued (see [`Logger`]).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().logger("startup").fatal("the price table is missing");
+    /// # Ok(()) }
+    /// ```
     pub fn fatal(&self, message: impl Into<String>) {
         self.log(LogLevel::Fatal, message, None);
     }
 
-    /// Sends every queued message now (of every logger of the process),
-    /// within this logger's client deadline. A batch that could not be
-    /// delivered stays queued; one the backend refused is dropped.
+    /// Sends every queued message now (of every logger of the process, one
+    /// `PUT log` per identity), within this logger's client deadline
+    /// ([`SdkError::Timeout`] after it). A batch that could not be delivered
+    /// (unreachable, 5xx) stays queued and its error is returned; one the
+    /// backend refused (4xx, most often 3064 for a caller token that expired)
+    /// is dropped with a warning and its error returned.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let log = ctx.caller().logger("orders");
+    /// log.info("order 7 accepted");
+    /// log.flush().await?; // or leave it to the queue (1 s by default)
+    /// # Ok(()) }
+    /// ```
     pub async fn flush(&self) -> Result<(), SdkError> {
         match self.client.deadline() {
             Some(deadline) => tokio::time::timeout_at(deadline, self.queue.flush())

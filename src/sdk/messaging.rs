@@ -41,24 +41,53 @@ pub struct PublishOptions {
 }
 
 impl PublishOptions {
-    /// No headers, no subtopic.
+    /// No headers, no subtopic, no publisher id.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::PublishOptions;
+    /// let plain = PublishOptions::new();
+    /// # let _ = plain;
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a header (subscribers can select on headers).
+    /// Adds a header (subscribers can select on headers; for a push, the
+    /// platform fields such as `ios-alert` or `android-content-title`).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::PublishOptions;
+    /// let options = PublishOptions::new().header("city", "Oslo").header("android-content-title", "Weather");
+    /// # let _ = options;
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
     }
 
-    /// The subtopic (`a.b.c`).
+    /// The subtopic (`a.b.c`), which subscribers can filter on.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::PublishOptions;
+    /// let options = PublishOptions::new().subtopic("weather.today");
+    /// # let _ = options;
+    /// ```
     pub fn subtopic(mut self, subtopic: impl Into<String>) -> Self {
         self.subtopic = Some(subtopic.into());
         self
     }
 
     /// The publisher's id shown to subscribers.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::PublishOptions;
+    /// let options = PublishOptions::new().publisher_id("order-service");
+    /// # let _ = options;
+    /// ```
     pub fn publisher_id(mut self, id: impl Into<String>) -> Self {
         self.publisher_id = Some(id.into());
         self
@@ -95,7 +124,15 @@ pub struct Email {
 }
 
 impl Email {
-    /// An email with this subject.
+    /// An email with this subject, no body and no recipient yet: add a body
+    /// ([`Email::text`] or [`Email::html`]) and at least one [`Email::to`].
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Email;
+    /// let email = Email::new("Your order").text("It ships today.").to("alice@example.com");
+    /// # let _ = email;
+    /// ```
     pub fn new(subject: impl Into<String>) -> Self {
         Self {
             subject: subject.into(),
@@ -104,24 +141,56 @@ impl Email {
     }
 
     /// The plain-text body.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Email;
+    /// let email = Email::new("Reminder").text("Your trial ends tomorrow.").to("bob@example.com");
+    /// # let _ = email;
+    /// ```
     pub fn text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
         self
     }
 
-    /// The HTML body.
+    /// The HTML body (with [`Email::text`] too, mail readers choose).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Email;
+    /// let email = Email::new("Receipt")
+    ///     .html("<p>Total: <b>12.50</b></p>")
+    ///     .text("Total: 12.50")
+    ///     .to("alice@example.com");
+    /// # let _ = email;
+    /// ```
     pub fn html(mut self, html: impl Into<String>) -> Self {
         self.html = Some(html.into());
         self
     }
 
-    /// Adds a recipient.
+    /// Adds a recipient (call it once per address).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Email;
+    /// let email = Email::new("Team news").text("Hello all.").to("alice@example.com").to("bob@example.com");
+    /// # let _ = email;
+    /// ```
     pub fn to(mut self, address: impl Into<String>) -> Self {
         self.to.push(address.into());
         self
     }
 
-    /// Attaches the file at `path` in the file storage.
+    /// Attaches the file at `path` in the app's file storage (upload it
+    /// first with [`crate::sdk::Files::upload`]).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Email;
+    /// let email = Email::new("Your invoice").text("Attached.").to("alice@example.com").attach("invoices/7.pdf");
+    /// # let _ = email;
+    /// ```
     pub fn attach(mut self, path: impl Into<String>) -> Self {
         self.attachments.push(path.into());
         self
@@ -148,6 +217,13 @@ pub struct EmailEnvelope {
 
 impl EmailEnvelope {
     /// An envelope for these addresses.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EmailEnvelope;
+    /// let envelope = EmailEnvelope::to(["alice@example.com", "bob@example.com"]);
+    /// # let _ = envelope;
+    /// ```
     pub fn to<I, S>(addresses: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -159,8 +235,15 @@ impl EmailEnvelope {
         }
     }
 
-    /// An envelope for the users matching `where_clause` (the backend ignores
-    /// the `to` addresses then).
+    /// An envelope for the users matching `where_clause` on the `Users`
+    /// table (the backend ignores `to` addresses then).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EmailEnvelope;
+    /// let envelope = EmailEnvelope::users_where("newsletter = true");
+    /// # let _ = envelope;
+    /// ```
     pub fn users_where(where_clause: impl Into<String>) -> Self {
         Self {
             criteria: Some(where_clause.into()),
@@ -168,19 +251,40 @@ impl EmailEnvelope {
         }
     }
 
-    /// Carbon copies.
+    /// Adds carbon copies.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EmailEnvelope;
+    /// let envelope = EmailEnvelope::to(["alice@example.com"]).cc(["audit@example.com"]);
+    /// # let _ = envelope;
+    /// ```
     pub fn cc<I: IntoIterator<Item = S>, S: Into<String>>(mut self, addresses: I) -> Self {
         self.cc.extend(addresses.into_iter().map(Into::into));
         self
     }
 
-    /// Blind carbon copies.
+    /// Adds blind carbon copies.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EmailEnvelope;
+    /// let envelope = EmailEnvelope::to(["alice@example.com"]).bcc(["archive@example.com"]);
+    /// # let _ = envelope;
+    /// ```
     pub fn bcc<I: IntoIterator<Item = S>, S: Into<String>>(mut self, addresses: I) -> Self {
         self.bcc.extend(addresses.into_iter().map(Into::into));
         self
     }
 
-    /// One email per address even if it appears twice.
+    /// One email per address even if it appears twice (`uniqueEmails`).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EmailEnvelope;
+    /// let envelope = EmailEnvelope::users_where("plan = 'pro'").unique_emails(true);
+    /// # let _ = envelope;
+    /// ```
     pub fn unique_emails(mut self, unique: bool) -> Self {
         self.unique_emails = unique;
         self
@@ -213,8 +317,24 @@ impl<'a> Messaging<'a> {
         Messaging { client }
     }
 
-    /// Publishes `message` (any serde value) to `channel`
-    /// (`POST messaging/{channel}`).
+    /// Publishes `message` (any serde value) to `channel` and returns its
+    /// [`MessageStatus`] (`POST messaging/{channel}` with `{message, headers,
+    /// subtopic, publisherId}`). An empty channel or one with `/` is
+    /// [`SdkError::InvalidArgument`] before any request (the backend would
+    /// answer 5003), as is a message serde cannot serialize.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::PublishOptions;
+    /// let status = ctx
+    ///     .server_key()
+    ///     .messaging()
+    ///     .publish("orders", &serde_json::json!({"id": 7}), &PublishOptions::new().header("kind", "new"))
+    ///     .await?;
+    /// tracing::info!(message_id = %status.message_id, "published");
+    /// # Ok(()) }
+    /// ```
     pub async fn publish<M: Serialize + ?Sized>(
         &self,
         channel: &str,
@@ -227,10 +347,23 @@ impl<'a> Messaging<'a> {
         self.send_to_channel(channel, body).await
     }
 
-    /// Sends `message` as a push notification to the devices with these
-    /// ids (`POST messaging/{channel}` with `pushSinglecast` and the
-    /// `PUSH` policy); `headers` carry the platform fields (`ios-alert`,
-    /// `android-content-title`, ...).
+    /// Sends `message` as a push notification to the devices with these ids
+    /// (`POST messaging/{channel}` with `pushSinglecast` and the `PUSH`
+    /// policy); `options`' headers carry the platform fields (`ios-alert`,
+    /// `android-content-title`, ...). No device id, or an empty one, is
+    /// [`SdkError::InvalidArgument`] before any request, as is a bad channel.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::PublishOptions;
+    /// let options = PublishOptions::new().header("android-content-title", "Order 7");
+    /// ctx.server_key()
+    ///     .messaging()
+    ///     .push_to_devices("default", "Your order shipped", ["DEVICE-ID-1"], &options)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn push_to_devices<I, S>(
         &self,
         channel: &str,
@@ -273,8 +406,18 @@ impl<'a> Messaging<'a> {
         self.client.send(call).await
     }
 
-    /// Sends the push template `template` (made in the console), with
-    /// `values` for its smart text (`POST messaging/push/{template}`).
+    /// Sends the push template `template` (made in the Backendless console)
+    /// with `values` for its smart text (`POST messaging/push/{template}` with
+    /// `{templateValues}`). An empty name is [`SdkError::InvalidArgument`]
+    /// before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let values = serde_json::json!({"orderId": 7});
+    /// ctx.server_key().messaging().push_with_template("order-shipped", Some(&values)).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn push_with_template(
         &self,
         template: &str,
@@ -296,7 +439,21 @@ impl<'a> Messaging<'a> {
         self.client.send(call).await
     }
 
-    /// Sends a plain email (`POST messaging/email`).
+    /// Sends a plain email (`POST messaging/email` with `{subject, bodyparts,
+    /// to, attachment}`). An empty subject, no body or no recipient is
+    /// [`SdkError::InvalidArgument`] before any request (the backend would
+    /// answer 5050).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Email;
+    /// ctx.server_key()
+    ///     .messaging()
+    ///     .send_email(&Email::new("Order 7").text("Shipped.").to("alice@example.com"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn send_email(&self, email: &Email) -> Result<MessageStatus, SdkError> {
         if email.subject.is_empty() {
             return Err(SdkError::invalid("subject", "the subject is empty"));
@@ -327,8 +484,24 @@ impl<'a> Messaging<'a> {
         self.client.send(call).await
     }
 
-    /// Sends the email template `template` to `envelope`, with `values` for
-    /// its smart text (`POST emailtemplate/send`).
+    /// Sends the email template `template` (made in the console) to
+    /// `envelope`, with `values` for its smart text (`POST emailtemplate/send`
+    /// with `{template-name, addresses, cc-addresses, bcc-addresses, criteria,
+    /// uniqueEmails, template-values}`). An empty name, or an envelope with
+    /// neither addresses nor a where clause, is [`SdkError::InvalidArgument`]
+    /// before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::EmailEnvelope;
+    /// let values = serde_json::json!({"total": "12.50"});
+    /// ctx.server_key()
+    ///     .messaging()
+    ///     .send_email_template("receipt", &EmailEnvelope::to(["alice@example.com"]), Some(&values))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn send_email_template(
         &self,
         template: &str,

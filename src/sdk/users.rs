@@ -36,7 +36,13 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
-    /// The wire value: `ENABLED` or `DISABLED`.
+    /// The wire value of `userStatus`: `ENABLED` or `DISABLED`.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UserStatus;
+    /// assert_eq!(UserStatus::Disabled.as_str(), "DISABLED");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             UserStatus::Enabled => "ENABLED",
@@ -71,8 +77,25 @@ impl<'a> Users<'a> {
         Users { client }
     }
 
-    /// Registers a user (`user` holds the identity column, `email` by
-    /// default, and any other fields). Does not log in.
+    /// Registers a user (`POST users/register`): `user` holds the identity
+    /// column (`email` by default) and any other fields, the password goes
+    /// beside them. It does not log the user in. The error met most often is
+    /// 3033, a user with that email exists already.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context, password: secrecy::SecretString) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::{json, Value};
+    /// // `password` came from the event's arguments, kept as a secret.
+    /// let users = ctx.server_key();
+    /// let created = users
+    ///     .users()
+    ///     .register(&json!({"email": "carol@example.com", "name": "Carol"}), &password)
+    ///     .await?;
+    /// let id: &str = &created.object_id;
+    /// # let _ = id;
+    /// # Ok(()) }
+    /// ```
     pub async fn register<U>(&self, user: &U, password: &SecretString) -> Result<Saved<U>, SdkError>
     where
         U: Serialize + DeserializeOwned,
@@ -90,7 +113,23 @@ impl<'a> Users<'a> {
         self.client.send(call).await
     }
 
-    /// Logs a user in. No `user-token` is sent, whatever this client's identity.
+    /// Logs a user in (`POST users/login` with `{login, password}`) and
+    /// returns the user and their new session token; no `user-token` is sent,
+    /// whatever this client's identity. To act as that user, make a caller
+    /// client with the token (`Backendless::caller(Some(token))`). The errors
+    /// met most often: 3003 invalid login or password, 3090 the account is
+    /// disabled, 3044 the account's login limit is reached.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(sdk: coderunner::sdk::Backendless, password: secrecy::SecretString) -> Result<(), coderunner::sdk::SdkError> {
+    /// let logged_in = sdk.server_key().users().login("alice@example.com", &password).await?;
+    /// let alice = sdk.caller(Some(logged_in.token));
+    /// let roles = alice.users().roles().await?;
+    /// alice.users().logout().await?;
+    /// # let _ = roles;
+    /// # Ok(()) }
+    /// ```
     pub async fn login(&self, login: &str, password: &SecretString) -> Result<LoggedIn, SdkError> {
         let call = Call::new(Service::Users, Method::POST, ["users", "login"])
             .body(serde_json::json!({ "login": login, "password": password.expose_secret() }));
@@ -107,10 +146,20 @@ impl<'a> Users<'a> {
         Ok(LoggedIn { user, token })
     }
 
-    /// Ends the caller's session (`GET /users/logout` with the caller's
-    /// token). Only for a caller client with a token: the superuser session
-    /// is shared and ended by `Backendless::shutdown`. A token that is
-    /// already invalid counts as logged out.
+    /// Ends the caller's session (`GET users/logout` with the caller's
+    /// token). Only for a caller client with a token: on the superuser, the
+    /// server key or an anonymous caller it is [`SdkError::InvalidArgument`]
+    /// (argument `identity`) before any request; the shared superuser session
+    /// is ended by `Backendless::shutdown`. A token that is already invalid
+    /// (3064, 3023, 3090, 3091) counts as logged out, not as an error.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// // In an API service method "sign out everywhere": end the caller's session.
+    /// ctx.caller().users().logout().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn logout(&self) -> Result<(), SdkError> {
         if self.client.caller_token().is_none() {
             return Err(SdkError::invalid(
@@ -134,8 +183,19 @@ impl<'a> Users<'a> {
         }
     }
 
-    /// Whether `token` is a valid session token
-    /// (`GET /users/isvalidusertoken/{token}`; logs show the path redacted).
+    /// Whether `token` is a live session token
+    /// (`GET users/isvalidusertoken/{token}`): an expired or unknown token is
+    /// `false`, not an error. Any identity may ask; the token in the path is
+    /// logged as `[redacted]`. An empty token is [`SdkError::InvalidArgument`].
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context, token: coderunner::event::UserToken) -> Result<(), coderunner::sdk::SdkError> {
+    /// if !ctx.server_key().users().is_valid_token(&token).await? {
+    ///     // Ask the user to log in again.
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn is_valid_token(&self, token: &UserToken) -> Result<bool, SdkError> {
         if token.expose().is_empty() {
             return Err(SdkError::invalid("token", "the token is empty"));
@@ -145,7 +205,19 @@ impl<'a> Users<'a> {
         self.client.send(call).await
     }
 
-    /// The user `id` (`GET /data/Users/{id}`), or `None` when it does not exist.
+    /// The user `id` (`GET data/Users/{id}`), or `None` when there is none
+    /// (1000). The `Users` table's find permission of this client's identity
+    /// applies: a refused find is 1013.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// if let Some(me) = ctx.caller().users().find_by_id::<serde_json::Value>(ctx.user_id().unwrap_or_default()).await? {
+    ///     let email = me.data["email"].as_str();
+    /// #   let _ = email;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn find_by_id<U: DeserializeOwned>(
         &self,
         id: &str,
@@ -161,13 +233,43 @@ impl<'a> Users<'a> {
         }
     }
 
-    /// The roles of this client's identity (`GET /users/userroles`).
+    /// The roles of this client's identity (`GET users/userroles`): the
+    /// caller's custom and system roles, the superuser's, or the key's role
+    /// alone for the server key. For the caller, [`crate::Context::user_roles`]
+    /// already holds what the backend sent with the event, without a request.
+    /// A caller with an expired token gets 3064.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let roles = ctx.superuser().users().roles().await?;
+    /// if !roles.iter().any(|r| r == "Admin") {
+    ///     // The configured superuser lacks the role this app expects.
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn roles(&self) -> Result<Vec<String>, SdkError> {
         let call = Call::new(Service::Users, Method::GET, ["users", "userroles"]);
         self.client.send(call).await
     }
 
-    /// Users matching `query` (`GET data/Users`; the `Users` table's rules apply).
+    /// Users matching `query` (`GET data/Users?where=&pageSize=&offset=&sortBy=&props=`),
+    /// one page. The `Users` table's find permission of this client's identity
+    /// applies (1013 when refused); a where clause the backend cannot parse is
+    /// 1017; a page size outside 1..=100 is [`SdkError::InvalidArgument`]
+    /// before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// let staff = ctx
+    ///     .server_key()
+    ///     .users()
+    ///     .find::<serde_json::Value>(&Query::new().where_clause("email LIKE '%@example.com'").page_size(100))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn find<U: DeserializeOwned>(
         &self,
         query: &Query,
@@ -176,9 +278,20 @@ impl<'a> Users<'a> {
         self.client.send(call).await
     }
 
-    /// Updates the user `id` with `changes` (`PUT users/{id}`; a `password`
-    /// changes it). A user may update only themselves; the server key may
-    /// update anyone. Returns the whole user.
+    /// Updates the user `id` with `changes` and returns the whole user
+    /// (`PUT users/{id}`); a `password` among the changes sets a new one. The
+    /// `Users` table's update permission applies, and without the CloudCode
+    /// key a user may change only themselves: otherwise 1012. A new `email`
+    /// that another user has is 3033.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::{json, Value};
+    /// let id = ctx.user_id().unwrap_or_default();
+    /// let user = ctx.caller().users().update::<_, Value>(id, &json!({"nickname": "al"})).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn update<C, U>(&self, id: &str, changes: &C) -> Result<Saved<U>, SdkError>
     where
         C: Serialize + ?Sized,
@@ -200,15 +313,33 @@ impl<'a> Users<'a> {
     }
 
     /// Gives the user `user` (objectId or login) the custom role `role`
-    /// (`POST users/assignRole`). Only with the server key (the CloudCode
-    /// key): any other identity gets [`SdkError::WrongIdentity`] without a
-    /// request.
+    /// (`POST users/assignRole`). Only with the server key
+    /// (`ctx.server_key()`, the CloudCode key): any other identity gets
+    /// [`SdkError::WrongIdentity`] without a request, and a key that is not the
+    /// CloudCode key gets 2011 from the backend. An unknown user is 3020, a
+    /// system role 2010.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// if let Some(id) = ctx.user_id() {
+    ///     ctx.server_key().users().assign_role(id, "Customer").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn assign_role(&self, user: &str, role: &str) -> Result<(), SdkError> {
         self.change_role("assignRole", user, role).await
     }
 
     /// Takes the custom role `role` from `user` (`POST users/unassignRole`);
-    /// server key only, as [`Users::assign_role`].
+    /// server key only, with the same errors as [`Users::assign_role`].
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().users().unassign_role("bob@example.com", "Customer").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn unassign_role(&self, user: &str, role: &str) -> Result<(), SdkError> {
         self.change_role("unassignRole", user, role).await
     }
@@ -233,7 +364,15 @@ impl<'a> Users<'a> {
     }
 
     /// Starts password recovery for the user with this login
-    /// (`GET users/restorepassword/{identity}`): the backend emails them.
+    /// (`GET users/restorepassword/{identity}`): the backend emails them a
+    /// link. Any identity may ask; an unknown login is 3020.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().users().restore_password("alice@example.com").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn restore_password(&self, identity: &str) -> Result<(), SdkError> {
         if identity.is_empty() {
             return Err(SdkError::invalid("identity", "the login is empty"));
@@ -246,7 +385,18 @@ impl<'a> Users<'a> {
         self.client.send_raw(call).await.map(drop)
     }
 
-    /// Enables or disables the account `id` (`PUT users/{id}/status`).
+    /// Enables or disables the account `id`
+    /// (`PUT users/{id}/status` with `{userStatus}`). It needs the CloudCode
+    /// key (2011 otherwise): use `ctx.server_key()`. A disabled account's
+    /// sessions end and its logins get 3090; an unknown id is 3020.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::UserStatus;
+    /// ctx.server_key().users().set_status("3A9C0E2B-0000-4000-8000-000000000000", UserStatus::Disabled).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn set_status(&self, id: &str, status: UserStatus) -> Result<(), SdkError> {
         if id.is_empty() {
             return Err(SdkError::invalid("id", "the user id is empty"));
@@ -256,12 +406,28 @@ impl<'a> Users<'a> {
         self.client.send_raw(call).await.map(drop)
     }
 
-    /// `set_status(id, UserStatus::Enabled)`.
+    /// Enables the account `id`: `set_status(id, UserStatus::Enabled)`, with
+    /// its errors (2011 without the CloudCode key, 3020 an unknown id).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().users().enable("3A9C0E2B-0000-4000-8000-000000000000").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn enable(&self, id: &str) -> Result<(), SdkError> {
         self.set_status(id, UserStatus::Enabled).await
     }
 
-    /// `set_status(id, UserStatus::Disabled)`.
+    /// Disables the account `id`: `set_status(id, UserStatus::Disabled)`; its
+    /// sessions end and its logins get 3090. 2011 without the CloudCode key.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key().users().disable("3A9C0E2B-0000-4000-8000-000000000000").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn disable(&self, id: &str) -> Result<(), SdkError> {
         self.set_status(id, UserStatus::Disabled).await
     }
