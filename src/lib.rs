@@ -49,6 +49,8 @@ pub mod guides {
     pub struct TestingHandlers;
     #[doc = include_str!("../docs/identities.md")]
     pub struct Identities;
+    #[doc = include_str!("../docs/sdk.md")]
+    pub struct Sdk;
     #[doc = include_str!("../docs/emulator.md")]
     pub struct EmulatorGuide;
     #[doc = include_str!("../docs/porting-from-js.md")]
