@@ -7,7 +7,19 @@ use super::client::Client;
 use super::error::SdkError;
 use super::transport::{Call, Service};
 
-/// The atomic counters service of a [`Client`].
+/// The atomic counters service of a [`Client`]: named 64-bit counters
+/// that every handler of the app shares, changed atomically on the backend.
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// let client = ctx.superuser();
+/// let counters = client.counters();
+/// let ticket = counters.increment_and_get("tickets").await?;
+/// let previous = counters.get_and_add("points", 10).await?;
+/// # let _ = (ticket, previous);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Counters<'a> {
     client: &'a Client,
