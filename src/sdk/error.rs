@@ -24,7 +24,8 @@ pub enum SdkError {
     /// The backend answered with a non-2xx status (body `{"code","message"}`).
     #[error("backend error {code} (HTTP {status}) from {service}: {message}", code = display_code(*.code))]
     Backend {
-        /// Which service was called (`users`, `data`, `cache`, `counters`).
+        /// Which service was called (`users`, `data`, `cache`, `counters`,
+        /// `files`, `messaging`, `logging`).
         service: &'static str,
         /// The HTTP status.
         status: u16,
