@@ -68,7 +68,7 @@ impl ApiError {
         .with_status(StatusCode::UNAUTHORIZED)
     }
 
-    /// [`RELATION_ERROR`]: the relation cannot be made as asked.
+    /// 1018 (`RELATION_ERROR`): the relation cannot be made as asked.
     pub fn relation(detail: impl Into<String>) -> Self {
         Self::new(RELATION_ERROR, detail)
     }

@@ -597,12 +597,37 @@ impl Client {
         }
     }
 
-    /// API service methods, called as this identity.
+    /// API service methods ([`Services`]), called as this identity: the method
+    /// sees this client's user (or none) as its caller. An unknown service is
+    /// 14001, an unknown method 14002.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let sum: f64 = ctx
+    ///     .caller()
+    ///     .services()
+    ///     .invoke("CalcService", "sum", &serde_json::json!({"a": 2, "b": 3}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn services(&self) -> Services<'_> {
         Services::new(self)
     }
 
-    /// Custom events, dispatched as this identity.
+    /// Custom events ([`Events`]), dispatched as this identity; the arguments
+    /// are an object ([`SdkError::InvalidArgument`] otherwise, before any
+    /// request).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key()
+    ///     .events()
+    ///     .dispatch_async("orderShipped", &serde_json::json!({"orderId": 7}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> Events<'_> {
         Events::new(self)
     }

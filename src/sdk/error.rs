@@ -107,9 +107,10 @@ fn display_code(code: Option<i64>) -> String {
 }
 
 impl SdkError {
-    /// The Backendless error code, for [`SdkError::Backend`] and for login
-    /// failures that the backend explained; `None` for the SDK's own errors
-    /// (timeouts, transport, invalid arguments).
+    /// The Backendless error code, for [`SdkError::Backend`], for the failed
+    /// operation of a [`SdkError::Transaction`] and for login failures that
+    /// the backend explained; `None` for the SDK's own errors (timeouts,
+    /// transport, invalid arguments).
     ///
     /// # Example
     /// ```
