@@ -323,3 +323,131 @@ async fn sigterm_drains_50_in_flight_tasks() {
     }
     serving.await.unwrap().expect("serving ends cleanly");
 }
+
+/// `docs/deploy.md` followed locally: its production configuration file as
+/// written, the secrets from files through the `_FILE` variables it names,
+/// `serve` on the machine's Redis (the Redis transport and the fleet's
+/// store, under keys of this test's own), then `invoke` with a chosen
+/// secret. Only what cannot run here is changed: the listen address, the
+/// backend (loopback), the queue and key names, and HTTP on for `invoke`.
+#[cfg(unix)]
+#[test]
+fn the_deploy_guide_runs_as_written_locally() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy.md")).unwrap();
+    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let production = &doc[start..start + doc[start..].find("```").unwrap()];
+    let app_id = production
+        .lines()
+        .find_map(|l| l.strip_prefix("app_id = "))
+        .expect("the guide sets app_id")
+        .trim_matches('"')
+        .to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("production.toml");
+    std::fs::write(&config, production).unwrap();
+    let file = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        path
+    };
+    let secret = WebhookSecret::generate();
+    let prefix = format!("deploy-guide-{}:", uuid::Uuid::new_v4().simple());
+
+    let mut child = coderunner()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env(
+            "CODERUNNER__SECURITY__WEBHOOK_SECRETS_FILE",
+            file("webhook", &secret.to_string()),
+        )
+        .env(
+            "CODERUNNER__BACKENDLESS__API_KEY_FILE",
+            file("cloudcode-key", "the-cloudcode-key"),
+        )
+        .env(
+            "CODERUNNER__BACKENDLESS__SUPERUSER__PASSWORD_FILE",
+            file("superuser-password", "the-superuser-password"),
+        )
+        .env(
+            "CODERUNNER__REDIS__URL_FILE",
+            file("redis-url", "redis://127.0.0.1:6379"),
+        )
+        .env("CODERUNNER__SERVER__LISTEN", "127.0.0.1:0")
+        .env("CODERUNNER__BACKENDLESS__SERVER_URL", "http://127.0.0.1:9")
+        .env("CODERUNNER__TRANSPORT__HTTP", "true")
+        .env("CODERUNNER__REDIS__QUEUE", format!("{prefix}queue"))
+        .env("CODERUNNER__REDIS__LOW_PRIORITY_QUEUE", "")
+        .env(
+            "CODERUNNER__REDIS__SERVICE_CHANNEL",
+            format!("{prefix}service"),
+        )
+        .env("CODERUNNER__STORE__PREFIX", &prefix)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(addr) = v["address"].as_str() {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the runner logs its address as JSON, as the guide's [log] asks");
+    // Ready once the Redis transport and the store answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while raw_http::get_status(&format!("http://{addr}/readyz")) != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let sent = coderunner()
+        .args([
+            "invoke",
+            "--event",
+            "persistence.beforeCreate",
+            "--target",
+            "Post",
+        ])
+        .args(["--arg", r#"{"title":"  deployed  "}"#, "--anonymous"])
+        .args(["--app-id", &app_id, "--runner"])
+        .arg(format!("http://{addr}"))
+        .args(["--secret", &secret.to_string()])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(printed.contains("\"deployed\""), "{printed}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    let logs = reader.join().unwrap();
+    for secret in [
+        secret.as_str(),
+        "the-cloudcode-key",
+        "the-superuser-password",
+    ] {
+        assert!(!logs.contains(secret), "a secret in the logs");
+    }
+}
