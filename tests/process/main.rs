@@ -451,3 +451,35 @@ fn the_deploy_guide_runs_as_written_locally() {
         assert!(!logs.contains(secret), "a secret in the logs");
     }
 }
+
+/// The shell commands of `docs/deploy.md` that run on one machine: making a
+/// webhook secret (it must parse as one), and printing the handlers and the
+/// model before shipping.
+#[cfg(unix)]
+#[test]
+fn the_deploy_guide_commands_that_run_locally_work() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/deploy.md")).unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.contains("head -c 32 /dev/urandom"))
+        .expect("the guide makes a secret");
+    let command = line
+        .split('`')
+        .find(|part| part.starts_with("echo "))
+        .expect("the command in backquotes");
+    let out = Command::new("sh").args(["-c", command]).output().unwrap();
+    assert!(out.status.success());
+    let made = String::from_utf8(out.stdout).unwrap();
+    WebhookSecret::parse(made.trim()).expect("the guide's command makes a valid secret");
+
+    for (command, expect) in [("handlers", "beforeCreate"), ("model", "\"timers\"")] {
+        assert!(doc.contains(&format!("coderunner {command}")), "{command}");
+        let out = coderunner().arg(command).output().unwrap();
+        assert!(out.status.success(), "coderunner {command}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(expect),
+            "{command}"
+        );
+    }
+}
