@@ -425,7 +425,17 @@ impl Query {
     }
 }
 
-/// The Data service of a [`Client`].
+/// The Data service of a [`Client`] ([`Client::data`]): its tables and
+/// transactions, as the client's identity.
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// let client = ctx.caller();
+/// let data = client.data();
+/// let orders = data.table::<serde_json::Value>("Order").count(None).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Data<'a> {
     client: &'a Client,
@@ -461,7 +471,20 @@ impl<'a> Data<'a> {
     }
 }
 
-/// One table, with rows of type `T` (a serde type or `serde_json::Value`).
+/// One table, with rows of type `T` (a serde type or `serde_json::Value`),
+/// from [`Client::table`] or [`Data::table`].
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Order { item: String, qty: u32 }
+/// let client = ctx.caller();
+/// let orders = client.table::<Order>("Order");
+/// let saved = orders.create(&Order { item: "tea".into(), qty: 1 }).await?;
+/// orders.update(&saved.object_id, &serde_json::json!({"qty": 2})).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Table<'a, T> {
     client: &'a Client,

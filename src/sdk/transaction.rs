@@ -149,7 +149,21 @@ impl Serialize for OpRef {
 }
 
 /// A row named by its id, or (in a [`UnitOfWork`]) by a reference to an
-/// earlier operation's row.
+/// earlier operation's row. Built with `From`/`Into` from a `&str`, a
+/// `String` or an [`OpRef`]; the methods taking `impl Into<ObjectRef>` do it
+/// for you.
+///
+/// # Example
+/// ```
+/// use coderunner::sdk::{ObjectRef, UnitOfWork};
+/// let by_id = ObjectRef::from("6F3C1A2B-0000-4000-8000-000000000001");
+/// let mut uow = UnitOfWork::new();
+/// let order = uow.create("Order", &serde_json::json!({"customer": "ACME"}))?;
+/// let by_ref = ObjectRef::from(&order);
+/// assert_ne!(by_id, by_ref);
+/// uow.delete("Draft", by_id);
+/// # Ok::<(), coderunner::sdk::SdkError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectRef(Value);
 
@@ -658,6 +672,21 @@ impl TransactionResult {
 }
 
 /// Which operation of a transaction failed, and why; nothing was written.
+/// Met as [`SdkError::Transaction`] from [`Data::transaction`].
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// use coderunner::sdk::{SdkError, UnitOfWork};
+/// let mut uow = UnitOfWork::new();
+/// uow.create("Audit", &serde_json::json!({"entry": "x"}))?;
+/// if let Err(SdkError::Transaction(failed)) = ctx.caller().data().transaction(&uow).await {
+///     if failed.code == Some(1011) {
+///         println!("{} may not be created by this user", failed.table);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionError {
     /// The failed operation's `opResultId`.
