@@ -139,7 +139,7 @@ impl Query {
 
     /// The `where` clause (Backendless SQL-92 subset), e.g. `"qty > 1"`, sent
     /// as `?where=`. It is not checked here: a clause the backend cannot
-    /// parse comes back as [`SdkError::Backend`].
+    /// parse comes back as [`SdkError::Backend`] with code 1017.
     ///
     /// # Example
     /// ```

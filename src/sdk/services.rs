@@ -104,8 +104,8 @@ impl<'a> Services<'a> {
 
     /// Starts `method` of `service` without waiting for it to finish: the
     /// same request as [`Services::invoke`] with `bl-execution-type: async`,
-    /// which the backend answers at once; the method's result and errors are
-    /// not seen.
+    /// which the backend answers at once; the method's result is not
+    /// returned.
     ///
     /// # Example
     /// ```
