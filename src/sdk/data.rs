@@ -52,12 +52,31 @@ pub struct Saved<T> {
 }
 
 impl<T> Saved<T> {
-    /// The creation time, when the backend gave one.
+    /// The creation time ([`Saved::created`] as a `SystemTime`), when the
+    /// backend gave one. No request is made.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Saved;
+    /// let row: Saved<serde_json::Value> =
+    ///     serde_json::from_str(r#"{"objectId":"A1","created":1700000000000,"updated":null}"#).unwrap();
+    /// let created = row.created_at().unwrap();
+    /// assert_eq!(created, std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000));
+    /// ```
     pub fn created_at(&self) -> Option<std::time::SystemTime> {
         self.created.and_then(super::dates::from_ms)
     }
 
-    /// The time of the last update, if any.
+    /// The time of the last update ([`Saved::updated`] as a `SystemTime`):
+    /// `None` for a row never updated. No request is made.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Saved;
+    /// let row: Saved<serde_json::Value> =
+    ///     serde_json::from_str(r#"{"objectId":"A1","created":1700000000000,"updated":null}"#).unwrap();
+    /// assert!(row.updated_at().is_none());
+    /// ```
     pub fn updated_at(&self) -> Option<std::time::SystemTime> {
         self.updated.and_then(super::dates::from_ms)
     }
@@ -106,35 +125,85 @@ pub struct Query {
 
 impl Query {
     /// A query for the first page (backend default: 10 rows) of all rows.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// let first_ten = ctx.caller().table::<serde_json::Value>("Order").find(&Query::new()).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The `where` clause (Backendless SQL-92 subset), e.g. `"qty > 1"`.
+    /// The `where` clause (Backendless SQL-92 subset), e.g. `"qty > 1"`, sent
+    /// as `?where=`. It is not checked here: a clause the backend cannot
+    /// parse comes back as [`SdkError::Backend`] with code 1017.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let q = Query::new().where_clause("status = 'open' and qty > 1");
+    /// ```
     pub fn where_clause(mut self, clause: impl Into<String>) -> Self {
         self.where_clause = Some(clause.into());
         self
     }
 
-    /// Rows per page, 1..=100 (checked when the query is sent).
+    /// Rows per page, 1..=100 (`pageSize`), checked when the query is sent:
+    /// a size outside is [`SdkError::InvalidArgument`] before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::{Query, SdkError};
+    /// let client = ctx.caller();
+    /// let orders = client.table::<serde_json::Value>("Order");
+    /// let page = orders.find(&Query::new().page_size(100)).await?;
+    /// let too_big = orders.find(&Query::new().page_size(500)).await;
+    /// assert!(matches!(too_big, Err(SdkError::InvalidArgument { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn page_size(mut self, size: u32) -> Self {
         self.page_size = Some(size);
         self
     }
 
-    /// Rows to skip.
+    /// Rows to skip (`offset`): with [`Query::page_size`], the way to page.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let third_page = Query::new().sort_by("created").page_size(50).offset(100);
+    /// ```
     pub fn offset(mut self, offset: u32) -> Self {
         self.offset = Some(offset);
         self
     }
 
-    /// Adds a sort key, e.g. `"name"` or `"created desc"`.
+    /// Adds a sort key, e.g. `"name"` or `"created desc"` (`sortBy`, the keys
+    /// joined by commas in the order added).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let q = Query::new().sort_by("customer").sort_by("created desc");
+    /// ```
     pub fn sort_by(mut self, key: impl Into<String>) -> Self {
         self.sort_by.push(key.into());
         self
     }
 
-    /// Adds properties to return (all when none are given).
+    /// Adds properties to return (`props`; all when none are given),
+    /// including aggregates such as `"Sum(qty) as total"`. Rows with only some
+    /// properties may not decode as `T`: read them with [`Table::find_as`].
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let names_only = Query::new().props(["name", "email"]);
+    /// ```
     pub fn props<I, S>(mut self, props: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -144,8 +213,16 @@ impl Query {
         self
     }
 
-    /// Groups the results by these properties (with aggregates in
+    /// Groups the results by these properties (`groupBy`, with aggregates in
     /// [`Query::props`]).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let per_customer = Query::new()
+    ///     .props(["customer", "Count(objectId) as orders"])
+    ///     .group_by(["customer"]);
+    /// ```
     pub fn group_by<I, S>(mut self, props: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -155,20 +232,56 @@ impl Query {
         self
     }
 
-    /// A condition on the grouped results, e.g. `"Sum(qty) > 10"` (the
-    /// aggregate must be among the properties).
+    /// A condition on the grouped results, e.g. `"Sum(qty) > 10"` (`having`;
+    /// the aggregate must be among the properties).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let big_customers = Query::new()
+    ///     .props(["customer", "Sum(qty) as total"])
+    ///     .group_by(["customer"])
+    ///     .having("Sum(qty) > 10");
+    /// ```
     pub fn having(mut self, clause: impl Into<String>) -> Self {
         self.having = Some(clause.into());
         self
     }
 
-    /// Only distinct results of the properties asked for.
+    /// Only distinct results of the properties asked for (`distinct=true`).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// #[derive(serde::Deserialize)]
+    /// struct City { city: String }
+    /// let cities: Vec<City> = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Customer")
+    ///     .find_as(&Query::new().props(["city"]).distinct(true))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn distinct(mut self, distinct: bool) -> Self {
         self.distinct = distinct;
         self
     }
 
-    /// Relation columns whose children are loaded into each row (`"*"`: all).
+    /// Relation columns whose children are loaded into each row (`"*"`: all),
+    /// sent as `loadRelations=a,b`. `T` needs a field for each column to see
+    /// the children.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Order { items: Vec<serde_json::Value> }
+    /// let client = ctx.caller();
+    /// let orders = client.table::<Order>("Order").find(&Query::new().load_relations(["items"])).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn load_relations<I, S>(mut self, columns: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -178,14 +291,29 @@ impl Query {
         self
     }
 
-    /// Loads every relation down to `depth` levels.
+    /// Loads every relation down to `depth` levels (`relationsDepth`).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// // Each order's relations, and their relations in turn.
+    /// let q = Query::new().relations_depth(2);
+    /// ```
     pub fn relations_depth(mut self, depth: u32) -> Self {
         self.relations_depth = Some(depth);
         self
     }
 
-    /// How many children each loaded relation holds, 1..=100 (backend
-    /// default: 10); page through the rest with [`Table::load_relations`].
+    /// How many children each loaded relation holds, 1..=100
+    /// (`relationsPageSize`, backend default: 10); page through the rest with
+    /// [`Table::load_relations`]. A size outside is
+    /// [`SdkError::InvalidArgument`] when the query is sent.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::Query;
+    /// let q = Query::new().load_relations(["items"]).relations_page_size(100);
+    /// ```
     pub fn relations_page_size(mut self, size: u32) -> Self {
         self.relations_page_size = Some(size);
         self
@@ -297,7 +425,17 @@ impl Query {
     }
 }
 
-/// The Data service of a [`Client`].
+/// The Data service of a [`Client`] ([`Client::data`]): its tables and
+/// transactions, as the client's identity.
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// let client = ctx.caller();
+/// let data = client.data();
+/// let orders = data.table::<serde_json::Value>("Order").count(None).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Data<'a> {
     client: &'a Client,
@@ -312,7 +450,18 @@ impl<'a> Data<'a> {
         self.client
     }
 
-    /// The table `name`, with rows of type `T`.
+    /// The table `name`, with rows of type `T`; the same as
+    /// [`Client::table`]. No request is made; an empty name is
+    /// [`SdkError::InvalidArgument`] at the first call.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.caller();
+    /// let orders = client.data().table::<serde_json::Value>("Order");
+    /// let open = orders.count(Some("status = 'open'")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn table<T>(&self, name: &str) -> Table<'a, T> {
         Table {
             client: self.client,
@@ -322,7 +471,20 @@ impl<'a> Data<'a> {
     }
 }
 
-/// One table, with rows of type `T` (a serde type or `serde_json::Value`).
+/// One table, with rows of type `T` (a serde type or `serde_json::Value`),
+/// from [`Client::table`] or [`Data::table`].
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Order { item: String, qty: u32 }
+/// let client = ctx.caller();
+/// let orders = client.table::<Order>("Order");
+/// let saved = orders.create(&Order { item: "tea".into(), qty: 1 }).await?;
+/// orders.update(&saved.object_id, &serde_json::json!({"qty": 2})).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Table<'a, T> {
     client: &'a Client,
@@ -332,6 +494,14 @@ pub struct Table<'a, T> {
 
 impl<T> Table<'_, T> {
     /// The table's name.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.caller();
+    /// assert_eq!(client.table::<serde_json::Value>("Order").name(), "Order");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -365,7 +535,19 @@ impl<T> Table<'_, T> {
         ))
     }
 
-    /// How many rows match `where_clause` (all rows when `None`).
+    /// How many rows match `where_clause` (all rows when `None`)
+    /// (`GET data/{table}/count?where=`). Needs the table's find permission
+    /// for this client's identity (1013 otherwise).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.caller();
+    /// let orders = client.table::<serde_json::Value>("Order");
+    /// let all = orders.count(None).await?;
+    /// let open = orders.count(Some("status = 'open'")).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn count(&self, where_clause: Option<&str>) -> Result<u64, SdkError> {
         let mut call = self.call(Method::GET, ["count".to_owned()])?;
         if let Some(clause) = where_clause {
@@ -374,7 +556,17 @@ impl<T> Table<'_, T> {
         self.client.send(call).await
     }
 
-    /// Deletes the row `id`; returns the deletion time (ms since the epoch).
+    /// Deletes the row `id` (`DELETE data/{table}/{id}`); returns the
+    /// deletion time (ms since the epoch). An empty id is
+    /// [`SdkError::InvalidArgument`] before any request; an identity without
+    /// the table's delete permission gets 1014.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let deleted_at = ctx.caller().table::<serde_json::Value>("Order").delete("6F3C1A2B-0000-4000-8000-000000000001").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, id: &str) -> Result<i64, SdkError> {
         check_id(id)?;
         #[derive(Deserialize)]
@@ -389,8 +581,22 @@ impl<T> Table<'_, T> {
         Ok(reply.deletion_time)
     }
 
-    /// Applies `changes` to every row matching `where_clause`; returns how
-    /// many rows were updated.
+    /// Applies `changes` to every row matching `where_clause`
+    /// (`PUT data/bulk/{table}?where=`, the changes as the body); returns how
+    /// many rows were updated. Needs the table's update permission (1012
+    /// otherwise).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::json;
+    /// let closed = ctx
+    ///     .superuser()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .bulk_update("status = 'open' and created < 1700000000000", &json!({"status": "closed"}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn bulk_update<C: Serialize + ?Sized>(
         &self,
         where_clause: &str,
@@ -423,7 +629,16 @@ impl<T> Table<'_, T> {
         self.client.send(call).await
     }
 
-    /// Deletes every row matching `where_clause`; returns how many.
+    /// Deletes every row matching `where_clause`
+    /// (`DELETE data/bulk/{table}?where=`); returns how many. Needs the
+    /// table's delete permission (1014 otherwise).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let removed = ctx.superuser().table::<serde_json::Value>("Draft").bulk_delete("updated < 1700000000000").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn bulk_delete(&self, where_clause: &str) -> Result<u64, SdkError> {
         let call = self.bulk_call(Method::DELETE)?.query("where", where_clause);
         self.client.send(call).await
@@ -431,8 +646,20 @@ impl<T> Table<'_, T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Table<'_, T> {
-    /// Creates a row (`POST /data/{table}`, `___class` set to the table);
-    /// returns it with its system fields.
+    /// Creates a row (`POST data/{table}`, `___class` set to the table);
+    /// returns it with its system fields. `item` must serialize to a JSON
+    /// object ([`SdkError::InvalidArgument`] otherwise, before any request);
+    /// an identity without the table's create permission gets 1011.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Order { item: String, qty: u32 }
+    /// let saved = ctx.caller().table::<Order>("Order").create(&Order { item: "tea".into(), qty: 2 }).await?;
+    /// println!("created {} owned by {:?}", saved.object_id, saved.owner_id);
+    /// # Ok(()) }
+    /// ```
     pub async fn create(&self, item: &T) -> Result<Saved<T>, SdkError> {
         let body = self.with_class(to_json(item)?)?;
         self.client
@@ -440,8 +667,22 @@ impl<T: Serialize + DeserializeOwned> Table<'_, T> {
             .await
     }
 
-    /// Updates the row `id` with `changes` (a partial object is allowed);
-    /// returns the whole row.
+    /// Updates the row `id` with `changes` (`PUT data/{table}/{id}`; a
+    /// partial object is allowed); returns the whole row. An identity without
+    /// the table's update permission gets 1012.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::json;
+    /// let row = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .update("6F3C1A2B-0000-4000-8000-000000000001", &json!({"qty": 3}))
+    ///     .await?;
+    /// assert!(row.updated.is_some());
+    /// # Ok(()) }
+    /// ```
     pub async fn update<C: Serialize + ?Sized>(
         &self,
         id: &str,
@@ -454,7 +695,21 @@ impl<T: Serialize + DeserializeOwned> Table<'_, T> {
             .await
     }
 
-    /// The row `id`, or `None` when the backend says it does not exist (1000).
+    /// The row `id` (`GET data/{table}/{id}`), or `None` when the backend
+    /// says it does not exist (1000). An identity without the table's find
+    /// permission gets 1013 (an error, not `None`).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// let client = ctx.caller();
+    /// let orders = client.table::<serde_json::Value>("Order");
+    /// match orders.find_by_id("6F3C1A2B-0000-4000-8000-000000000001").await? {
+    ///     Some(row) => println!("qty {}", row.data["qty"]),
+    ///     None => println!("no such order"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn find_by_id(&self, id: &str) -> Result<Option<Saved<T>>, SdkError> {
         check_id(id)?;
         match self
@@ -471,7 +726,20 @@ impl<T: Serialize + DeserializeOwned> Table<'_, T> {
     /// The row `id` with the relations `query` asks for
     /// ([`Query::load_relations`], [`Query::relations_depth`],
     /// [`Query::relations_page_size`]; its other parts are not used), or
-    /// `None` when it does not exist.
+    /// `None` when it does not exist
+    /// (`GET data/{table}/{id}?loadRelations=&relationsDepth=&relationsPageSize=`).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// let order = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .find_by_id_with("6F3C1A2B-0000-4000-8000-000000000001", &Query::new().load_relations(["items"]))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn find_by_id_with(
         &self,
         id: &str,
@@ -487,13 +755,48 @@ impl<T: Serialize + DeserializeOwned> Table<'_, T> {
         }
     }
 
-    /// One page of rows matching `query`.
+    /// One page of rows matching `query` (`GET data/{table}?where=&pageSize=&...`,
+    /// see [`Query`]). A page size out of 1..=100 is
+    /// [`SdkError::InvalidArgument`] before any request; a row that does not
+    /// decode as `T` is [`SdkError::Decode`].
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Query;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Order { item: String, qty: u32 }
+    /// let big = ctx
+    ///     .caller()
+    ///     .table::<Order>("Order")
+    ///     .find(&Query::new().where_clause("qty > 10").sort_by("created desc").page_size(20))
+    ///     .await?;
+    /// for row in &big {
+    ///     println!("{} x{}", row.data.item, row.data.qty);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn find(&self, query: &Query) -> Result<Vec<Saved<T>>, SdkError> {
         let call = query.apply(self.call(Method::GET, [])?)?;
         self.client.send(call).await
     }
 
-    /// Creates several rows in one request; returns their ids in order.
+    /// Creates several rows in one request (`POST data/bulk/{table}`, an
+    /// array); returns their ids in order. Each item must serialize to a JSON
+    /// object ([`SdkError::InvalidArgument`] otherwise, before any request).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::json;
+    /// let ids = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .bulk_create(&[json!({"item": "tea"}), json!({"item": "cake"})])
+    ///     .await?;
+    /// assert_eq!(ids.len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn bulk_create(&self, items: &[T]) -> Result<Vec<String>, SdkError> {
         let rows = items
             .iter()

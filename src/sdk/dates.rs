@@ -34,9 +34,28 @@ pub(crate) fn from_ms(ms: i64) -> Option<SystemTime> {
 
 /// A point in time that Backendless writes as epoch milliseconds.
 pub trait EpochMs: Sized {
-    /// Milliseconds since the epoch (negative before it).
+    /// Milliseconds since the epoch (negative before it). No request is
+    /// made.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EpochMs;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    /// assert_eq!(t.to_epoch_ms(), 1_700_000_000_123);
+    /// assert_eq!((UNIX_EPOCH - Duration::from_secs(1)).to_epoch_ms(), -1000);
+    /// ```
     fn to_epoch_ms(&self) -> i64;
-    /// The time at `ms`, if this type can hold it.
+    /// The time at `ms`, if this type can hold it (`None` when out of its
+    /// range).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::EpochMs;
+    /// let t = chrono::DateTime::<chrono::Utc>::from_epoch_ms(1_700_000_000_000).unwrap();
+    /// assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20+00:00");
+    /// assert!(chrono::DateTime::<chrono::Utc>::from_epoch_ms(i64::MAX).is_none());
+    /// ```
     fn from_epoch_ms(ms: i64) -> Option<Self>;
 }
 
@@ -71,12 +90,40 @@ pub mod epoch_ms {
 
     use super::EpochMs;
 
-    /// Writes the date as a number of milliseconds.
+    /// Writes the date as a number of milliseconds. Used through
+    /// `#[serde(with = "coderunner::sdk::epoch_ms")]`, or called directly.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// #[derive(serde::Serialize)]
+    /// struct Reminder {
+    ///     #[serde(with = "coderunner::sdk::epoch_ms")]
+    ///     due: SystemTime,
+    /// }
+    /// let r = Reminder { due: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000) };
+    /// assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"due":1700000000000}"#);
+    /// ```
     pub fn serialize<T: EpochMs, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i64(value.to_epoch_ms())
     }
 
-    /// Reads milliseconds given as an integer, a float or a numeric string.
+    /// Reads milliseconds given as an integer, a float or a numeric string;
+    /// anything else (`null`, an ISO date string) is a serde error.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    /// #[derive(serde::Deserialize)]
+    /// struct Reminder {
+    ///     #[serde(with = "coderunner::sdk::epoch_ms")]
+    ///     due: SystemTime,
+    /// }
+    /// let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+    /// let r: Reminder = serde_json::from_str(r#"{"due": "1700000000000"}"#).unwrap();
+    /// assert_eq!(r.due, at);
+    /// assert!(serde_json::from_str::<Reminder>(r#"{"due": "2023-11-14"}"#).is_err());
+    /// ```
     pub fn deserialize<'de, T: EpochMs, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
         let value = Value::deserialize(d)?;
         let ms = ms_of(&value)
@@ -102,6 +149,18 @@ pub mod epoch_ms {
         use super::super::EpochMs;
 
         /// Writes the date as milliseconds, or `null`.
+        ///
+        /// # Example
+        /// ```
+        /// use std::time::SystemTime;
+        /// #[derive(serde::Serialize)]
+        /// struct Task {
+        ///     #[serde(with = "coderunner::sdk::epoch_ms::option")]
+        ///     done_at: Option<SystemTime>,
+        /// }
+        /// let t = Task { done_at: None };
+        /// assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"done_at":null}"#);
+        /// ```
         pub fn serialize<T: EpochMs, S: Serializer>(
             value: &Option<T>,
             s: S,
@@ -112,7 +171,21 @@ pub mod epoch_ms {
             }
         }
 
-        /// Reads milliseconds or `null`.
+        /// Reads milliseconds or `null` (`None`); add `#[serde(default)]` for
+        /// a field that may be missing.
+        ///
+        /// # Example
+        /// ```
+        /// #[derive(serde::Deserialize)]
+        /// struct Task {
+        ///     #[serde(with = "coderunner::sdk::epoch_ms::option", default)]
+        ///     done_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// }
+        /// let t: Task = serde_json::from_str(r#"{"done_at": 1700000000000}"#).unwrap();
+        /// assert_eq!(t.done_at.unwrap().timestamp_millis(), 1_700_000_000_000);
+        /// let t: Task = serde_json::from_str("{}").unwrap();
+        /// assert!(t.done_at.is_none());
+        /// ```
         pub fn deserialize<'de, T: EpochMs, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<T>, D::Error> {

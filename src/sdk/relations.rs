@@ -34,7 +34,22 @@ pub enum Children {
 }
 
 impl Children {
-    /// The rows with these ids (or, in a transaction, references).
+    /// The rows with these ids (or, in a transaction, references: an
+    /// [`OpRef`] or anything else that is `Into<ObjectRef>`). Outside a
+    /// [`super::UnitOfWork`] a reference, or an empty id, is
+    /// [`SdkError::InvalidArgument`] before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Children;
+    /// let ids = vec!["ITEM-1".to_owned(), "ITEM-2".to_owned()];
+    /// ctx.caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .add_relation("ORDER-ID", "items", &Children::ids(&ids))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn ids<I, R>(ids: I) -> Self
     where
         I: IntoIterator<Item = R>,
@@ -43,7 +58,20 @@ impl Children {
         Children::Ids(ids.into_iter().map(Into::into).collect())
     }
 
-    /// The rows of the child table matching `clause`.
+    /// The rows of the child table matching `clause`, sent as
+    /// `?whereClause=` (no body) by [`Table::set_relation`] and its siblings.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Children;
+    /// let set = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .set_relation("ORDER-ID", "items", &Children::where_clause("sku in ('X', 'Y')"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn where_clause(clause: impl Into<String>) -> Self {
         Children::Where(clause.into())
     }
@@ -120,8 +148,24 @@ impl<T> Table<'_, T> {
             .await
     }
 
-    /// Adds `children` to `parent_id`'s `column` (`PUT`); returns how many
-    /// were added (children already there, or missing, do not count).
+    /// Adds `children` to `parent_id`'s `column`
+    /// (`PUT data/{table}/{id}/{column}`, the ids as the body or
+    /// `?whereClause=`); returns how many were added (children already there,
+    /// or missing, do not count). Needs update permission on the parent and
+    /// find permission on the child table; an empty id or column is
+    /// [`SdkError::InvalidArgument`] before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Children;
+    /// let added = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .add_relation("ORDER-ID", "items", &Children::ids(["ITEM-3"]))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn add_relation(
         &self,
         parent_id: &str,
@@ -132,8 +176,22 @@ impl<T> Table<'_, T> {
             .await
     }
 
-    /// Removes `children` from `parent_id`'s `column` (`DELETE`); the child
-    /// rows stay. Returns how many were removed.
+    /// Removes `children` from `parent_id`'s `column`
+    /// (`DELETE data/{table}/{id}/{column}`, the ids as the body or
+    /// `?whereClause=`); the child rows stay. Returns how many were removed.
+    /// Needs update permission on the parent row.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::Children;
+    /// let removed = ctx
+    ///     .caller()
+    ///     .table::<serde_json::Value>("Order")
+    ///     .delete_relation("ORDER-ID", "items", &Children::where_clause("discontinued = true"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn delete_relation(
         &self,
         parent_id: &str,
@@ -145,9 +203,31 @@ impl<T> Table<'_, T> {
     }
 
     /// One page of the children of `parent_id` in `column`, as rows of `C`
-    /// (`GET data/{table}/{id}/{column}`): `query` gives the page
-    /// (`page_size`, `offset`), a where clause on the children, sorting and
-    /// properties.
+    /// (`GET data/{table}/{id}/{column}?pageSize=&offset=&where=&sortBy=&props=`):
+    /// `query` gives the page (`page_size`, `offset`), a where clause on the
+    /// children, sorting and properties. Needs find permission on the child
+    /// table.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::{Query, Saved};
+    /// #[derive(serde::Deserialize)]
+    /// struct Item { sku: String }
+    /// let client = ctx.caller();
+    /// let orders = client.table::<serde_json::Value>("Order");
+    /// let mut offset = 0;
+    /// loop {
+    ///     let page: Vec<Saved<Item>> = orders
+    ///         .load_relations("ORDER-ID", "items", &Query::new().page_size(100).offset(offset))
+    ///         .await?;
+    ///     if page.is_empty() {
+    ///         break;
+    ///     }
+    ///     offset += page.len() as u32;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn load_relations<C: DeserializeOwned>(
         &self,
         parent_id: &str,

@@ -77,7 +77,22 @@ impl<'a> Services<'a> {
     }
 
     /// Calls `method` of `service` with `params` (the body: `()` for none)
-    /// and decodes its return value into `R`.
+    /// and decodes its return value into `R`
+    /// (`POST services/{service}/{method}`), waiting for the method within
+    /// the invocation's deadline. One parameter: its value is the body;
+    /// several: an object of them by name. An empty service or method name is
+    /// [`SdkError::InvalidArgument`] before any request; the backend answers
+    /// 14001 for an unknown service and 14002 for an unknown method.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use serde_json::json;
+    /// let client = ctx.caller();
+    /// let sum: f64 = client.services().invoke("CalcService", "sum", &json!({"a": 2, "b": 3})).await?;
+    /// let version: String = client.services().invoke("InfoService", "version", &()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn invoke<P: Serialize, R: DeserializeOwned>(
         &self,
         service: &str,
@@ -87,7 +102,20 @@ impl<'a> Services<'a> {
         self.client.send(self.call(service, method, params)?).await
     }
 
-    /// Starts `method` of `service` without waiting for it to finish.
+    /// Starts `method` of `service` without waiting for it to finish: the
+    /// same request as [`Services::invoke`] with `bl-execution-type: async`,
+    /// which the backend answers at once; the method's result is not
+    /// returned.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.server_key()
+    ///     .services()
+    ///     .invoke_async("ReportService", "rebuild", &serde_json::json!({"month": "2026-11"}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn invoke_async<P: Serialize>(
         &self,
         service: &str,
@@ -142,8 +170,24 @@ impl<'a> Events<'a> {
         .body(body))
     }
 
-    /// Dispatches custom event `name` with `args` (an object) and decodes
-    /// the handler's result into `R`.
+    /// Dispatches custom event `name` with `args` (an object; `()` sends
+    /// `{}`) and decodes the handler's result into `R`
+    /// (`POST servercode/events/{name}`). Arguments that are not an object,
+    /// or an empty name, are [`SdkError::InvalidArgument`] before any
+    /// request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Stats { orders: u64 }
+    /// let stats: Stats = ctx
+    ///     .caller()
+    ///     .events()
+    ///     .dispatch("postStats", &serde_json::json!({"since": 1700000000000_i64}))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch<A: Serialize, R: DeserializeOwned>(
         &self,
         name: &str,
@@ -153,7 +197,16 @@ impl<'a> Events<'a> {
         decode(Service::Events, value)
     }
 
-    /// Dispatches custom event `name` without waiting for its handler.
+    /// Dispatches custom event `name` without waiting for its handler: the
+    /// same request as [`Events::dispatch`] with `bl-execution-type: async`,
+    /// which the backend answers at once.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// ctx.caller().events().dispatch_async("warmCaches", &()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch_async<A: Serialize>(&self, name: &str, args: &A) -> Result<(), SdkError> {
         let call = self.call(name, args)?.header(EXECUTION_TYPE, "async");
         self.client.send_raw(call).await.map(drop)

@@ -33,7 +33,21 @@ use crate::store::StoreError;
 
 /// The right to log in for everyone sharing a [`SessionStore`], granted by
 /// [`SessionStore::lease`] and handed back with [`SessionStore::put`] or
-/// [`SessionStore::release`].
+/// [`SessionStore::release`]. Its value is the store's own (the memory
+/// store's is empty); a caller only passes it back.
+///
+/// # Example
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use coderunner::sdk::{Lease, MemorySessionStore, SessionStore};
+/// let store = MemorySessionStore::default();
+/// match store.lease(None).await? {
+///     Lease::Granted(lease) => store.release(lease).await?, // log in, or give it back
+///     Lease::Replaced(token) => { /* use `token` */ }
+///     Lease::Held => { /* ask again soon */ }
+/// }
+/// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseId(pub String);
 
@@ -60,23 +74,111 @@ pub enum Lease {
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// A bounded label for metrics: `memory` or `redis`.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{MemorySessionStore, SessionStore};
+    /// assert_eq!(MemorySessionStore::default().kind(), "memory");
+    /// ```
     fn kind(&self) -> &'static str;
-    /// The current token, if any.
+    /// The current token, if any. A store that cannot answer (Redis down)
+    /// says so with a [`StoreError`]; the login then fails like one to an
+    /// unreachable backend.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use coderunner::sdk::{MemorySessionStore, SessionStore};
+    /// let store = MemorySessionStore::default();
+    /// assert!(store.get().await?.is_none()); // nobody logged in yet
+    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// ```
     async fn get(&self) -> Result<Option<UserToken>, StoreError>;
     /// Asks to log in in place of `expected` (the token that failed or is
-    /// due for renewal; `None` = there was none).
+    /// due for renewal; `None` = there was none): [`Lease::Granted`] while
+    /// the stored token is still `expected`, [`Lease::Replaced`] when another
+    /// token replaced it, [`Lease::Held`] while another process holds the
+    /// lease.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use coderunner::event::UserToken;
+    /// use coderunner::sdk::{Lease, MemorySessionStore, SessionStore};
+    /// let store = MemorySessionStore::default();
+    /// let Lease::Granted(lease) = store.lease(None).await? else { panic!("the store is empty") };
+    /// store.put(lease, UserToken::new("fresh")).await?;
+    /// // A caller still holding the stale token is given the fresh one.
+    /// let stale = UserToken::new("stale");
+    /// assert!(matches!(store.lease(Some(&stale)).await?, Lease::Replaced(t) if t.expose() == "fresh"));
+    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// ```
     async fn lease(&self, expected: Option<&UserToken>) -> Result<Lease, StoreError>;
     /// Stores the token got under `lease` and ends the lease.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use coderunner::event::UserToken;
+    /// use coderunner::sdk::{Lease, MemorySessionStore, SessionStore};
+    /// let store = MemorySessionStore::default();
+    /// if let Lease::Granted(lease) = store.lease(None).await? {
+    ///     store.put(lease, UserToken::new("t1")).await?;
+    /// }
+    /// assert_eq!(store.get().await?.map(|t| t.expose().to_owned()).as_deref(), Some("t1"));
+    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// ```
     async fn put(&self, lease: LeaseId, token: UserToken) -> Result<(), StoreError>;
-    /// Ends `lease` without a token (the login failed).
+    /// Ends `lease` without a token (the login failed), so another caller
+    /// may try.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use coderunner::sdk::{Lease, MemorySessionStore, SessionStore};
+    /// let store = MemorySessionStore::default();
+    /// if let Lease::Granted(lease) = store.lease(None).await? {
+    ///     // ... the login failed:
+    ///     store.release(lease).await?;
+    /// }
+    /// assert!(store.get().await?.is_none());
+    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// ```
     async fn release(&self, lease: LeaseId) -> Result<(), StoreError>;
     /// At shutdown: this process stops using `token`. `Ok(true)` when no
     /// other process uses it, so it should be logged out (and is forgotten).
+    /// The memory store has no other process: always `Ok(true)`.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use coderunner::event::UserToken;
+    /// use coderunner::sdk::{Lease, MemorySessionStore, SessionStore};
+    /// let store = MemorySessionStore::default();
+    /// if let Lease::Granted(lease) = store.lease(None).await? {
+    ///     store.put(lease, UserToken::new("t1")).await?;
+    /// }
+    /// assert!(store.leave(&UserToken::new("t1")).await?);
+    /// assert!(store.get().await?.is_none());
+    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// ```
     async fn leave(&self, token: &UserToken) -> Result<bool, StoreError>;
 }
 
 /// A [`SessionStore`] in process memory: the process's own single flight
-/// (the session's login lock) is the only lease needed.
+/// (the session's login lock) is the only lease needed. It is what
+/// [`super::Backendless::new`] uses; built with `Default`.
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use coderunner::sdk::{Backendless, MemorySessionStore, SdkConfig};
+/// let store = Arc::new(MemorySessionStore::default());
+/// let config = SdkConfig::new("http://127.0.0.1:8100", "APP-ID", "API-KEY".into());
+/// let sdk = Backendless::with_store(config, store)?;
+/// # let _ = sdk;
+/// # Ok::<(), coderunner::sdk::SdkError>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     token: parking_lot::Mutex<Option<UserToken>>,

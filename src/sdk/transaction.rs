@@ -50,23 +50,76 @@ pub struct OpRef {
 }
 
 impl OpRef {
-    /// The operation's `opResultId`.
+    /// The operation's `opResultId`: the operation type lower-cased, the
+    /// table and a count per type and table, as the JS SDK names them.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// let mut uow = UnitOfWork::new();
+    /// let first = uow.create("Order", &serde_json::json!({"qty": 1}))?;
+    /// let second = uow.create("Order", &serde_json::json!({"qty": 2}))?;
+    /// assert_eq!(first.id(), "createOrder1");
+    /// assert_eq!(second.id(), "createOrder2");
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The table the operation works on.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// let mut uow = UnitOfWork::new();
+    /// let gone = uow.delete("Draft", "6F3C1A2B-0000-4000-8000-000000000001");
+    /// assert_eq!(gone.table(), "Draft");
+    /// ```
     pub fn table(&self) -> &str {
         &self.table
     }
 
-    /// The property `name` of the result (of each item, for a list).
+    /// The property `name` of the result (of each item, for a list), instead
+    /// of the `objectId` a row reference stands for (`"propName"` in the
+    /// reference sent).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let order = uow.create("Order", &json!({"number": 42}))?;
+    /// let number = order.clone().field("number");
+    /// uow.create("Invoice", &json!({"orderNumber": number}))?;
+    /// assert_eq!(
+    ///     serde_json::to_value(&number).unwrap(),
+    ///     json!({"___ref": true, "opResultId": "createOrder1", "propName": "number"}),
+    /// );
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn field(mut self, name: impl Into<String>) -> Self {
         self.prop = Some(name.into());
         self
     }
 
-    /// The item `index` of a list result.
+    /// The item `index` (0-based) of a list result (`"resultIndex"` in the
+    /// reference sent); an item of a find stands for its `objectId`.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Query, UnitOfWork};
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let found = uow.find("Order", &Query::new().where_clause("status = 'new'").sort_by("created"))?;
+    /// let oldest = found.at(0);
+    /// uow.update("Order", &oldest, &json!({"status": "next"}))?;
+    /// assert_eq!(
+    ///     serde_json::to_value(&oldest).unwrap(),
+    ///     json!({"___ref": true, "opResultId": "findOrder1", "resultIndex": 0, "propName": "objectId"}),
+    /// );
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn at(mut self, index: usize) -> Self {
         self.index = Some(index);
         self
@@ -96,7 +149,21 @@ impl Serialize for OpRef {
 }
 
 /// A row named by its id, or (in a [`UnitOfWork`]) by a reference to an
-/// earlier operation's row.
+/// earlier operation's row. Built with `From`/`Into` from a `&str`, a
+/// `String` or an [`OpRef`]; the methods taking `impl Into<ObjectRef>` do it
+/// for you.
+///
+/// # Example
+/// ```
+/// use coderunner::sdk::{ObjectRef, UnitOfWork};
+/// let by_id = ObjectRef::from("6F3C1A2B-0000-4000-8000-000000000001");
+/// let mut uow = UnitOfWork::new();
+/// let order = uow.create("Order", &serde_json::json!({"customer": "ACME"}))?;
+/// let by_ref = ObjectRef::from(&order);
+/// assert_ne!(by_id, by_ref);
+/// uow.delete("Draft", by_id);
+/// # Ok::<(), coderunner::sdk::SdkError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectRef(Value);
 
@@ -171,17 +238,43 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
-    /// An empty unit of work.
+    /// An empty unit of work. Sending it empty is
+    /// [`SdkError::InvalidArgument`].
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// let uow = UnitOfWork::new();
+    /// assert!(uow.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// How many operations it holds.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// let mut uow = UnitOfWork::new();
+    /// uow.delete("Draft", "A1");
+    /// uow.delete("Draft", "B2");
+    /// assert_eq!(uow.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
     /// Whether it holds no operation.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// let mut uow = UnitOfWork::new();
+    /// assert!(uow.is_empty());
+    /// uow.delete("Draft", "A1");
+    /// assert!(!uow.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -206,7 +299,21 @@ impl UnitOfWork {
         }
     }
 
-    /// Creates a row of `table`; its result is the saved row.
+    /// Creates a row of `table` (`CREATE`, the row as the payload); its
+    /// result is the saved row. `item` must serialize to a JSON object
+    /// ([`SdkError::InvalidArgument`] otherwise, at once).
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::{Saved, UnitOfWork};
+    /// use serde_json::{json, Value};
+    /// let mut uow = UnitOfWork::new();
+    /// let order = uow.create("Order", &json!({"customer": "ACME"}))?;
+    /// let done = ctx.caller().data().transaction(&uow).await?;
+    /// let row: Saved<Value> = done.get(&order)?;
+    /// # Ok(()) }
+    /// ```
     pub fn create<T: Serialize + ?Sized>(
         &mut self,
         table: &str,
@@ -216,7 +323,20 @@ impl UnitOfWork {
         Ok(self.push("CREATE", table, Shape::Row, payload))
     }
 
-    /// Creates several rows; its result is their ids, in order.
+    /// Creates several rows (`CREATE_BULK`, an array of rows); its result is
+    /// their ids, in order. Each item must serialize to a JSON object.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::UnitOfWork;
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let items = uow.bulk_create("Item", &[json!({"sku": "X"}), json!({"sku": "Y"})])?;
+    /// let done = ctx.caller().data().transaction(&uow).await?;
+    /// let ids: Vec<String> = done.get(&items)?;
+    /// # Ok(()) }
+    /// ```
     pub fn bulk_create<T: Serialize>(
         &mut self,
         table: &str,
@@ -229,7 +349,20 @@ impl UnitOfWork {
         Ok(self.push("CREATE_BULK", table, Shape::List, Value::Array(rows)))
     }
 
-    /// Updates the row `target` with `changes`; its result is the whole row.
+    /// Updates the row `target` (an id, or a reference to an earlier row)
+    /// with `changes` (`UPDATE`, the changes plus `objectId`); its result is
+    /// the whole row. `changes` must serialize to a JSON object.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// uow.update("Order", "6F3C1A2B-0000-4000-8000-000000000001", &json!({"status": "paid"}))?;
+    /// let invoice = uow.create("Invoice", &json!({"total": 10}))?;
+    /// uow.update("Invoice", &invoice, &json!({"total": 12}))?; // the row created above
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn update<C: Serialize + ?Sized>(
         &mut self,
         table: &str,
@@ -243,8 +376,19 @@ impl UnitOfWork {
         Ok(self.push("UPDATE", table, Shape::Row, payload))
     }
 
-    /// Creates the row, or updates it when its `objectId` exists; its result
-    /// is the row.
+    /// Creates the row, or updates it when its `objectId` exists (`UPSERT`,
+    /// the row as the payload); its result is the row. `item` must serialize
+    /// to a JSON object.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let profile = uow.upsert("Profile", &json!({"objectId": "P-42", "theme": "dark"}))?;
+    /// assert_eq!(profile.id(), "upsertProfile1");
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn upsert<T: Serialize + ?Sized>(
         &mut self,
         table: &str,
@@ -254,13 +398,34 @@ impl UnitOfWork {
         Ok(self.push("UPSERT", table, Shape::Row, payload))
     }
 
-    /// Deletes the row `target`.
+    /// Deletes the row `target`, an id or a reference to an earlier row
+    /// (`DELETE`, the payload the id or the reference).
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::UnitOfWork;
+    /// let mut uow = UnitOfWork::new();
+    /// uow.delete("Draft", "6F3C1A2B-0000-4000-8000-000000000001");
+    /// ```
     pub fn delete(&mut self, table: &str, target: impl Into<ObjectRef>) -> OpRef {
         self.push("DELETE", table, Shape::Scalar, target.into().0)
     }
 
-    /// Applies `changes` to every row matching `where_clause`; its result is
+    /// Applies `changes` to every row matching `where_clause`
+    /// (`UPDATE_BULK`, `{"conditional": where, "changes"}`); its result is
     /// the count.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::UnitOfWork;
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let closed = uow.bulk_update_where("Order", "status = 'open'", &json!({"status": "closed"}))?;
+    /// let done = ctx.superuser().data().transaction(&uow).await?;
+    /// let count: u64 = done.get(&closed)?;
+    /// # Ok(()) }
+    /// ```
     pub fn bulk_update_where<C: Serialize + ?Sized>(
         &mut self,
         table: &str,
@@ -272,7 +437,20 @@ impl UnitOfWork {
     }
 
     /// Applies `changes` to the rows `targets` (ids, or the rows or ids an
-    /// earlier find or bulk create returned, as [`Children`] names them).
+    /// earlier find or bulk create returned, as [`Children`] names them)
+    /// (`UPDATE_BULK`, `{"unconditional", "changes"}`, or `{"conditional"}`
+    /// for [`Children::Where`]); its result is the count.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Children, Query, UnitOfWork};
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// uow.bulk_update("Order", Children::ids(["A1", "B2"]), &json!({"flag": true}))?;
+    /// let stale = uow.find("Order", &Query::new().where_clause("updated < 1700000000000"))?;
+    /// uow.bulk_update("Order", Children::Results(stale), &json!({"status": "stale"}))?;
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn bulk_update<C: Serialize + ?Sized>(
         &mut self,
         table: &str,
@@ -284,13 +462,37 @@ impl UnitOfWork {
         Ok(self.push("UPDATE_BULK", table, Shape::Scalar, Value::Object(payload)))
     }
 
-    /// Deletes the rows `targets` names; its result is the count.
+    /// Deletes the rows `targets` names (`DELETE_BULK`, `{"conditional"}` or
+    /// `{"unconditional"}`); its result is the count.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Children, UnitOfWork};
+    /// let mut uow = UnitOfWork::new();
+    /// uow.bulk_delete("Draft", Children::where_clause("updated < 1700000000000"));
+    /// uow.bulk_delete("Draft", Children::ids(["A1", "B2"]));
+    /// ```
     pub fn bulk_delete(&mut self, table: &str, targets: Children) -> OpRef {
         let payload = Value::Object(selection(targets));
         self.push("DELETE_BULK", table, Shape::Scalar, payload)
     }
 
-    /// Finds rows; its result is the rows (see [`OpRef::at`]).
+    /// Finds rows (`FIND`, the [`Query`] as `{whereClause, pageSize, offset,
+    /// properties, groupBy, havingClause, queryOptions}`); its result is the
+    /// rows (see [`OpRef::at`]). A page size out of 1..=100 is
+    /// [`SdkError::InvalidArgument`] at once.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::{Query, Saved, UnitOfWork};
+    /// use serde_json::Value;
+    /// let mut uow = UnitOfWork::new();
+    /// let open = uow.find("Order", &Query::new().where_clause("status = 'open'").page_size(100))?;
+    /// let done = ctx.caller().data().transaction(&uow).await?;
+    /// let rows: Vec<Saved<Value>> = done.get(&open)?;
+    /// # Ok(()) }
+    /// ```
     pub fn find(&mut self, table: &str, query: &Query) -> Result<OpRef, SdkError> {
         let payload = query.find_payload()?;
         Ok(self.push("FIND", table, Shape::Found, payload))
@@ -310,7 +512,21 @@ impl UnitOfWork {
         self.push(kind, table, Shape::Scalar, Value::Object(payload))
     }
 
-    /// Makes `children` the only children of `parent`'s `column`.
+    /// Makes `children` the only children of `parent`'s `column`
+    /// (`SET_RELATION`, `{parentObject, relationColumn, conditional or
+    /// unconditional}`); its result is a count. `parent` and the children may
+    /// be references to earlier operations.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Children, UnitOfWork};
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let order = uow.create("Order", &json!({"customer": "ACME"}))?;
+    /// let items = uow.bulk_create("Item", &[json!({"sku": "X"}), json!({"sku": "Y"})])?;
+    /// uow.set_relation("Order", &order, "items", Children::Results(items));
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn set_relation(
         &mut self,
         table: &str,
@@ -321,7 +537,18 @@ impl UnitOfWork {
         self.relation("SET_RELATION", table, parent, column, children)
     }
 
-    /// Adds `children` to `parent`'s `column`.
+    /// Adds `children` to `parent`'s `column` (`ADD_RELATION`, the same
+    /// payload as [`UnitOfWork::set_relation`]); its result is a count.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Children, UnitOfWork};
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// let item = uow.create("Item", &json!({"sku": "Z"}))?;
+    /// uow.add_relation("Order", "6F3C1A2B-0000-4000-8000-000000000001", "items", Children::ids([&item]));
+    /// # Ok::<(), coderunner::sdk::SdkError>(())
+    /// ```
     pub fn add_relation(
         &mut self,
         table: &str,
@@ -332,7 +559,16 @@ impl UnitOfWork {
         self.relation("ADD_RELATION", table, parent, column, children)
     }
 
-    /// Removes `children` from `parent`'s `column`.
+    /// Removes `children` from `parent`'s `column` (`DELETE_RELATION`, the
+    /// same payload as [`UnitOfWork::set_relation`]); the child rows stay.
+    /// Its result is a count.
+    ///
+    /// # Example
+    /// ```
+    /// use coderunner::sdk::{Children, UnitOfWork};
+    /// let mut uow = UnitOfWork::new();
+    /// uow.delete_relation("Order", "6F3C1A2B-0000-4000-8000-000000000001", "items", Children::where_clause("sku = 'X'"));
+    /// ```
     pub fn delete_relation(
         &mut self,
         table: &str,
@@ -389,14 +625,43 @@ pub struct TransactionResult {
 }
 
 impl TransactionResult {
-    /// The raw result of `op`, if the backend returned one.
+    /// The raw result of `op` (the `result` of its entry in the reply), if
+    /// the backend returned one.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::UnitOfWork;
+    /// let mut uow = UnitOfWork::new();
+    /// let gone = uow.delete("Draft", "6F3C1A2B-0000-4000-8000-000000000001");
+    /// let done = ctx.caller().data().transaction(&uow).await?;
+    /// if let Some(value) = done.value(&gone) {
+    ///     println!("delete answered {value}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn value(&self, op: &OpRef) -> Option<&Value> {
         self.results.get(&op.id)
     }
 
     /// The result of `op` as `R`: a [`super::Saved`] row for create, update
     /// and upsert, rows for find, ids for bulk create, a count for bulk
-    /// update and delete and for relation changes.
+    /// update and delete and for relation changes. No result for `op`, or a
+    /// result of another shape, is [`SdkError::Decode`].
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::{Children, Saved, UnitOfWork};
+    /// use serde_json::{json, Value};
+    /// let mut uow = UnitOfWork::new();
+    /// let order = uow.create("Order", &json!({"customer": "ACME"}))?;
+    /// let linked = uow.add_relation("Order", &order, "items", Children::ids(["ITEM-1"]));
+    /// let done = ctx.caller().data().transaction(&uow).await?;
+    /// let row: Saved<Value> = done.get(&order)?;
+    /// let added: u64 = done.get(&linked)?;
+    /// # Ok(()) }
+    /// ```
     pub fn get<R: DeserializeOwned>(&self, op: &OpRef) -> Result<R, SdkError> {
         let value = self.value(op).cloned().ok_or_else(|| SdkError::Decode {
             service: Service::Data.as_str(),
@@ -407,6 +672,21 @@ impl TransactionResult {
 }
 
 /// Which operation of a transaction failed, and why; nothing was written.
+/// Met as [`SdkError::Transaction`] from [`Data::transaction`].
+///
+/// # Example
+/// ```
+/// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+/// use coderunner::sdk::{SdkError, UnitOfWork};
+/// let mut uow = UnitOfWork::new();
+/// uow.create("Audit", &serde_json::json!({"entry": "x"}))?;
+/// if let Err(SdkError::Transaction(failed)) = ctx.caller().data().transaction(&uow).await {
+///     if failed.code == Some(1011) {
+///         println!("{} may not be created by this user", failed.table);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionError {
     /// The failed operation's `opResultId`.
@@ -480,7 +760,28 @@ struct ReplyResult {
 impl Data<'_> {
     /// Runs `uow` as one transaction (`POST transaction/unit-of-work`) as
     /// this client's identity. When an operation fails, nothing is written
-    /// and the error is [`SdkError::Transaction`], naming the operation.
+    /// and the error is [`SdkError::Transaction`], naming the operation
+    /// ([`TransactionError`]: its index, type, table, code such as 1011, and
+    /// message). An empty unit of work is [`SdkError::InvalidArgument`]
+    /// before any request.
+    ///
+    /// # Example
+    /// ```
+    /// # async fn example(ctx: coderunner::Context) -> Result<(), coderunner::sdk::SdkError> {
+    /// use coderunner::sdk::{SdkError, UnitOfWork};
+    /// use serde_json::json;
+    /// let mut uow = UnitOfWork::new();
+    /// uow.create("Order", &json!({"customer": "ACME"}))?;
+    /// uow.create("Ledger", &json!({"entry": "order"}))?;
+    /// match ctx.caller().data().transaction(&uow).await {
+    ///     Ok(_) => {}
+    ///     Err(SdkError::Transaction(failed)) => {
+    ///         println!("operation {:?} on {} failed: {}", failed.index, failed.table, failed.message);
+    ///     }
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn transaction(&self, uow: &UnitOfWork) -> Result<TransactionResult, SdkError> {
         if uow.is_empty() {
             return Err(SdkError::invalid(
