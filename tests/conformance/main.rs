@@ -102,41 +102,62 @@ fn ensure_sdk(dir: &Path) -> Result<String, String> {
         })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn js_sdk_v8_against_the_emulator() {
+/// Node, npm and the SDK, installed once: the install folder and the SDK's
+/// version, or `None` when the test is skipped (it has said why).
+async fn sdk_ready() -> Option<(PathBuf, String)> {
     let Some(node) = tool_version("node") else {
-        return skip(WHAT, "`node` is not on PATH");
+        skip(WHAT, "`node` is not on PATH");
+        return None;
     };
     if tool_version("npm").is_none() {
-        return skip(WHAT, "`npm` is not on PATH");
+        skip(WHAT, "`npm` is not on PATH");
+        return None;
     }
     let dir = node_dir();
-    let sdk = match tokio::task::spawn_blocking({
+    let installed = tokio::task::spawn_blocking({
         let dir = dir.clone();
         move || ensure_sdk(&dir)
     })
     .await
-    .expect("install task")
-    {
-        Ok(v) => v,
-        Err(why) => return skip(WHAT, &why),
-    };
-    eprintln!("node {node}, backendless {sdk}");
+    .expect("install task");
+    match installed {
+        Ok(sdk) => {
+            eprintln!("node {node}, backendless {sdk}");
+            Some((dir, sdk))
+        }
+        Err(why) => {
+            skip(WHAT, &why);
+            None
+        }
+    }
+}
 
-    let emu = Emulator::new(EmulatorConfig::dev()).expect("emulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+/// `coderunner dev` in-process: the dev configuration's emulator linked to
+/// a runner serving the example app's handlers, on free loopback ports.
+async fn dev_stack() -> coderunner::dev::DevStack {
+    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
+        .expect("the dev configuration");
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    let mut emulator = EmulatorConfig::dev();
+    emulator.listen = "127.0.0.1:0".into();
+    let mut registry = coderunner::Registry::new();
+    handlers::register(&mut registry).expect("the example app registers");
+    coderunner::dev::DevStack::start(&config, emulator, registry, None)
         .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(emu.clone().serve(listener, std::future::pending()));
-    let inspect = emu.inspect();
+        .expect("coderunner dev starts")
+}
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/sdk_flow.js");
+/// Runs the flow `script` (in `tests/conformance/`) against the emulator at
+/// `url`: its `CONFORMANCE_RESULT` and node's stderr.
+async fn run_flow(script: &str, url: &str, dir: &Path) -> (Value, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance")
+        .join(script);
     let mut cmd = node::node();
     cmd.arg(&script)
-        .arg(&url)
+        .arg(url)
         .arg(dir.join("node_modules"))
-        .current_dir(&dir);
+        .current_dir(dir);
     let started = Instant::now();
     let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
         .await
@@ -149,7 +170,57 @@ async fn js_sdk_v8_against_the_emulator() {
         .unwrap_or_else(|| {
             panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
         });
-    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let result = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    (result, stderr)
+}
+
+/// Every step of `expected` ran and succeeded, no other step failed, and
+/// Node talked only to 127.0.0.1.
+fn assert_steps(result: &Value, expected: &[&str], context: &str) {
+    let steps: BTreeMap<&str, &Value> = result["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("?"), s))
+        .collect();
+    let mut failures = Vec::new();
+    for name in expected {
+        match steps.get(name) {
+            None => failures.push(format!("step {name}: not run")),
+            Some(s) if s["ok"] != Value::Bool(true) => {
+                failures.push(format!("step {name}: {}", s["error"]))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, s) in &steps {
+        if !expected.contains(name) && s["ok"] != Value::Bool(true) {
+            failures.push(format!("step {name}: {}", s["error"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
+    assert_eq!(
+        result["facts"]["foreignHosts"],
+        serde_json::json!([]),
+        "Node only talks to 127.0.0.1{context}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn js_sdk_v8_against_the_emulator() {
+    let Some((dir, sdk)) = sdk_ready().await else {
+        return;
+    };
+
+    let emu = Emulator::new(EmulatorConfig::dev()).expect("emulator");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(emu.clone().serve(listener, std::future::pending()));
+    let inspect = emu.inspect();
+
+    let (result, stderr) = run_flow("sdk_flow.js", &url, &dir).await;
     let requests = inspect.requests();
     let request_log: Vec<String> = requests
         .iter()
@@ -298,40 +369,11 @@ const SERVICE_STEPS: &[&str] = &[
 /// with the example app's runner, over loopback HTTP.
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_calls_services_and_events_of_coderunner_dev() {
-    let Some(_) = tool_version("node") else {
-        return skip(WHAT, "`node` is not on PATH");
+    let Some((dir, _sdk)) = sdk_ready().await else {
+        return;
     };
-    if tool_version("npm").is_none() {
-        return skip(WHAT, "`npm` is not on PATH");
-    }
-    let dir = node_dir();
-    let sdk = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || ensure_sdk(&dir)
-    })
-    .await
-    .expect("install task");
-    if let Err(why) = sdk {
-        return skip(WHAT, &why);
-    }
     let app = coderunner::testing::TestApp::start(handlers::register).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/services_flow.js");
-    let mut cmd = node::node();
-    cmd.arg(&script)
-        .arg(app.emulator_url())
-        .arg(dir.join("node_modules"))
-        .current_dir(&dir);
-    let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
-        .await
-        .expect("node task")
-        .expect("running node");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
-        .unwrap_or_else(|| {
-            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
-        });
-    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let (result, stderr) = run_flow("services_flow.js", app.emulator_url(), &dir).await;
     let context = format!(
         "\nresult: {}\nnode stderr:\n{stderr}",
         serde_json::to_string_pretty(&result).unwrap_or_default()
@@ -409,86 +451,20 @@ const FILE_STEPS: &[&str] = &[
 /// serving the example app's handlers.
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_files_messaging_and_email() {
-    let Some(node) = tool_version("node") else {
-        return skip(WHAT, "`node` is not on PATH");
+    let Some((dir, _sdk)) = sdk_ready().await else {
+        return;
     };
-    if tool_version("npm").is_none() {
-        return skip(WHAT, "`npm` is not on PATH");
-    }
-    let dir = node_dir();
-    let sdk = match tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || ensure_sdk(&dir)
-    })
-    .await
-    .expect("install task")
-    {
-        Ok(v) => v,
-        Err(why) => return skip(WHAT, &why),
-    };
-    eprintln!("node {node}, backendless {sdk}");
 
-    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
-        .expect("the dev configuration");
-    config.server.listen = "127.0.0.1:0".parse().expect("address");
-    let mut emulator = EmulatorConfig::dev();
-    emulator.listen = "127.0.0.1:0".into();
-    let mut registry = coderunner::Registry::new();
-    handlers::register(&mut registry).expect("the example app registers");
-    let stack = coderunner::dev::DevStack::start(&config, emulator, registry, None)
-        .await
-        .expect("coderunner dev starts");
+    let stack = dev_stack().await;
     let url = stack.emulator_url.clone();
     let inspect = stack.emulator.inspect();
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/files_flow.js");
-    let mut cmd = node::node();
-    cmd.arg(&script)
-        .arg(&url)
-        .arg(dir.join("node_modules"))
-        .current_dir(&dir);
-    let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
-        .await
-        .expect("node task")
-        .expect("running node");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
-        .unwrap_or_else(|| {
-            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
-        });
-    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let (result, stderr) = run_flow("files_flow.js", &url, &dir).await;
     let context = format!(
         "\nresult: {}\nnode stderr:\n{stderr}",
         serde_json::to_string_pretty(&result).unwrap_or_default()
     );
-    let steps: BTreeMap<&str, &Value> = result["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| (s["name"].as_str().unwrap_or("?"), s))
-        .collect();
-    let mut failures = Vec::new();
-    for name in FILE_STEPS {
-        match steps.get(name) {
-            None => failures.push(format!("step {name}: not run")),
-            Some(s) if s["ok"] != Value::Bool(true) => {
-                failures.push(format!("step {name}: {}", s["error"]))
-            }
-            Some(_) => {}
-        }
-    }
-    for (name, s) in &steps {
-        if !FILE_STEPS.contains(name) && s["ok"] != Value::Bool(true) {
-            failures.push(format!("step {name}: {}", s["error"]));
-        }
-    }
-    assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
-    assert_eq!(
-        result["facts"]["foreignHosts"],
-        serde_json::json!([]),
-        "Node only talks to 127.0.0.1{context}"
-    );
+    assert_steps(&result, FILE_STEPS, &context);
 
     // The emulator's side: the message and the email, captured as the user.
     let user_id = result["facts"]["userId"].as_str().expect("facts.userId");
@@ -551,55 +527,15 @@ const DATA_STEPS: &[&str] = &[
 /// written), as alice of the dev app.
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_relations_and_transactions() {
-    let Some(node) = tool_version("node") else {
-        return skip(WHAT, "`node` is not on PATH");
+    let Some((dir, sdk)) = sdk_ready().await else {
+        return;
     };
-    if tool_version("npm").is_none() {
-        return skip(WHAT, "`npm` is not on PATH");
-    }
-    let dir = node_dir();
-    let sdk = match tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || ensure_sdk(&dir)
-    })
-    .await
-    .expect("install task")
-    {
-        Ok(v) => v,
-        Err(why) => return skip(WHAT, &why),
-    };
-    eprintln!("node {node}, backendless {sdk}");
 
-    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
-        .expect("the dev configuration");
-    config.server.listen = "127.0.0.1:0".parse().expect("address");
-    let mut emulator = EmulatorConfig::dev();
-    emulator.listen = "127.0.0.1:0".into();
-    let mut registry = coderunner::Registry::new();
-    handlers::register(&mut registry).expect("the example app registers");
-    let stack = coderunner::dev::DevStack::start(&config, emulator, registry, None)
-        .await
-        .expect("coderunner dev starts");
+    let stack = dev_stack().await;
     let url = stack.emulator_url.clone();
     let inspect = stack.emulator.inspect();
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/data_flow.js");
-    let mut cmd = node::node();
-    cmd.arg(&script)
-        .arg(&url)
-        .arg(dir.join("node_modules"))
-        .current_dir(&dir);
-    let (_, stdout, stderr) = tokio::task::spawn_blocking(move || run(cmd, SCRIPT_TIMEOUT))
-        .await
-        .expect("node task")
-        .expect("running node");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("CONFORMANCE_RESULT "))
-        .unwrap_or_else(|| {
-            panic!("no CONFORMANCE_RESULT line\nstdout:\n{stdout}\nstderr:\n{stderr}")
-        });
-    let result: Value = serde_json::from_str(line).expect("CONFORMANCE_RESULT is JSON");
+    let (result, stderr) = run_flow("data_flow.js", &url, &dir).await;
     let requests = inspect.requests();
     let context = format!(
         "\nsdk {sdk}\nresult: {}\nrequests:\n  {}\nnode stderr:\n{stderr}",
@@ -611,33 +547,7 @@ async fn js_sdk_v8_relations_and_transactions() {
             .join("\n  ")
     );
 
-    let steps: BTreeMap<&str, &Value> = result["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| (s["name"].as_str().unwrap_or("?"), s))
-        .collect();
-    let mut failures = Vec::new();
-    for name in DATA_STEPS {
-        match steps.get(name) {
-            None => failures.push(format!("step {name}: not run")),
-            Some(s) if s["ok"] != Value::Bool(true) => {
-                failures.push(format!("step {name}: {}", s["error"]))
-            }
-            Some(_) => {}
-        }
-    }
-    for (name, s) in &steps {
-        if !DATA_STEPS.contains(name) && s["ok"] != Value::Bool(true) {
-            failures.push(format!("step {name}: {}", s["error"]));
-        }
-    }
-    assert!(failures.is_empty(), "{}{context}", failures.join("\n"));
-    assert_eq!(
-        result["facts"]["foreignHosts"],
-        serde_json::json!([]),
-        "Node only talks to 127.0.0.1{context}"
-    );
+    assert_steps(&result, DATA_STEPS, &context);
 
     // The emulator's side: the script's relation and transaction requests
     // (the JS key's; the handlers' own use the CloudCode key) were alice's.
