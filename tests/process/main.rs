@@ -78,23 +78,7 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                for key in ["address", "console_address"] {
-                    if let Some(addr) = v[key].as_str() {
-                        let _ = tx.send((key, addr.to_owned()));
-                    }
-                }
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+    let (rx, reader) = read_json_logs(&mut child);
     let (mut addr, mut console_addr) = (None, None);
     while addr.is_none() || console_addr.is_none() {
         let (key, value) = rx
@@ -161,6 +145,35 @@ fn serve_takes_secrets_from_files_and_exits_cleanly_on_sigterm() {
     assert!(logs.contains("shutdown complete"), "{logs}");
     assert!(!logs.contains(&secret), "the secret never reaches the logs");
     assert!(!logs.contains(console_token), "nor the console token");
+}
+
+/// Reads a `serve` process's JSON log lines on a thread: the addresses it
+/// logs (`address`, `console_address`) as they come, and all its lines
+/// once it exits.
+fn read_json_logs(
+    child: &mut std::process::Child,
+) -> (
+    std::sync::mpsc::Receiver<(&'static str, String)>,
+    std::thread::JoinHandle<String>,
+) {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                for key in ["address", "console_address"] {
+                    if let Some(addr) = v[key].as_str() {
+                        let _ = tx.send((key, addr.to_owned()));
+                    }
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (rx, reader)
 }
 
 mod raw_http {
@@ -389,22 +402,8 @@ fn the_deploy_guide_runs_as_written_locally() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(addr) = v["address"].as_str() {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let addr = rx
+    let (rx, reader) = read_json_logs(&mut child);
+    let (_, addr) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the runner logs its address as JSON, as the guide's [log] asks");
     // Ready once the Redis transport and the store answer.
