@@ -1,40 +1,41 @@
 //! The runner's HTTP server: `POST /invoke`, `GET /handlers`, `/healthz`,
 //! `/readyz`, `/metrics`, and graceful shutdown.
 //!
-//! Bytes flow one way: signature headers -> raw body (bounded in size and
-//! time) -> signature check -> task decode -> app id -> a task slot ->
-//! replay check -> route -> dispatcher -> reply. The server knows nothing of the SDK.
+//! Bytes flow one way: a `VerifiedTask` (signature headers -> raw body,
+//! bounded in size and time -> signature check -> task decode -> app id,
+//! in `extract.rs`) -> a task slot -> replay check -> route -> dispatcher ->
+//! reply. The server knows nothing of the SDK.
 
 mod connections;
 pub(crate) mod console;
 pub mod dedupe;
 mod error;
+mod extract;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use connections::ConnectionLimits;
-use dedupe::{Admission, Dedupe, KeptReply};
+use dedupe::{Admission, Dedupe, KeptReply, Ticket};
 pub use error::ErrorReply;
+use extract::{Delivery, VerifiedTask};
 
 use crate::dispatch::{Dispatcher, RouteError};
-use crate::event::wire::{AnyTask, ExceptionWrapper, InvocationResult};
-use crate::signature::{self, CheckedHeaders, SignatureError, SignedHeaders, Verifier};
+use crate::event::wire::{ExceptionWrapper, InvocationResult};
+use crate::signature::{self, Verifier};
 use crate::store::SeenIds;
 use crate::transport::Readiness;
 
@@ -302,19 +303,6 @@ async fn metrics() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn signature_error(e: SignatureError) -> ErrorReply {
-    tracing::warn!(error = %e, "refused a task with an invalid signature");
-    let status = match e {
-        SignatureError::IdTooLong => StatusCode::BAD_REQUEST,
-        _ => StatusCode::UNAUTHORIZED,
-    };
-    ErrorReply::new(status, "invalid_signature", e.to_string())
-}
-
 /// A JSON body already serialized.
 fn json_reply(status: StatusCode, body: Bytes) -> Response {
     let mut response = (status, body).into_response();
@@ -325,39 +313,190 @@ fn json_reply(status: StatusCode, body: Bytes) -> Response {
     response
 }
 
-/// Reads the body within the size limit and the body read timeout.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ErrorReply> {
-    let too_large = || {
+/// `POST /invoke`: a verified task takes a task slot, passes the replay
+/// check, is routed and runs; its answer is kept for a retry of the delivery.
+async fn invoke(
+    State(state): State<Arc<AppState>>,
+    VerifiedTask {
+        task,
+        delivery,
+        received,
+    }: VerifiedTask,
+) -> Result<Response, ErrorReply> {
+    let is_async = task.is_async();
+    let request_id = task.id().to_owned();
+    // The slot before the replay check, so that a delivery refused for load
+    // is not remembered and the backend's retry of it runs (a retry of an
+    // answered delivery needs a slot too: under load it gets the 503, later
+    // its kept answer). The replay check before routing, which calls the
+    // handler to build its future.
+    let slot = take_slot(&state, is_async)?;
+    let ticket = match admit(&state, delivery.as_ref()).await? {
+        Admitted::Run(ticket) => ticket,
+        Admitted::Replay(kept) => return Ok(kept),
+    };
+    // From here the delivery counts as seen: whatever it is answered is kept.
+    let routed = match state.dispatcher.route_any(task) {
+        Ok(routed) => routed,
+        Err(e) => {
+            let (status, body) = unroutable(&state, &request_id, e, received);
+            return Ok(answer(ticket, status, body));
+        }
+    };
+    // Every task runs on the tracker, so it completes even if the caller
+    // hangs up (its answer is then kept for a retry), and shutdown waits for it.
+    let run = state
+        .dispatcher
+        .execute(routed.hold(slot), received, is_async);
+    if is_async {
+        let accepted = serde_json::to_vec(&json!({"requestId": request_id, "status": "accepted"}))
+            .expect("JSON serializes");
+        let accepted = answer(ticket, StatusCode::ACCEPTED, Bytes::from(accepted));
+        state.tracker.spawn(run);
+        return Ok(accepted);
+    }
+    let running = state.tracker.spawn(async move {
+        let reply = run.await;
+        let body = serde_json::to_vec(&reply).expect("a reply serializes");
+        answer(ticket, StatusCode::OK, Bytes::from(body))
+    });
+    running.await.map_err(|e| {
+        tracing::error!(error = %e, "invocation task failed");
         ErrorReply::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the task body exceeds the limit of {} bytes",
-                state.body_limit
-            ),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the invocation could not complete",
+        )
+    })
+}
+
+/// The answer to a delivery, kept for a retry of it when it is signed.
+fn answer(ticket: Option<Ticket>, status: StatusCode, body: Bytes) -> Response {
+    if let Some(ticket) = ticket {
+        ticket.finish(KeptReply {
+            status: status.as_u16(),
+            body: body.clone(),
+        });
+    }
+    json_reply(status, body)
+}
+
+/// A slot of the task's kind (synchronous or asynchronous), or 503 with
+/// `Retry-After` when they are all taken.
+fn take_slot(state: &AppState, is_async: bool) -> Result<OwnedSemaphorePermit, ErrorReply> {
+    let (slots, reason, code, what, limit) = if is_async {
+        (
+            &state.async_tasks,
+            "async_full",
+            "async_queue_full",
+            "asynchronous tasks",
+            "server.max_async_tasks",
+        )
+    } else {
+        (
+            &state.tasks,
+            "busy",
+            "busy",
+            "tasks",
+            "server.max_tasks_in_flight",
         )
     };
-    let declared =
-        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > state.body_limit) {
-        return Err(too_large());
-    }
-    let read = axum::body::to_bytes(body, state.body_limit);
-    match tokio::time::timeout(state.body_read_timeout, read).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(too_large()),
-        Err(_) => {
-            metrics::counter!("coderunner_http_body_timeouts_total").increment(1);
-            Err(ErrorReply::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the task body was not received within {} ms",
-                    state.body_read_timeout.as_millis()
-                ),
-            ))
+    Arc::clone(slots).try_acquire_owned().map_err(|_| {
+        metrics::counter!("coderunner_tasks_refused_total", "reason" => reason).increment(1);
+        ErrorReply::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!("too many {what} in flight (`{limit}`); retry later"),
+        )
+        .retry_after(RETRY_AFTER_SECS)
+    })
+}
+
+/// What the replay check says about a delivery it does not refuse.
+enum Admitted {
+    /// Run it, with the ticket that keeps its answer (`None` unsigned).
+    Run(Option<Ticket>),
+    /// A retry of a delivery already answered: that answer again.
+    Replay(Response),
+}
+
+/// The replay check of a signed delivery (unsigned ones always run): this
+/// process's own, then the fleet's when the store is shared.
+async fn admit(state: &AppState, delivery: Option<&Delivery>) -> Result<Admitted, ErrorReply> {
+    let Some(delivery) = delivery else {
+        return Ok(Admitted::Run(None));
+    };
+    let id = delivery.id();
+    let admission = state.dedupe.admit(
+        id,
+        delivery.timestamp,
+        delivery.body_hash,
+        signature::unix_now(),
+    );
+    let ticket = match admission {
+        Admission::New(ticket) => ticket,
+        Admission::Replay(KeptReply { status, body }) => {
+            tracing::info!(webhook_id = id, "a retried delivery gets its reply again");
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = json_reply(status, body);
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            return Ok(Admitted::Replay(response));
         }
-    }
+        Admission::Running => {
+            return Err(ErrorReply::new(
+                StatusCode::CONFLICT,
+                "delivery_in_progress",
+                format!("webhook-id `{id}` is still running; retry for its reply"),
+            )
+            .retry_after(RETRY_AFTER_SECS))
+        }
+        Admission::OtherBody => {
+            duplicate_refused("memory");
+            tracing::warn!(webhook_id = id, "refused a seen id with another body");
+            return Err(ErrorReply::new(
+                StatusCode::CONFLICT,
+                "duplicate_delivery",
+                format!(
+                    "webhook-id `{id}` was already received with a different body; \
+                     it is not executed"
+                ),
+            ));
+        }
+        Admission::ReplyNotKept => {
+            duplicate_refused("memory");
+            tracing::warn!(webhook_id = id, "refused a replayed delivery");
+            return Err(ErrorReply::new(
+                StatusCode::CONFLICT,
+                "duplicate_delivery",
+                format!(
+                    "webhook-id `{id}` was already received and its reply is no longer \
+                     kept; it is not executed again"
+                ),
+            ));
+        }
+        Admission::BeyondHorizon { horizon } => {
+            tracing::warn!(
+                webhook_id = id,
+                horizon,
+                "refused a delivery signed before the replay horizon"
+            );
+            metrics::counter!("coderunner_replay_refused_total").increment(1);
+            return Err(ErrorReply::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "replay_window_full",
+                format!(
+                    "too many recent deliveries are remembered: deliveries signed at or \
+                     before {horizon} cannot be told from replays; send it again with a \
+                     fresh signature"
+                ),
+            )
+            .retry_after(RETRY_AFTER_SECS));
+        }
+    };
+    let ticket = claim_in_fleet(state, delivery, ticket).await?;
+    Ok(Admitted::Run(Some(ticket)))
 }
 
 fn duplicate_refused(store: &'static str) {
@@ -369,27 +508,22 @@ fn duplicate_refused(store: &'static str) {
 /// store cannot say (503, and the delivery is forgotten so its retry runs).
 async fn claim_in_fleet(
     state: &AppState,
-    checked: Option<&CheckedHeaders<'_>>,
-    ticket: Option<dedupe::Ticket>,
-    body: &[u8],
-) -> Result<Option<dedupe::Ticket>, ErrorReply> {
-    let (Some(seen), Some(checked)) = (&state.seen_ids, checked) else {
+    delivery: &Delivery,
+    ticket: Ticket,
+) -> Result<Ticket, ErrorReply> {
+    let Some(seen) = &state.seen_ids else {
         return Ok(ticket);
     };
-    let Some(ticket) = ticket else {
-        return Ok(None);
-    };
-    let id = checked.id;
-    let hash: [u8; 32] = Sha256::digest(body).into();
+    let id = delivery.id();
     let tolerance = state
         .verifier
         .as_ref()
         .map_or(signature::DEFAULT_TOLERANCE, Verifier::tolerance);
-    let until = checked
+    let until = delivery
         .timestamp
         .saturating_add(i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX));
-    match seen.claim(id, &hash, until).await {
-        Ok(true) => Ok(Some(ticket)),
+    match seen.claim(id, &delivery.body_hash, until).await {
+        Ok(true) => Ok(ticket),
         Ok(false) => {
             // The ticket is dropped: this replica refuses the id too.
             drop(ticket);
@@ -423,260 +557,35 @@ async fn claim_in_fleet(
     }
 }
 
-/// What the replay check says about a delivery.
-enum Admitted {
-    /// Execute it (with the ticket to keep its reply; `None` unsigned).
-    Run(Option<dedupe::Ticket>),
-    /// A repeated delivery: this is its answer.
-    Answer(Response),
-}
-
-/// The replay check of a signed delivery; unsigned ones always run.
-fn admit(state: &AppState, checked: Option<&CheckedHeaders<'_>>, body: &[u8]) -> Admitted {
-    let Some(checked) = checked else {
-        return Admitted::Run(None);
-    };
-    let id = checked.id;
-    let hash: [u8; 32] = Sha256::digest(body).into();
-    let refused = |e: ErrorReply| Admitted::Answer(e.into_response());
-    match state
-        .dedupe
-        .admit(id, checked.timestamp, hash, signature::unix_now())
-    {
-        Admission::New(ticket) => Admitted::Run(Some(ticket)),
-        Admission::Replay(KeptReply { status, body }) => {
-            tracing::info!(webhook_id = id, "a retried delivery gets its reply again");
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = json_reply(status, body);
-            response
-                .headers_mut()
-                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-            Admitted::Answer(response)
-        }
-        Admission::Running => refused(
-            ErrorReply::new(
-                StatusCode::CONFLICT,
-                "delivery_in_progress",
-                format!("webhook-id `{id}` is still running; retry for its reply"),
-            )
-            .retry_after(RETRY_AFTER_SECS),
-        ),
-        Admission::OtherBody => {
-            duplicate_refused("memory");
-            tracing::warn!(webhook_id = id, "refused a seen id with another body");
-            refused(ErrorReply::new(
-                StatusCode::CONFLICT,
-                "duplicate_delivery",
-                format!(
-                    "webhook-id `{id}` was already received with a different body; \
-                     it is not executed"
-                ),
-            ))
-        }
-        Admission::ReplyNotKept => {
-            duplicate_refused("memory");
-            tracing::warn!(webhook_id = id, "refused a replayed delivery");
-            refused(ErrorReply::new(
-                StatusCode::CONFLICT,
-                "duplicate_delivery",
-                format!(
-                    "webhook-id `{id}` was already received and its reply is no longer \
-                     kept; it is not executed again"
-                ),
-            ))
-        }
-        Admission::BeyondHorizon { horizon } => {
-            tracing::warn!(
-                webhook_id = id,
-                horizon,
-                "refused a delivery signed before the replay horizon"
-            );
-            metrics::counter!("coderunner_replay_refused_total").increment(1);
-            refused(
-                ErrorReply::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "replay_window_full",
-                    format!(
-                        "too many recent deliveries are remembered: deliveries signed at or \
-                         before {horizon} cannot be told from replays; send it again with a \
-                         fresh signature"
-                    ),
-                )
-                .retry_after(RETRY_AFTER_SECS),
-            )
-        }
-    }
-}
-
 /// The answer to a task that cannot be routed: a named 400 for a bad
 /// context or arguments, an `InvocationResult` with the official runner's
 /// message and 404 for an unknown event or handler.
-fn route_error(
+fn unroutable(
     state: &AppState,
     request_id: &str,
     error: RouteError,
-    started: Instant,
+    received: Instant,
 ) -> (StatusCode, Bytes) {
-    let refusal = match error {
-        RouteError::BadContext(message) => {
-            let message = format!("invalid task field `arguments[0]`: {message}");
-            ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_task", message)
-                .with_field("arguments[0]")
+    let error = match ErrorReply::try_from(error) {
+        Ok(invalid) => {
+            tracing::warn!(task.id = %request_id, field = invalid.field.as_deref(), "task arguments do not fit the handler");
+            let body = serde_json::to_vec(&invalid).expect("an error serializes");
+            return (invalid.status(), Bytes::from(body));
         }
-        RouteError::BadArguments(e) => {
-            tracing::warn!(task.id = %request_id, field = %e.field, "task arguments do not fit the handler");
-            let message = e.to_string();
-            ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_task", message).with_field(e.field)
-        }
-        e => {
-            state.dispatcher.refused(request_id, &e, started);
-            // A service's parameters are the client's: its reply, with the
-            // 400 for the client inside. The rest are unroutable: 404.
-            let status = if matches!(e, RouteError::BadParameters { .. }) {
-                StatusCode::OK
-            } else {
-                StatusCode::NOT_FOUND
-            };
-            let exception = e
-                .exception()
-                .unwrap_or_else(|| ExceptionWrapper::new(0, e.to_string(), None));
-            let reply = InvocationResult::with_exception(request_id.to_owned(), exception);
-            let body = serde_json::to_vec(&reply).expect("a reply serializes");
-            return (status, Bytes::from(body));
-        }
+        Err(error) => error,
     };
-    let body = serde_json::to_vec(&refusal).expect("an error serializes");
-    (refusal.status(), Bytes::from(body))
-}
-
-async fn invoke(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ErrorReply> {
-    let started = Instant::now();
-    // The signature headers are checked before a byte of the body is read.
-    let checked = match &state.verifier {
-        Some(verifier) => {
-            let signed = SignedHeaders {
-                id: header_str(&headers, signature::ID_HEADER),
-                timestamp: header_str(&headers, signature::TIMESTAMP_HEADER),
-                signature: header_str(&headers, signature::SIGNATURE_HEADER),
-            };
-            Some(
-                verifier
-                    .check_headers(signed, signature::unix_now())
-                    .map_err(signature_error)?,
-            )
-        }
-        None => None,
-    };
-    let body = read_body(&state, &headers, body).await?;
-    if let (Some(verifier), Some(checked)) = (&state.verifier, &checked) {
-        verifier
-            .verify_body(checked, &body)
-            .map_err(signature_error)?;
-    }
-
-    let task = AnyTask::from_slice(&body).map_err(|e| {
-        ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_task", e.message).with_field(e.field)
-    })?;
-    if let Some(app_id) = &state.app_id {
-        if let Some(field) = task.other_app_field(app_id) {
-            return Err(ErrorReply::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_task",
-                format!("invalid task field `{field}`: not the configured application `{app_id}`"),
-            )
-            .with_field(field));
-        }
-    }
-    let request_id = task.id().to_owned();
-    let is_async = task.is_async();
-    // A slot, then the replay check, before any handler code runs (routing
-    // calls the handler to build its future). A delivery refused for load
-    // is not remembered, so its retry runs.
-    let slots = if is_async {
-        &state.async_tasks
+    state.dispatcher.refused(request_id, &error, received);
+    // A service's parameters are the client's: its reply, with the 400 for
+    // the client inside. The rest are unroutable: 404.
+    let status = if matches!(error, RouteError::BadParameters { .. }) {
+        StatusCode::OK
     } else {
-        &state.tasks
+        StatusCode::NOT_FOUND
     };
-    let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
-        metrics::counter!("coderunner_tasks_refused_total", "reason" => if is_async { "async_full" } else { "busy" }).increment(1);
-        let (code, what) = if is_async {
-            ("async_queue_full", "asynchronous tasks")
-        } else {
-            ("busy", "tasks")
-        };
-        let limit = if is_async {
-            "server.max_async_tasks"
-        } else {
-            "server.max_tasks_in_flight"
-        };
-        return Err(ErrorReply::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            format!("too many {what} in flight (`{limit}`); retry later"),
-        )
-        .retry_after(RETRY_AFTER_SECS));
-    };
-    let ticket = match admit(&state, checked.as_ref(), &body) {
-        Admitted::Run(ticket) => ticket,
-        Admitted::Answer(answer) => return Ok(answer),
-    };
-    let ticket = claim_in_fleet(&state, checked.as_ref(), ticket, &body).await?;
-
-    let routed = match state.dispatcher.route_any(task) {
-        Ok(routed) => routed,
-        Err(e) => {
-            let (status, body) = route_error(&state, &request_id, e, started);
-            if let Some(ticket) = ticket {
-                ticket.finish(KeptReply {
-                    status: status.as_u16(),
-                    body: body.clone(),
-                });
-            }
-            return Ok(json_reply(status, body));
-        }
-    };
-
-    // Every task runs on the tracker, so it completes even if the caller
-    // hangs up (its reply is then kept for a retry), and shutdown waits for it.
-    let run = state
-        .dispatcher
-        .execute(routed.hold(slot), started, is_async);
-    if is_async {
-        let accepted = Bytes::from(
-            serde_json::to_vec(&json!({"requestId": request_id, "status": "accepted"}))
-                .expect("JSON serializes"),
-        );
-        if let Some(ticket) = ticket {
-            ticket.finish(KeptReply {
-                status: StatusCode::ACCEPTED.as_u16(),
-                body: accepted.clone(),
-            });
-        }
-        state.tracker.spawn(run);
-        return Ok(json_reply(StatusCode::ACCEPTED, accepted));
-    }
-    let running = state.tracker.spawn(async move {
-        let reply = run.await;
-        let body = Bytes::from(serde_json::to_vec(&reply).expect("a reply serializes"));
-        if let Some(ticket) = ticket {
-            ticket.finish(KeptReply {
-                status: StatusCode::OK.as_u16(),
-                body: body.clone(),
-            });
-        }
-        body
-    });
-    let reply = running.await.map_err(|e| {
-        tracing::error!(error = %e, "invocation task failed");
-        ErrorReply::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the invocation could not complete",
-        )
-    })?;
-    Ok(json_reply(StatusCode::OK, reply))
+    let exception = error
+        .exception()
+        .unwrap_or_else(|| ExceptionWrapper::new(0, error.to_string(), None));
+    let reply = InvocationResult::with_exception(request_id.to_owned(), exception);
+    let body = serde_json::to_vec(&reply).expect("a reply serializes");
+    (status, Bytes::from(body))
 }

@@ -176,6 +176,32 @@ async fn signature_headers_are_checked_before_the_body_is_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_body_over_the_limit_is_refused_unread() {
+    let _serial = probe::one_at_a_time().await;
+    // The body is never sent: an answer other than the body deadline's 408
+    // means it was not waited for.
+    let runner =
+        TestRunner::start_config(Registry::new(), &runner_config("body_limit_bytes = 4096")).await;
+    let head = signed_head(&runner.secret, "msg_large", unix_now(), b"", 4097);
+    let mut stream = TcpStream::connect(runner.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !reply.ends_with(b"}") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("answered without the body")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("\"code\":\"body_too_large\""), "{reply}");
+    assert!(reply.contains("limit of 4096 bytes"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_and_half_sent_connections_at_once() {
     let _serial = probe::one_at_a_time().await;
     let runner = TestRunner::start_config(
