@@ -101,27 +101,12 @@ impl Backendless {
     /// # Ok::<(), coderunner::sdk::SdkError>(())
     /// ```
     pub fn with_store(config: SdkConfig, store: Arc<dyn SessionStore>) -> Result<Self, SdkError> {
-        Self::build(config, store, true)
-    }
-
-    /// For tests on paused tokio time: no timers around requests and no pool
-    /// idle timer, so the paused clock only moves when the test moves it.
-    #[cfg(test)]
-    pub(crate) fn new_untimed(config: SdkConfig) -> Result<Self, SdkError> {
-        Self::build(config, Arc::new(MemorySessionStore::default()), false)
-    }
-
-    fn build(
-        config: SdkConfig,
-        store: Arc<dyn SessionStore>,
-        timers: bool,
-    ) -> Result<Self, SdkError> {
         let root = root_url(&config)?;
         // No redirect is followed: it would re-send the caller's token or the
         // superuser's password to wherever the `Location` points.
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         // No cap: no pool timer either (see `SdkConfig::request_timeout`).
-        if !timers || config.request_timeout.is_zero() {
+        if config.request_timeout.is_zero() {
             builder = builder.pool_idle_timeout(None);
         }
         let http = builder.build().map_err(|e| {
@@ -135,10 +120,9 @@ impl Backendless {
             root,
             config.api_key,
             config.request_timeout,
-            timers,
         ));
-        // Untimed (paused-time tests) or zero: no bound, no timer.
-        let bound = |d: Duration| Some(d).filter(|d| timers && !d.is_zero());
+        // Zero: no bound, no timer.
+        let bound = |d: Duration| Some(d).filter(|d| !d.is_zero());
         let limits = SessionLimits {
             login: bound(config.login_timeout),
             logout: bound(config.logout_timeout),
@@ -169,13 +153,17 @@ impl Backendless {
         static UNCONFIGURED: std::sync::OnceLock<Backendless> = std::sync::OnceLock::new();
         UNCONFIGURED
             .get_or_init(|| {
-                let config = SdkConfig::new(
+                let mut config = SdkConfig::new(
                     "http://127.0.0.1:9",
                     "not-configured",
                     "not-configured".to_owned().into(),
                 );
-                let built = Self::build(config, Arc::new(MemorySessionStore::default()), false)
-                    .expect("a loopback URL and plain keys are valid");
+                // Nothing is ever sent: no bound, so no timer.
+                config.request_timeout = Duration::ZERO;
+                config.login_timeout = Duration::ZERO;
+                config.logout_timeout = Duration::ZERO;
+                config.shutdown_timeout = Duration::ZERO;
+                let built = Self::new(config).expect("a loopback URL and plain keys are valid");
                 let inner = Arc::try_unwrap(built.inner)
                     .unwrap_or_else(|_| unreachable!("just built, not shared"));
                 Backendless {
@@ -748,14 +736,12 @@ impl Client {
         future: F,
     ) -> Result<F::Output, SdkError> {
         match self.deadline {
-            Some(deadline) if self.backendless.inner.transport.has_timers() => {
-                tokio::time::timeout_at(deadline, future)
-                    .await
-                    .map_err(|_| SdkError::Timeout {
-                        service: call.service.as_str(),
-                        limit: TimeoutLimit::Deadline,
-                    })
-            }
+            Some(deadline) => tokio::time::timeout_at(deadline, future)
+                .await
+                .map_err(|_| SdkError::Timeout {
+                    service: call.service.as_str(),
+                    limit: TimeoutLimit::Deadline,
+                }),
             _ => Ok(future.await),
         }
     }

@@ -737,3 +737,35 @@ impl SuperuserSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::LoginErrorKind;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
+        let mut backoff = Backoff::new(LoginBackoffConfig {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        });
+        let t0 = Instant::now();
+        let error = LoginError {
+            kind: LoginErrorKind::LoginLimit,
+            code: Some(3044),
+            message: "limit".to_owned(),
+            retry_in: None,
+        };
+        assert!(backoff.check(t0).is_ok());
+        let waits: Vec<u64> = (0..9)
+            .map(|_| backoff.on_failure(t0, error.clone()).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        let blocked = backoff.check(t0 + Duration::from_secs(59)).unwrap_err();
+        assert_eq!(blocked.retry_in, Some(Duration::from_secs(1)));
+        assert_eq!(blocked.kind, LoginErrorKind::LoginLimit);
+        assert!(backoff.check(t0 + Duration::from_secs(60)).is_ok());
+        backoff.on_success();
+        assert_eq!(backoff.on_failure(t0, error).as_secs(), 1);
+    }
+}

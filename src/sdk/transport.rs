@@ -201,10 +201,6 @@ pub(crate) struct Transport {
     /// Kept to mask it should the backend echo it in a message.
     api_key: SecretString,
     request_timeout: Duration,
-    /// Whether calls are wrapped in `timeout_at`. Only tests that run on
-    /// paused tokio time turn this off: a pending timer would make the paused
-    /// clock jump while a real socket is being read.
-    timers: bool,
 }
 
 impl Transport {
@@ -213,20 +209,13 @@ impl Transport {
         root: Url,
         api_key: SecretString,
         request_timeout: Duration,
-        timers: bool,
     ) -> Self {
         Transport {
             http,
             root,
             api_key,
             request_timeout,
-            timers,
         }
-    }
-
-    /// Whether calls are time-limited (always, outside paused-time tests).
-    pub(crate) fn has_timers(&self) -> bool {
-        self.timers
     }
 
     /// The call's URL: each segment percent-encoded on its own (a `/`, `?`
@@ -391,8 +380,7 @@ impl Transport {
             (_, Some(c)) => Some((c, TimeoutLimit::RequestTimeout)),
             (Some(d), None) => Some((d, TimeoutLimit::Deadline)),
             (None, None) => None,
-        }
-        .filter(|_| self.timers);
+        };
         if let Some((until, limit)) = limit {
             if until <= now {
                 return Err(SdkError::Timeout { service, limit });

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coderunner::event::{persistence, user, EventId};
+use coderunner::event::{persistence, user};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -620,11 +620,6 @@ fn serve_refuses_to_start_without_a_secret() {
     let err = build("").expect_err("refused without a secret");
     assert!(err.contains("security.webhook_secrets"), "{err}");
     assert!(build("[security]\nallow_unsigned = true").is_ok());
-}
-
-#[test]
-fn event_ids_are_public_constants() {
-    assert_eq!(persistence::AFTER_CREATE, EventId(101));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ mod areas;
 mod data;
 mod helpers;
 mod paused;
+mod superuser;
 mod surface;
 
 use std::collections::{HashMap, HashSet};

@@ -41,7 +41,7 @@ async fn silent_backend() -> (String, std::sync::Arc<std::sync::atomic::AtomicUs
     (url, accepted)
 }
 
-fn superuser_config(url: String) -> SdkConfig {
+pub(crate) fn superuser_config(url: String) -> SdkConfig {
     let mut sdk = SdkConfig::new(url, APP, CLOUD.into());
     sdk.superuser = Some(SuperuserCredentials {
         login: ADMIN.into(),
@@ -52,7 +52,7 @@ fn superuser_config(url: String) -> SdkConfig {
 
 /// Starts the emulator on a thread of its own, logs the admin in there (the
 /// session "elsewhere") and returns its URL and inspector.
-fn emulator_elsewhere(config: EmulatorConfig) -> (String, Inspector) {
+pub(crate) fn emulator_elsewhere(config: EmulatorConfig) -> (String, Inspector) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -138,6 +138,14 @@ async fn login_limit_is_typed_and_attempts_stay_bounded_over_a_minute() {
             .any(|r| api_path(&r.path).starts_with("counters/")),
         "no superuser call went out without a token"
     );
+    let status = backendless.session_status();
+    assert_eq!(status.failed_logins as usize, attempts, "{status:?}");
+    assert_eq!(
+        (status.logins, status.last_error, status.last_error_code),
+        (0, Some("login_limit"), Some(3044))
+    );
+    assert!(status.backoff_ms.is_some_and(|ms| ms > 0), "{status:?}");
+    assert!(status.logged_in_since_ms.is_none(), "{status:?}");
 }
 
 /// The SDK and the emulator on the same paused clock: the emulator's
@@ -189,6 +197,13 @@ async fn the_superuser_session_is_renewed_before_it_lapses_under_a_one_session_l
         .filter(|r| api_path(&r.path).starts_with("counters/") && r.status != 200)
         .count();
     assert_eq!(refused, 0, "no call was sent with a lapsed token");
+    // Both later logins replaced a token the backend had not rejected.
+    let status = backendless.session_status();
+    assert_eq!(
+        (status.logins, status.renewals, status.relogins),
+        (3, 2, 0),
+        "{status:?}"
+    );
 }
 
 /// `request_timeout: Duration::ZERO` removes the cap, not a client's

@@ -18,6 +18,11 @@ struct Note {
 }
 
 async fn emulator() -> (Backendless, Inspector) {
+    emulator_with(|_| {}).await
+}
+
+/// The emulator and an SDK on it, its config changed by `edit` first.
+pub(crate) async fn emulator_with(edit: impl FnOnce(&mut SdkConfig)) -> (Backendless, Inspector) {
     let emulator = Emulator::new(EmulatorConfig::dev()).unwrap();
     let inspect = emulator.inspect();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -28,6 +33,7 @@ async fn emulator() -> (Backendless, Inspector) {
         login: ADMIN.into(),
         password: ADMIN_PASS.into(),
     });
+    edit(&mut sdk);
     (Backendless::new(sdk).unwrap(), inspect)
 }
 
@@ -53,6 +59,11 @@ async fn users_calls_agree_with_the_emulator() {
         .login("carol@example.com", &password)
         .await
         .unwrap();
+    assert!(
+        logged.user.data.get("user-token").is_none(),
+        "the token is kept apart from the user: {:?}",
+        logged.user.data
+    );
     let token: UserToken = logged.token.clone();
     let caller = sdk.caller(Some(token.clone()));
     let roles = caller.users().roles().await.unwrap();
@@ -335,4 +346,61 @@ async fn ids_stay_inside_their_path_segment() {
     assert_eq!(found.data["title"], json!("odd"));
     table.delete(odd).await.unwrap();
     assert!(table.find_by_id(odd).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn cache_durations_out_of_range_are_refused_before_any_request() {
+    let (sdk, inspect) = emulator().await;
+    let key = sdk.server_key();
+    let cache = key.cache();
+    let refusals = [
+        (
+            cache
+                .put("k", &1, Some(Duration::from_secs(7201)))
+                .await
+                .unwrap_err(),
+            "ttl",
+        ),
+        (
+            cache.put("k", &1, Some(Duration::ZERO)).await.unwrap_err(),
+            "ttl",
+        ),
+        (
+            cache
+                .expire_at("k", SystemTime::now() + Duration::from_secs(7_200_000))
+                .await
+                .unwrap_err(),
+            "expire_at",
+        ),
+        (
+            cache
+                .expire_at("k", SystemTime::now() - Duration::from_secs(1))
+                .await
+                .unwrap_err(),
+            "expire_at",
+        ),
+    ];
+    for (err, named) in refusals {
+        assert!(
+            matches!(err, SdkError::InvalidArgument { argument, .. } if argument == named),
+            "{err:?}"
+        );
+    }
+    assert!(inspect.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_server_url_that_is_not_a_url_is_refused_without_the_key() {
+    let err = Backendless::new(SdkConfig::new("not a url", APP, CLOUD.into())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdkError::InvalidArgument {
+                argument: "server_url",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!format!("{err} {err:?}").contains(CLOUD), "{err}");
 }
