@@ -318,6 +318,79 @@ fn encode_args<A: Serialize>(
     Ok(wire)
 }
 
+/// Writes the registration methods of one phase from one list of its
+/// handler bounds: the public ones, which differ only in whether the
+/// backend waits for the handler (`before`, `before_async`), and the
+/// private one they forward to (`add_before`), whose body type-erases the
+/// handler.
+macro_rules! phase_registrations {
+    (
+        $generics:tt where $bounds:tt
+        $(
+            $(#[$doc:meta])*
+            pub fn $name:ident = $is_async:literal;
+        )+
+        fn $add:ident(
+            &mut $self:ident,
+            $event:ident,
+            $target:ident,
+            $is_async_arg:ident,
+            $handler:ident: $handler_type:ident
+        ) $body:block
+    ) => {
+        $(
+            phase_registrations! {
+                @fn $generics $bounds $(#[$doc])* pub $name(
+                    &mut self,
+                    event: EventId,
+                    target: &str,
+                    handler: $handler_type,
+                ) {
+                    self.$add(event, target, $is_async, handler)
+                }
+            }
+        )+
+        phase_registrations! {
+            @fn $generics $bounds $add(
+                &mut $self,
+                $event: EventId,
+                $target: &str,
+                $is_async_arg: bool,
+                $handler: $handler_type,
+            ) $body
+        }
+    };
+    (
+        @fn [$($generic:ident),*] { $($bounds:tt)* }
+        $(#[$doc:meta])* $vis:vis $name:ident($($params:tt)*) $body:block
+    ) => {
+        $(#[$doc])*
+        $vis fn $name<$($generic),*>($($params)*) -> Result<&mut Self, RegistryError>
+        where
+            $($bounds)*
+        $body
+    };
+}
+
+/// The catalog entry of `event`, refused when the event is unknown or is
+/// not of the registration's phase: one with a result (`after`) or without.
+fn phase_checked(
+    event: EventId,
+    after: bool,
+    handler: &'static str,
+) -> Result<&'static EventDef, RegistryError> {
+    let def = event.def().ok_or(RegistryError::UnknownEvent(event.0))?;
+    if def.has_result() != after {
+        return Err(RegistryError::WrongPhase {
+            event: def.to_string(),
+            actual: def.phase,
+            expected: if def.has_result() { "after" } else { "before" },
+            handler,
+        });
+    }
+    Ok(def)
+}
+
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
@@ -457,180 +530,110 @@ impl Registry {
             .map(|(name, schedule)| (name.as_str(), schedule))
     }
 
-    /// Registers a before-handler (also for standalone events without a
-    /// result, such as timers).
-    pub fn before<A, F, Fut>(
-        &mut self,
-        event: EventId,
-        target: &str,
-        handler: F,
-    ) -> Result<&mut Self, RegistryError>
-    where
-        A: DeserializeOwned + Serialize + Send + 'static,
-        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
-    {
-        self.add_before(event, target, false, handler)
-    }
-
-    /// Registers a before-handler the backend does not wait for: it cannot
-    /// change the call, only observe it.
-    pub fn before_async<A, F, Fut>(
-        &mut self,
-        event: EventId,
-        target: &str,
-        handler: F,
-    ) -> Result<&mut Self, RegistryError>
-    where
-        A: DeserializeOwned + Serialize + Send + 'static,
-        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
-    {
-        self.add_before(event, target, true, handler)
-    }
-
-    /// Registers an after-handler (also for standalone events with a result,
-    /// such as custom events).
-    pub fn after<A, R, F, Fut>(
-        &mut self,
-        event: EventId,
-        target: &str,
-        handler: F,
-    ) -> Result<&mut Self, RegistryError>
-    where
-        A: DeserializeOwned + Send + 'static,
-        R: DeserializeOwned + Serialize + Send + 'static,
-        F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
-    {
-        self.add_after(event, target, false, handler)
-    }
-
-    /// Registers an after-handler the backend does not wait for (its result
-    /// is not sent back; the task is acknowledged with `202`).
-    pub fn after_async<A, R, F, Fut>(
-        &mut self,
-        event: EventId,
-        target: &str,
-        handler: F,
-    ) -> Result<&mut Self, RegistryError>
-    where
-        A: DeserializeOwned + Send + 'static,
-        R: DeserializeOwned + Serialize + Send + 'static,
-        F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
-    {
-        self.add_after(event, target, true, handler)
-    }
-
-    fn add_before<A, F, Fut>(
-        &mut self,
-        event: EventId,
-        target: &str,
-        is_async: bool,
-        handler: F,
-    ) -> Result<&mut Self, RegistryError>
-    where
-        A: DeserializeOwned + Serialize + Send + 'static,
-        F: Fn(Context, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
-    {
-        let name = std::any::type_name::<F>();
-        let def = event.def().ok_or(RegistryError::UnknownEvent(event.0))?;
-        if def.has_result() {
-            return Err(RegistryError::WrongPhase {
-                event: def.to_string(),
-                actual: def.phase,
-                expected: "after",
-                handler: name,
-            });
+    phase_registrations! {
+        [A, F, Fut] where {
+            A: DeserializeOwned + Serialize + Send + 'static,
+            F: Fn(Context, A) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<Before<A>, HandlerError>> + Send + 'static,
         }
-        let call: Arc<Erased> = Arc::new(move |call: Call| {
-            let Call {
-                ctx, args: wire, ..
-            } = call;
-            let event = ctx.event();
-            let args: A = decode_args(event, &wire)?;
-            let run = handler(ctx, args);
-            Ok(Box::pin(async move {
-                match run.await? {
-                    Before::Continue(args) => {
-                        Ok(Decision::Continue(encode_args(event, args, wire)?))
+        /// Registers a before-handler (also for standalone events without a
+        /// result, such as timers).
+        pub fn before = false;
+        /// Registers a before-handler the backend does not wait for: it cannot
+        /// change the call, only observe it.
+        pub fn before_async = true;
+        fn add_before(&mut self, event, target, is_async, handler: F)
+        {
+            let name = std::any::type_name::<F>();
+            let def = phase_checked(event, false, name)?;
+            let call: Arc<Erased> = Arc::new(move |call: Call| {
+                let Call {
+                    ctx, args: wire, ..
+                } = call;
+                let event = ctx.event();
+                let args: A = decode_args(event, &wire)?;
+                let run = handler(ctx, args);
+                Ok(Box::pin(async move {
+                    match run.await? {
+                        Before::Continue(args) => {
+                            Ok(Decision::Continue(encode_args(event, args, wire)?))
+                        }
+                        Before::ShortCircuit(value) => Ok(Decision::ShortCircuit(
+                            value,
+                            Received {
+                                args: wire,
+                                result: None,
+                            },
+                        )),
                     }
-                    Before::ShortCircuit(value) => Ok(Decision::ShortCircuit(
-                        value,
-                        Received {
-                            args: wire,
-                            result: None,
-                        },
-                    )),
-                }
-            }) as Prepared)
-        });
-        self.insert(def, target, is_async, name, call)
+                }) as Prepared)
+            });
+            self.insert(def, target, is_async, name, call)
+        }
     }
 
-    fn add_after<A, R, F, Fut>(
-        &mut self,
-        event: EventId,
-        target: &str,
-        is_async: bool,
-        handler: F,
-    ) -> Result<&mut Self, RegistryError>
-    where
-        A: DeserializeOwned + Send + 'static,
-        R: DeserializeOwned + Serialize + Send + 'static,
-        F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
-    {
-        let name = std::any::type_name::<F>();
-        let def = event.def().ok_or(RegistryError::UnknownEvent(event.0))?;
-        if !def.has_result() {
-            return Err(RegistryError::WrongPhase {
-                event: def.to_string(),
-                actual: def.phase,
-                expected: "before",
-                handler: name,
-            });
+    phase_registrations! {
+        [A, R, F, Fut] where {
+            A: DeserializeOwned + Send + 'static,
+            R: DeserializeOwned + Serialize + Send + 'static,
+            F: Fn(Context, A, Outcome<R>) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<After<R>, HandlerError>> + Send + 'static,
         }
-        let call: Arc<Erased> = Arc::new(move |call: Call| {
-            let Call {
-                ctx,
-                args: wire,
-                result,
-            } = call;
-            let event = ctx.event();
-            let args: A = decode_args(event, &wire)?;
-            let outcome = match &result {
-                Some(ExecutionResult {
-                    exception: Some(exception),
-                    ..
-                }) => Outcome::Failed(BuiltInError::from_exception(exception)),
-                Some(ExecutionResult { result, .. }) if !result.is_null() => {
-                    Outcome::Ok(Some(tracked(|| result).map_err(|e| ArgumentError {
-                        field: format!("arguments[{}].result{}", wire.len() + 1, dotted(e.path())),
-                        message: format!(
-                            "{} (the result of {event} does not match the handler's type)",
-                            e.inner()
-                        ),
-                    })?))
-                }
-                _ => Outcome::Ok(None),
-            };
-            let run = handler(ctx, args, outcome);
-            Ok(Box::pin(async move {
-                let received = Received { args: wire, result };
-                match run.await? {
-                    After::Keep => Ok(Decision::Keep(received)),
-                    After::Replace(value) => serde_json::to_value(value)
-                        .map(|value| Decision::Replace(value, received))
-                        .map_err(|e| {
-                            HandlerError::msg(format!("cannot encode the result of {event}: {e}"))
-                        }),
-                }
-            }) as Prepared)
-        });
-        self.insert(def, target, is_async, name, call)
+        /// Registers an after-handler (also for standalone events with a result,
+        /// such as custom events).
+        pub fn after = false;
+        /// Registers an after-handler the backend does not wait for (its result
+        /// is not sent back; the task is acknowledged with `202`).
+        pub fn after_async = true;
+        fn add_after(&mut self, event, target, is_async, handler: F)
+        {
+            let name = std::any::type_name::<F>();
+            let def = phase_checked(event, true, name)?;
+            let call: Arc<Erased> = Arc::new(move |call: Call| {
+                let Call {
+                    ctx,
+                    args: wire,
+                    result,
+                } = call;
+                let event = ctx.event();
+                let args: A = decode_args(event, &wire)?;
+                let outcome = match &result {
+                    Some(ExecutionResult {
+                        exception: Some(exception),
+                        ..
+                    }) => Outcome::Failed(BuiltInError::from_exception(exception)),
+                    Some(ExecutionResult { result, .. }) if !result.is_null() => {
+                        Outcome::Ok(Some(tracked(|| result).map_err(|e| ArgumentError {
+                            field: format!(
+                                "arguments[{}].result{}",
+                                wire.len() + 1,
+                                dotted(e.path())
+                            ),
+                            message: format!(
+                                "{} (the result of {event} does not match the handler's type)",
+                                e.inner()
+                            ),
+                        })?))
+                    }
+                    _ => Outcome::Ok(None),
+                };
+                let run = handler(ctx, args, outcome);
+                Ok(Box::pin(async move {
+                    let received = Received { args: wire, result };
+                    match run.await? {
+                        After::Keep => Ok(Decision::Keep(received)),
+                        After::Replace(value) => serde_json::to_value(value)
+                            .map(|value| Decision::Replace(value, received))
+                            .map_err(|e| {
+                                HandlerError::msg(format!(
+                                    "cannot encode the result of {event}: {e}"
+                                ))
+                            }),
+                    }
+                }) as Prepared)
+            });
+            self.insert(def, target, is_async, name, call)
+        }
     }
 
     fn insert(

@@ -175,18 +175,23 @@ pub enum Access {
     Deny,
 }
 
-/// The grants and denials of one role on one table.
+/// The grants and denials of one role on one table, or (as
+/// [`FileRolePermissions`]) on a directory.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RolePermissions {
+#[serde(bound(deserialize = "Op: Deserialize<'de>"))]
+pub struct RolePermissions<Op = Operation> {
     /// The role (system or custom).
     pub role: String,
     /// Operations explicitly granted.
     #[serde(default)]
-    pub grant: Vec<Operation>,
+    pub grant: Vec<Op>,
     /// Operations explicitly denied.
     #[serde(default)]
-    pub deny: Vec<Operation>,
+    pub deny: Vec<Op>,
 }
+
+/// The grants and denials of one role on a directory.
+pub type FileRolePermissions = RolePermissions<FileOperation>;
 
 /// Permissions of one table. Tables not listed allow everything.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -211,19 +216,6 @@ pub enum FileOperation {
     Write,
     /// Remove, the source of move and rename.
     Delete,
-}
-
-/// The grants and denials of one role on a directory.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct FileRolePermissions {
-    /// The role (system or custom).
-    pub role: String,
-    /// Operations explicitly granted.
-    #[serde(default)]
-    pub grant: Vec<FileOperation>,
-    /// Operations explicitly denied.
-    #[serde(default)]
-    pub deny: Vec<FileOperation>,
 }
 
 /// Permissions of a directory of the file storage and everything under it

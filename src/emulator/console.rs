@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use parking_lot::Mutex;
@@ -30,10 +30,13 @@ use super::error::ApiError;
 use super::inspect::{mask, mask_secrets};
 use super::sessions::SessionUser;
 use super::{store, Emulator, Shared};
+use crate::server::console::asset;
 
 const EMULATOR_HTML: &str = include_str!("../../assets/console/emulator.html");
 const EMULATOR_JS: &str = include_str!("../../assets/console/emulator.js");
 const CONSOLE_CSS: &str = include_str!("../../assets/console/console.css");
+/// The pages' Content-Security-Policy.
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
 
 /// Rows shown per table, newest first.
 const ROWS_SHOWN: u32 = 25;
@@ -65,33 +68,16 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/console/api/replay", post(replay))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-            ),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 async fn page() -> Response {
-    asset("text/html; charset=utf-8", EMULATOR_HTML)
+    asset(CSP, "text/html; charset=utf-8", EMULATOR_HTML)
 }
 
 async fn css() -> Response {
-    asset("text/css; charset=utf-8", CONSOLE_CSS)
+    asset(CSP, "text/css; charset=utf-8", CONSOLE_CSS)
 }
 
 async fn js() -> Response {
-    asset("text/javascript; charset=utf-8", EMULATOR_JS)
+    asset(CSP, "text/javascript; charset=utf-8", EMULATOR_JS)
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {

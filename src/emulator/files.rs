@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::auth::Requester;
 use super::config::{Access, DirectoryConfig, EmulatorConfig, FileOperation};
 use super::error::ApiError;
-use super::security::is_system_role;
+use super::security::level;
 use super::{json_object, path_param, query_map, PathParams, Shared};
 
 /// The largest upload (multipart) accepted: 10 MiB (6015 beyond, a guess at
@@ -192,19 +192,9 @@ impl FileStore {
         let Some((_, dir)) = self.directories.iter().find(|(p, _)| path.starts_with(p)) else {
             return Ok(());
         };
-        let level = |system: bool| -> Option<Access> {
-            let mut granted = false;
-            for p in &dir.permissions {
-                if is_system_role(&p.role) == system && roles.contains(&p.role) {
-                    if p.deny.contains(&op) {
-                        return Some(Access::Deny);
-                    }
-                    granted |= p.grant.contains(&op);
-                }
-            }
-            granted.then_some(Access::Grant)
-        };
-        let access = level(false).or_else(|| level(true)).unwrap_or(dir.default);
+        let access = level(&dir.permissions, &op, roles, false)
+            .or_else(|| level(&dir.permissions, &op, roles, true))
+            .unwrap_or(dir.default);
         match access {
             Access::Grant => Ok(()),
             Access::Deny => Err(denied(op)),

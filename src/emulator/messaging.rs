@@ -7,7 +7,8 @@
 //! `GET /__emulator/emails`, and answered with a `MessageStatus`.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -17,7 +18,7 @@ use super::error::ApiError;
 use super::{json_object, path_param, PathParams, Shared};
 
 /// A published message or push notification the emulator captured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SentMessage {
     /// The id it was answered with.
@@ -43,7 +44,7 @@ pub struct SentMessage {
 }
 
 /// An email the emulator captured instead of sending.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SentEmail {
     /// The id it was answered with.
@@ -74,8 +75,94 @@ pub struct SentEmail {
     pub user_id: Option<String>,
 }
 
+impl SentMessage {
+    /// A message of `kind` from `user_id`, with a new id and nothing else.
+    fn new(kind: &str, user_id: Option<&str>) -> Self {
+        SentMessage {
+            message_id: new_id(),
+            kind: kind.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            ..SentMessage::default()
+        }
+    }
+}
+
+impl SentEmail {
+    /// An email of `kind` from `user_id`, with a new id and nothing else.
+    fn new(kind: &str, user_id: Option<&str>) -> Self {
+        SentEmail {
+            message_id: new_id(),
+            kind: kind.to_owned(),
+            user_id: user_id.map(str::to_owned),
+            ..SentEmail::default()
+        }
+    }
+}
+
+/// A messaging request as its route reads it: the user whose token came
+/// with it, if any, and its body, which must be a JSON object (8002).
+pub(crate) struct MessagingRequest {
+    user_id: Option<String>,
+    body: Map<String, Value>,
+}
+
+impl FromRequest<Shared> for MessagingRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, st: &Shared) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Requester::from_request_parts(&mut parts, st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let bytes = Bytes::from_request(axum::extract::Request::from_parts(parts, body), st)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(MessagingRequest {
+            user_id: caller.user_id().map(str::to_owned),
+            body: json_object(&bytes).map_err(IntoResponse::into_response)?,
+        })
+    }
+}
+
+/// The `MessageStatus` a captured message or email is answered with.
 fn status(message_id: &str) -> Json<Value> {
     Json(json!({"messageId": message_id, "status": "scheduled", "errorMessage": null}))
+}
+
+/// Captures `message` and answers it.
+fn capture_message(st: &Shared, message: SentMessage) -> Json<Value> {
+    let reply = status(&message.message_id);
+    st.log.sent_message(message);
+    reply
+}
+
+/// Captures `email` and answers it.
+fn capture_email(st: &Shared, email: SentEmail) -> Json<Value> {
+    let reply = status(&email.message_id);
+    st.log.sent_email(email);
+    reply
+}
+
+/// 5050: the email cannot be sent as asked.
+fn email_refused(message: &str) -> ApiError {
+    ApiError::new(5050, message)
+}
+
+/// `Ok` when the email can be sent (`ok`), else 5050 `message`.
+fn email_check(ok: bool, message: &str) -> Result<(), ApiError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(email_refused(message))
+    }
+}
+
+/// The text `name` of an email, which must be there and not empty (5050
+/// `message` otherwise).
+fn required_text(body: &Map<String, Value>, name: &str, message: &str) -> Result<String, ApiError> {
+    text(body.get(name), name)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| email_refused(message))
 }
 
 fn strings(v: Option<&Value>, name: &str) -> Result<Vec<String>, ApiError> {
@@ -120,15 +207,13 @@ fn new_id() -> String {
 /// pushSinglecast?, pushBroadcast?, publishPolicy?}.
 pub(crate) async fn publish(
     State(st): State<Shared>,
-    caller: Requester,
     axum::extract::Path(p): PathParams,
-    body: Bytes,
+    MessagingRequest { user_id, body }: MessagingRequest,
 ) -> Result<Json<Value>, ApiError> {
     let channel = path_param(&p, "channel").to_owned();
     if channel.is_empty() {
         return Err(ApiError::new(5003, "Channel name must not be empty"));
     }
-    let body = json_object(&body)?;
     let message = body
         .get("message")
         .cloned()
@@ -139,149 +224,106 @@ pub(crate) async fn publish(
         || body.get("pushBroadcast").is_some_and(|v| !v.is_null())
         || policy.eq_ignore_ascii_case("PUSH")
         || policy.eq_ignore_ascii_case("BOTH");
-    let id = new_id();
-    st.log.sent_message(SentMessage {
-        message_id: id.clone(),
-        kind: if push { "push" } else { "publish" }.to_owned(),
-        channel: Some(channel),
-        message,
-        headers: object(body.get("headers"), "headers")?,
-        subtopic: text(body.get("subtopic"), "subtopic")?,
-        devices,
-        template: None,
-        template_values: Value::Null,
-        user_id: caller.user_id().map(str::to_owned),
-    });
-    Ok(status(&id))
+    let kind = if push { "push" } else { "publish" };
+    Ok(capture_message(
+        &st,
+        SentMessage {
+            channel: Some(channel),
+            message,
+            headers: object(body.get("headers"), "headers")?,
+            subtopic: text(body.get("subtopic"), "subtopic")?,
+            devices,
+            ..SentMessage::new(kind, user_id.as_deref())
+        },
+    ))
 }
 
 /// POST messaging/push/{template} {templateValues?}.
 pub(crate) async fn push_template(
     State(st): State<Shared>,
-    caller: Requester,
     axum::extract::Path(p): PathParams,
-    body: Bytes,
+    MessagingRequest { user_id, body }: MessagingRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let template = path_param(&p, "template").to_owned();
-    let body = json_object(&body)?;
-    let id = new_id();
-    st.log.sent_message(SentMessage {
-        message_id: id.clone(),
-        kind: "pushTemplate".to_owned(),
-        channel: None,
-        message: Value::Null,
-        headers: Value::Object(Map::new()),
-        subtopic: None,
-        devices: Vec::new(),
-        template: Some(template),
-        template_values: object(body.get("templateValues"), "templateValues")?,
-        user_id: caller.user_id().map(str::to_owned),
-    });
-    Ok(status(&id))
+    Ok(capture_message(
+        &st,
+        SentMessage {
+            headers: Value::Object(Map::new()),
+            template: Some(path_param(&p, "template").to_owned()),
+            template_values: object(body.get("templateValues"), "templateValues")?,
+            ..SentMessage::new("pushTemplate", user_id.as_deref())
+        },
+    ))
 }
 
 /// POST messaging/email {subject, bodyparts: {textmessage?, htmlmessage?},
 /// to: [..], attachment?: [..]}.
 pub(crate) async fn send_email(
     State(st): State<Shared>,
-    caller: Requester,
-    body: Bytes,
+    MessagingRequest { user_id, body }: MessagingRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let body = json_object(&body)?;
-    let subject = text(body.get("subject"), "subject")?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::new(5050, "An email needs a subject"))?;
+    let subject = required_text(&body, "subject", "An email needs a subject")?;
     let parts = object(body.get("bodyparts"), "bodyparts")?;
     let plain = text(parts.get("textmessage"), "bodyparts.textmessage")?;
     let html = text(parts.get("htmlmessage"), "bodyparts.htmlmessage")?;
-    if plain.is_none() && html.is_none() {
-        return Err(ApiError::new(
-            5050,
-            "An email needs bodyparts.textmessage or bodyparts.htmlmessage",
-        ));
-    }
+    email_check(
+        plain.is_some() || html.is_some(),
+        "An email needs bodyparts.textmessage or bodyparts.htmlmessage",
+    )?;
     let to = strings(body.get("to"), "to")?;
-    if to.is_empty() {
-        return Err(ApiError::new(
-            5050,
-            "An email needs at least one recipient (`to`)",
-        ));
-    }
-    let id = new_id();
-    st.log.sent_email(SentEmail {
-        message_id: id.clone(),
-        kind: "email".to_owned(),
-        subject: Some(subject),
-        text: plain,
-        html,
-        to,
-        cc: Vec::new(),
-        bcc: Vec::new(),
-        criteria: None,
-        template: None,
-        template_values: Value::Null,
-        attachments: strings(body.get("attachment"), "attachment")?,
-        user_id: caller.user_id().map(str::to_owned),
-    });
-    Ok(status(&id))
+    email_check(
+        !to.is_empty(),
+        "An email needs at least one recipient (`to`)",
+    )?;
+    Ok(capture_email(
+        &st,
+        SentEmail {
+            subject: Some(subject),
+            text: plain,
+            html,
+            to,
+            attachments: strings(body.get("attachment"), "attachment")?,
+            ..SentEmail::new("email", user_id.as_deref())
+        },
+    ))
 }
 
 /// POST emailtemplate/send {template-name, addresses?, cc-addresses?,
 /// bcc-addresses?, criteria?, uniqueEmails?, template-values?, attachment?}.
 pub(crate) async fn send_email_template(
     State(st): State<Shared>,
-    caller: Requester,
-    body: Bytes,
+    MessagingRequest { user_id, body }: MessagingRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let body = json_object(&body)?;
-    let template = text(body.get("template-name"), "template-name")?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::new(5050, "`template-name` is required"))?;
+    let template = required_text(&body, "template-name", "`template-name` is required")?;
     let to = strings(body.get("addresses"), "addresses")?;
     let criteria = text(body.get("criteria"), "criteria")?;
-    if to.is_empty() && criteria.is_none() {
-        return Err(ApiError::new(
-            5050,
-            "An email template needs `addresses` or `criteria`",
-        ));
-    }
-    let id = new_id();
-    st.log.sent_email(SentEmail {
-        message_id: id.clone(),
-        kind: "template".to_owned(),
-        subject: None,
-        text: None,
-        html: None,
-        to,
-        cc: strings(body.get("cc-addresses"), "cc-addresses")?,
-        bcc: strings(body.get("bcc-addresses"), "bcc-addresses")?,
-        criteria,
-        template: Some(template),
-        template_values: object(body.get("template-values"), "template-values")?,
-        attachments: strings(body.get("attachment"), "attachment")?,
-        user_id: caller.user_id().map(str::to_owned),
-    });
-    Ok(status(&id))
+    email_check(
+        !to.is_empty() || criteria.is_some(),
+        "An email template needs `addresses` or `criteria`",
+    )?;
+    Ok(capture_email(
+        &st,
+        SentEmail {
+            to,
+            cc: strings(body.get("cc-addresses"), "cc-addresses")?,
+            bcc: strings(body.get("bcc-addresses"), "bcc-addresses")?,
+            criteria,
+            template: Some(template),
+            template_values: object(body.get("template-values"), "template-values")?,
+            attachments: strings(body.get("attachment"), "attachment")?,
+            ..SentEmail::new("template", user_id.as_deref())
+        },
+    ))
 }
 
 /// The password recovery email of `users/restorepassword/{identity}`.
 pub(crate) fn password_recovery(st: &Shared, email: &str) {
     st.log.sent_email(SentEmail {
-        message_id: new_id(),
-        kind: "passwordRecovery".to_owned(),
         subject: Some("Password recovery".to_owned()),
         text: Some(
             "Follow the link to choose a new password (not sent: captured by the emulator)."
                 .to_owned(),
         ),
-        html: None,
         to: vec![email.to_owned()],
-        cc: Vec::new(),
-        bcc: Vec::new(),
-        criteria: None,
-        template: None,
-        template_values: Value::Null,
-        attachments: Vec::new(),
-        user_id: None,
+        ..SentEmail::new("passwordRecovery", None)
     });
 }

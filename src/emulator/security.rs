@@ -5,10 +5,13 @@
 //! 2. the owner policy: the owner of a row may find, update and remove it;
 //! 3. the caller's system roles;
 //! 4. the table's `default`.
+//!
+//! A directory of the file storage is decided by the same role levels, with
+//! no owner policy: custom roles, then system roles, then its `default`.
 
 use std::collections::HashMap;
 
-use super::config::{Access, EmulatorConfig, Operation, TableConfig};
+use super::config::{Access, EmulatorConfig, Operation, RolePermissions, TableConfig};
 use super::error::ApiError;
 
 /// The 13 system roles of Backendless; every other role is custom.
@@ -31,6 +34,30 @@ pub(super) const SYSTEM_ROLES: &[&str] = &[
 /// Whether `role` is a system role.
 pub(super) fn is_system_role(role: &str) -> bool {
     SYSTEM_ROLES.contains(&role)
+}
+
+/// One level of the evaluation, for tables and directories alike: what the
+/// caller's system roles (`system`) or custom roles have of `op` in
+/// `permissions`. [`Access::Deny`] when one denies it, else
+/// [`Access::Grant`] when one grants it, else `None` (the level does not
+/// decide).
+pub(super) fn level<Op: PartialEq>(
+    permissions: &[RolePermissions<Op>],
+    op: &Op,
+    roles: &[String],
+    system: bool,
+) -> Option<Access> {
+    let mut granted = false;
+    for p in permissions {
+        if is_system_role(&p.role) != system || !roles.contains(&p.role) {
+            continue;
+        }
+        if p.deny.contains(op) {
+            return Some(Access::Deny);
+        }
+        granted |= p.grant.contains(op);
+    }
+    granted.then_some(Access::Grant)
 }
 
 /// The permission tables of the app.
@@ -63,23 +90,6 @@ impl Permissions {
         }
     }
 
-    fn level<'a>(
-        table: &TableConfig,
-        op: Operation,
-        roles: impl Iterator<Item = &'a String> + Clone,
-    ) -> Option<Access> {
-        let mut granted = false;
-        for p in &table.permissions {
-            if roles.clone().any(|r| *r == p.role) {
-                if p.deny.contains(&op) {
-                    return Some(Access::Deny);
-                }
-                granted |= p.grant.contains(&op);
-            }
-        }
-        granted.then_some(Access::Grant)
-    }
-
     /// Whether `op` on `table` is allowed for a caller with `roles` and id
     /// `caller`, on a row owned by `row_owner` (`None` for table-wide
     /// operations, where the owner policy does not apply).
@@ -94,8 +104,7 @@ impl Permissions {
         let Some(t) = self.tables.get(table) else {
             return true;
         };
-        let custom = roles.iter().filter(|r| !is_system_role(r));
-        if let Some(access) = Self::level(t, op, custom) {
+        if let Some(access) = level(&t.permissions, &op, roles, false) {
             return access == Access::Grant;
         }
         if let (Some(caller), Some(Some(owner))) = (caller, row_owner) {
@@ -103,8 +112,7 @@ impl Permissions {
                 return true;
             }
         }
-        let system = roles.iter().filter(|r| is_system_role(r));
-        if let Some(access) = Self::level(t, op, system) {
+        if let Some(access) = level(&t.permissions, &op, roles, true) {
             return access == Access::Grant;
         }
         t.default == Access::Grant

@@ -407,12 +407,59 @@ fn where_sql(
 ) -> (String, Vec<rusqlite::types::Value>) {
     let mut params = vec![rusqlite::types::Value::Text(class.to_owned())];
     let mut sql = "class = ?".to_owned();
+    push_condition(&mut sql, &mut params, " AND ", condition);
+    (sql, params)
+}
+
+/// Appends `joint` and `condition` (if any) with its parameters.
+fn push_condition(
+    sql: &mut String,
+    params: &mut Vec<rusqlite::types::Value>,
+    joint: &str,
+    condition: Option<&SqlCondition>,
+) {
     if let Some(c) = condition {
-        sql.push_str(" AND ");
+        sql.push_str(joint);
         sql.push_str(&c.sql);
         params.extend(c.params.iter().cloned());
     }
-    (sql, params)
+}
+
+/// Appends `q`'s sort keys on the JSON column `body`, then `tie_break`
+/// (more sort keys, if any), and `q`'s page.
+fn push_order_and_page(
+    sql: &mut String,
+    params: &mut Vec<rusqlite::types::Value>,
+    body: &str,
+    q: &FindQuery,
+    tie_break: &[&str],
+) {
+    use rusqlite::types::Value as Sql;
+    let mut keys = Vec::with_capacity(q.sort.len() + tie_break.len());
+    for (prop, desc) in &q.sort {
+        let order = if *desc { "DESC" } else { "ASC" };
+        keys.push(format!("json_extract({body}, ?) {order}"));
+        params.push(Sql::Text(json_path(prop)));
+    }
+    keys.extend(tie_break.iter().map(|k| (*k).to_owned()));
+    if !keys.is_empty() {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&keys.join(", "));
+    }
+    sql.push_str(" LIMIT ? OFFSET ?");
+    params.push(Sql::Integer(i64::from(q.page_size)));
+    params.push(Sql::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+}
+
+/// Runs `sql`, whose rows are each one object's body, and parses them.
+fn bodies(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Object>, StorageError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
+    rows.map(|row| parse_body(&row?)).collect()
 }
 
 /// Finds objects of `class`.
@@ -425,24 +472,15 @@ pub(super) fn find(
         return find_selected(conn, class, q, selection);
     }
     let (cond, mut params) = where_sql(class, q.condition.as_ref());
-    let mut sql = format!("SELECT body FROM objects WHERE {cond} ORDER BY ");
-    for (prop, desc) in &q.sort {
-        sql.push_str("json_extract(body, ?)");
-        sql.push_str(if *desc { " DESC, " } else { " ASC, " });
-        params.push(rusqlite::types::Value::Text(json_path(prop)));
-    }
-    sql.push_str("created ASC, rowid ASC LIMIT ? OFFSET ?");
-    params.push(rusqlite::types::Value::Integer(i64::from(q.page_size)));
-    params.push(rusqlite::types::Value::Integer(
-        i64::try_from(q.offset).unwrap_or(i64::MAX),
-    ));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(parse_body(&row?)?);
-    }
-    Ok(out)
+    let mut sql = format!("SELECT body FROM objects WHERE {cond}");
+    push_order_and_page(
+        &mut sql,
+        &mut params,
+        "body",
+        q,
+        &["created ASC", "rowid ASC"],
+    );
+    bodies(conn, &sql, params_from_iter(params))
 }
 
 /// A grouped or distinct find: each result is a JSON object of the selected
@@ -490,40 +528,19 @@ fn find_selected(
         params.push(Sql::Text(json_path(prop)));
     }
     sql.push(')');
-    if let Some(having) = &selection.having {
-        sql.push_str(" WHERE ");
-        sql.push_str(&having.sql);
-        params.extend(having.params.iter().cloned());
-    }
-    for (i, (prop, desc)) in q.sort.iter().enumerate() {
-        sql.push_str(if i == 0 { " ORDER BY " } else { ", " });
-        sql.push_str("json_extract(body, ?)");
-        sql.push_str(if *desc { " DESC" } else { " ASC" });
-        params.push(Sql::Text(json_path(prop)));
-    }
-    sql.push_str(" LIMIT ? OFFSET ?");
-    params.push(Sql::Integer(i64::from(q.page_size)));
-    params.push(Sql::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(parse_body(&row?)?);
-    }
-    Ok(out)
+    push_condition(&mut sql, &mut params, " WHERE ", selection.having.as_ref());
+    push_order_and_page(&mut sql, &mut params, "body", q, &[]);
+    bodies(conn, &sql, params_from_iter(params))
 }
 
 /// Every object of `class`, oldest first, whatever the permissions (for
 /// inspection in tests and tools).
 pub(super) fn all(conn: &Connection, class: &str) -> Result<Vec<Object>, StorageError> {
-    let mut stmt =
-        conn.prepare("SELECT body FROM objects WHERE class = ?1 ORDER BY created ASC, rowid ASC")?;
-    let rows = stmt.query_map([class], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(parse_body(&row?)?);
-    }
-    Ok(out)
+    bodies(
+        conn,
+        "SELECT body FROM objects WHERE class = ?1 ORDER BY created ASC, rowid ASC",
+        [class],
+    )
 }
 
 /// The classes that hold objects, with how many each holds, by name.
@@ -545,15 +562,11 @@ pub(super) fn recent(
     class: &str,
     limit: u32,
 ) -> Result<Vec<Object>, StorageError> {
-    let mut stmt = conn.prepare(
+    bodies(
+        conn,
         "SELECT body FROM objects WHERE class = ?1 ORDER BY created DESC, rowid DESC LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(rusqlite::params![class, limit], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(parse_body(&row?)?);
-    }
-    Ok(out)
+        rusqlite::params![class, limit],
+    )
 }
 
 /// Counts objects of `class` matching `condition`.
@@ -726,29 +739,9 @@ pub(super) fn find_related(
          ON o.class = r.child_class AND o.object_id = r.child_id
          WHERE r.parent_class = ? AND r.parent_id = ? AND r.column_name = ? AND r.child_class = ?"
         .to_owned();
-    if let Some(c) = &q.condition {
-        sql.push_str(" AND ");
-        sql.push_str(&c.sql);
-        params.extend(c.params.iter().cloned());
-    }
-    sql.push_str(" ORDER BY ");
-    for (prop, desc) in &q.sort {
-        sql.push_str("json_extract(o.body, ?)");
-        sql.push_str(if *desc { " DESC, " } else { " ASC, " });
-        params.push(rusqlite::types::Value::Text(json_path(prop)));
-    }
-    sql.push_str("r.position ASC LIMIT ? OFFSET ?");
-    params.push(rusqlite::types::Value::Integer(i64::from(q.page_size)));
-    params.push(rusqlite::types::Value::Integer(
-        i64::try_from(q.offset).unwrap_or(i64::MAX),
-    ));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(parse_body(&row?)?);
-    }
-    Ok(out)
+    push_condition(&mut sql, &mut params, " AND ", q.condition.as_ref());
+    push_order_and_page(&mut sql, &mut params, "o.body", q, &["r.position ASC"]);
+    bodies(conn, &sql, params_from_iter(params))
 }
 
 /// A user's stored credentials.

@@ -167,47 +167,72 @@ fn star() -> String {
     "*".to_owned()
 }
 
+/// Declares a task class of the runner protocol: the fields both classes
+/// carry, as the backend's requests share them (the Java class, the id, the
+/// application, the time limit, the creation time, the backend's address
+/// and key, the provider), then the class's own fields.
+macro_rules! task_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident, default class $class:literal {
+            $($own:tt)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            /// The Java class name of the task (the class's constant when
+            /// absent).
+            #[serde(rename = "___jsonclass", default = $class)]
+            pub json_class: String,
+            /// The task id; the reply's `requestId`.
+            pub id: String,
+            /// The application the task belongs to.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub application_id: Option<String>,
+            /// Time allowed for the handler or method, in milliseconds
+            /// (`< 0`: none).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub timeout: Option<i64>,
+            /// When the backend created the task (ms since the epoch).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub timestamp: Option<i64>,
+            /// `url` and `apiKey` of the backend. Holds a key: never logged.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub init_app_data: Option<Value>,
+            /// As the backend sends it: the provider's name of a method task,
+            /// the service's file in the official runner (required there) of
+            /// a service task. Echoed, not read.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub provider: Option<String>,
+            $($own)*
+        }
+    };
+}
+
 fn task_class() -> String {
     TASK_CLASS.to_owned()
 }
 
-/// A `RequestMethodInvocation` task: run the handler of `event_id` on `target`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Task {
-    /// The Java class name of the task.
-    #[serde(rename = "___jsonclass", default = "task_class")]
-    pub json_class: String,
-    /// The task id; the reply's `requestId`.
-    pub id: String,
-    /// The application the event belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_id: Option<String>,
-    /// The event's catalog id.
-    pub event_id: EventId,
-    /// The table, channel, timer or custom event name; `*` when untargeted.
-    #[serde(default = "star")]
-    pub target: String,
-    /// Asynchronous tasks are acknowledged at once and get no result.
-    #[serde(default, rename = "async")]
-    pub is_async: bool,
-    /// Time allowed for the handler, in milliseconds (`< 0`: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<i64>,
-    /// When the backend created the task (ms since the epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<i64>,
-    /// `[context, arg1, ...]` in one of the two encodings.
-    pub arguments: Arguments,
-    /// Extra invocation data the backend may send; kept as received.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invocation_context_dto: Option<Value>,
-    /// `url` and `apiKey` of the backend. Holds a key: never logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_app_data: Option<Value>,
-    /// The provider name, as the backend sends it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+task_struct! {
+    /// A `RequestMethodInvocation` task ([`TASK_CLASS`]): run the handler of
+    /// `event_id` on `target`.
+    pub struct Task, default class "task_class" {
+        /// The event's catalog id.
+        pub event_id: EventId,
+        /// The table, channel, timer or custom event name; `*` when untargeted.
+        #[serde(default = "star")]
+        pub target: String,
+        /// Asynchronous tasks are acknowledged at once and get no result.
+        #[serde(default, rename = "async")]
+        pub is_async: bool,
+        /// `[context, arg1, ...]` in one of the two encodings.
+        pub arguments: Arguments,
+        /// Extra invocation data the backend may send; kept as received.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub invocation_context_dto: Option<Value>,
+    }
 }
 
 impl fmt::Debug for Task {
@@ -272,51 +297,31 @@ fn service_task_class() -> String {
     SERVICE_TASK_CLASS.to_owned()
 }
 
-/// A `RequestServiceInvocation` task: call `method` of the API service
-/// `className` (spec §2.5). Its `arguments` are the method's positional
-/// parameters, always as the UTF-8 bytes of their JSON array (the
-/// Backendless wire format; a plain array of numbers could not be told from
-/// it), and its caller is in `invocationContextDto`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceTask {
-    /// Always [`SERVICE_TASK_CLASS`].
-    #[serde(rename = "___jsonclass", default = "service_task_class")]
-    pub json_class: String,
-    /// The task id; the reply's `requestId`.
-    pub id: String,
-    /// The application the service belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_id: Option<String>,
-    /// The service, e.g. `services.Posts`; only the text after the last `.`
-    /// names it.
-    pub class_name: String,
-    /// The method called.
-    pub method: String,
-    /// The positional parameters, as the bytes of their JSON array.
-    #[serde(default)]
-    pub arguments: Arguments,
-    /// Time allowed for the method, in milliseconds (`< 0`: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<i64>,
-    /// When the backend created the task (ms since the epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<i64>,
-    /// The caller and the HTTP request: `userId`, `userToken`, `userRoles`,
-    /// `httpHeaders`, `httpPath`, `httpQueryParams`, `httpPathParams`,
-    /// `configurationItems`, ... Holds a token: never logged.
-    #[serde(default)]
-    pub invocation_context_dto: Map<String, Value>,
-    /// `url` and `apiKey` of the backend. Holds a key: never logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_app_data: Option<Value>,
-    /// The service's file in the official runner (required there); echoed,
-    /// not read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    /// Unused by the official runner; kept as received.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_id: Option<String>,
+task_struct! {
+    /// A `RequestServiceInvocation` task ([`SERVICE_TASK_CLASS`]): call
+    /// `method` of the API service `className` (spec §2.5). Its `arguments`
+    /// are the method's positional parameters, always as the UTF-8 bytes of
+    /// their JSON array (the Backendless wire format; a plain array of
+    /// numbers could not be told from it), and its caller is in
+    /// `invocationContextDto`.
+    pub struct ServiceTask, default class "service_task_class" {
+        /// The service, e.g. `services.Posts`; only the text after the last `.`
+        /// names it.
+        pub class_name: String,
+        /// The method called.
+        pub method: String,
+        /// The positional parameters, as the bytes of their JSON array.
+        #[serde(default)]
+        pub arguments: Arguments,
+        /// The caller and the HTTP request: `userId`, `userToken`, `userRoles`,
+        /// `httpHeaders`, `httpPath`, `httpQueryParams`, `httpPathParams`,
+        /// `configurationItems`, ... Holds a token: never logged.
+        #[serde(default)]
+        pub invocation_context_dto: Map<String, Value>,
+        /// Unused by the official runner; kept as received.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub service_id: Option<String>,
+    }
 }
 
 impl fmt::Debug for ServiceTask {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::client::Client;
 use super::error::SdkError;
-use super::transport::{decode, Call, Service};
+use super::transport::{decode, Named, Service};
 
 /// The longest TTL the backend accepts: 7200 s (2 hours).
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(7200);
@@ -64,6 +64,13 @@ fn expiry_millis(at: SystemTime, now: SystemTime) -> Result<u64, SdkError> {
     u64::try_from(millis).map_err(|_| SdkError::invalid("expire_at", "the time is out of range"))
 }
 
+/// The paths `cache/{key}/...`.
+const KEYS: Named = Named {
+    service: Service::Cache,
+    argument: "key",
+    what: "cache key",
+};
+
 /// The Cache service of a [`Client`].
 ///
 /// # Example
@@ -82,19 +89,6 @@ pub struct Cache<'a> {
 impl<'a> Cache<'a> {
     pub(crate) fn new(client: &'a Client) -> Self {
         Cache { client }
-    }
-
-    fn call<const N: usize>(
-        &self,
-        method: Method,
-        key: &str,
-        rest: [&str; N],
-    ) -> Result<Call, SdkError> {
-        if key.is_empty() {
-            return Err(SdkError::invalid("key", "the cache key is empty"));
-        }
-        let segments = ["cache", key].into_iter().chain(rest);
-        Ok(Call::new(Service::Cache, method, segments))
     }
 
     /// Stores `value` (any serde value) under `key` for `ttl`
@@ -123,7 +117,7 @@ impl<'a> Cache<'a> {
         let ttl = ttl.map(|t| ttl_seconds("ttl", t)).transpose()?;
         let body = serde_json::to_value(value)
             .map_err(|e| SdkError::invalid("value", format!("cannot be serialized: {e}")))?;
-        let mut call = self.call(Method::PUT, key, [])?.body(body);
+        let mut call = KEYS.call(Method::PUT, key, [])?.body(body);
         if let Some(seconds) = ttl {
             call = call.query("timeout", seconds);
         }
@@ -144,7 +138,7 @@ impl<'a> Cache<'a> {
     pub async fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, SdkError> {
         match self
             .client
-            .send_raw(self.call(Method::GET, key, [])?)
+            .send_raw(KEYS.call(Method::GET, key, [])?)
             .await?
         {
             Value::Null => Ok(None),
@@ -165,7 +159,7 @@ impl<'a> Cache<'a> {
     /// ```
     pub async fn contains(&self, key: &str) -> Result<bool, SdkError> {
         self.client
-            .send(self.call(Method::GET, key, ["check"])?)
+            .send(KEYS.call(Method::GET, key, ["check"])?)
             .await
     }
 
@@ -183,7 +177,7 @@ impl<'a> Cache<'a> {
     /// ```
     pub async fn expire_in(&self, key: &str, ttl: Duration) -> Result<(), SdkError> {
         let seconds = ttl_seconds("expire_in", ttl)?;
-        let call = self
+        let call = KEYS
             .call(Method::PUT, key, ["expireIn"])?
             .query("timeout", seconds)
             .body(json!({}));
@@ -205,7 +199,7 @@ impl<'a> Cache<'a> {
     /// ```
     pub async fn expire_at(&self, key: &str, at: SystemTime) -> Result<(), SdkError> {
         let millis = expiry_millis(at, SystemTime::now())?;
-        let call = self
+        let call = KEYS
             .call(Method::PUT, key, ["expireAt"])?
             .query("timestamp", millis)
             .body(json!({}));
@@ -223,7 +217,7 @@ impl<'a> Cache<'a> {
     /// ```
     pub async fn delete(&self, key: &str) -> Result<(), SdkError> {
         self.client
-            .send_raw(self.call(Method::DELETE, key, [])?)
+            .send_raw(KEYS.call(Method::DELETE, key, [])?)
             .await
             .map(drop)
     }

@@ -5,7 +5,14 @@ use reqwest::Method;
 
 use super::client::Client;
 use super::error::SdkError;
-use super::transport::{Call, Service};
+use super::transport::{Named, Service};
+
+/// The paths `counters/{name}/...`.
+const COUNTERS: Named = Named {
+    service: Service::Counters,
+    argument: "counter",
+    what: "counter name",
+};
 
 /// The atomic counters service of a [`Client`]: named 64-bit counters
 /// that every handler of the app shares, changed atomically on the backend.
@@ -30,21 +37,10 @@ impl<'a> Counters<'a> {
         Counters { client }
     }
 
-    fn call<const N: usize>(
-        &self,
-        method: Method,
-        name: &str,
-        rest: [&str; N],
-    ) -> Result<Call, SdkError> {
-        if name.is_empty() {
-            return Err(SdkError::invalid("counter", "the counter name is empty"));
-        }
-        let segments = ["counters", name].into_iter().chain(rest);
-        Ok(Call::new(Service::Counters, method, segments))
-    }
-
     async fn put_op<const N: usize>(&self, name: &str, rest: [&str; N]) -> Result<i64, SdkError> {
-        self.client.send(self.call(Method::PUT, name, rest)?).await
+        self.client
+            .send(COUNTERS.call(Method::PUT, name, rest)?)
+            .await
     }
 
     /// The counter's current value (`GET counters/{name}`). In the emulator
@@ -59,7 +55,9 @@ impl<'a> Counters<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn get(&self, name: &str) -> Result<i64, SdkError> {
-        self.client.send(self.call(Method::GET, name, [])?).await
+        self.client
+            .send(COUNTERS.call(Method::GET, name, [])?)
+            .await
     }
 
     /// Adds 1 and returns the new value (`PUT counters/{name}/increment/get`),
@@ -135,7 +133,7 @@ impl<'a> Counters<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn add_and_get(&self, name: &str, value: i64) -> Result<i64, SdkError> {
-        let call = self
+        let call = COUNTERS
             .call(Method::PUT, name, ["incrementby", "get"])?
             .query("value", value);
         self.client.send(call).await
@@ -152,7 +150,7 @@ impl<'a> Counters<'a> {
     /// # Ok(()) }
     /// ```
     pub async fn get_and_add(&self, name: &str, value: i64) -> Result<i64, SdkError> {
-        let call = self
+        let call = COUNTERS
             .call(Method::PUT, name, ["get", "incrementby"])?
             .query("value", value);
         self.client.send(call).await
@@ -181,7 +179,7 @@ impl<'a> Counters<'a> {
         expected: i64,
         updated: i64,
     ) -> Result<bool, SdkError> {
-        let call = self
+        let call = COUNTERS
             .call(Method::PUT, name, ["get", "compareandset"])?
             .query("expected", expected)
             .query("updatedvalue", updated);
@@ -199,7 +197,7 @@ impl<'a> Counters<'a> {
     /// ```
     pub async fn reset(&self, name: &str) -> Result<(), SdkError> {
         self.client
-            .send_raw(self.call(Method::PUT, name, ["reset"])?)
+            .send_raw(COUNTERS.call(Method::PUT, name, ["reset"])?)
             .await
             .map(drop)
     }

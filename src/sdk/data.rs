@@ -515,9 +515,7 @@ impl<T> Table<'_, T> {
         method: Method,
         rest: I,
     ) -> Result<Call, SdkError> {
-        if self.name.is_empty() {
-            return Err(SdkError::invalid("table", "the table name is empty"));
-        }
+        SdkError::non_empty("table", "table name", &self.name)?;
         let segments = ["data".to_owned(), self.name.clone()]
             .into_iter()
             .chain(rest);
@@ -525,9 +523,7 @@ impl<T> Table<'_, T> {
     }
 
     fn bulk_call(&self, method: Method) -> Result<Call, SdkError> {
-        if self.name.is_empty() {
-            return Err(SdkError::invalid("table", "the table name is empty"));
-        }
+        SdkError::non_empty("table", "table name", &self.name)?;
         Ok(Call::new(
             Service::Data,
             method,

@@ -204,6 +204,15 @@ impl SdkError {
             message: message.into(),
         }
     }
+
+    /// `Ok` when `value` is not empty, else [`SdkError::InvalidArgument`]
+    /// naming `argument`: "the {what} is empty".
+    pub(crate) fn non_empty(argument: &'static str, what: &str, value: &str) -> Result<(), Self> {
+        if value.is_empty() {
+            return Err(SdkError::invalid(argument, format!("the {what} is empty")));
+        }
+        Ok(())
+    }
 }
 
 /// Which limit ended a call.

@@ -23,16 +23,6 @@ fn encode<P: Serialize>(service: Service, value: &P) -> Result<Value, SdkError> 
     })
 }
 
-fn named(argument: &'static str, value: &str) -> Result<(), SdkError> {
-    if value.is_empty() {
-        return Err(SdkError::invalid(
-            argument,
-            format!("the {argument} is empty"),
-        ));
-    }
-    Ok(())
-}
-
 /// The API services of a [`Client`].
 ///
 /// # Example
@@ -61,8 +51,8 @@ impl<'a> Services<'a> {
         method: &str,
         params: &P,
     ) -> Result<Call, SdkError> {
-        named("service", service)?;
-        named("method", method)?;
+        SdkError::non_empty("service", "service", service)?;
+        SdkError::non_empty("method", "method", method)?;
         let body = encode(Service::Services, params)?;
         let call = Call::new(
             Service::Services,
@@ -151,7 +141,7 @@ impl<'a> Events<'a> {
     }
 
     fn call<A: Serialize>(&self, name: &str, args: &A) -> Result<Call, SdkError> {
-        named("event", name)?;
+        SdkError::non_empty("event", "event", name)?;
         let body = match encode(Service::Events, args)? {
             Value::Null => Value::Object(serde_json::Map::new()),
             object @ Value::Object(_) => object,

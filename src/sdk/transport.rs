@@ -154,6 +154,33 @@ impl Call {
     }
 }
 
+/// Resources of a service that a name picks (`cache/{key}`,
+/// `counters/{name}`): their paths start with the service's name, and an
+/// empty name is refused before any request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Named {
+    pub(crate) service: Service,
+    /// The argument an empty name is reported as (`key`).
+    pub(crate) argument: &'static str,
+    /// What the name names, for the message (`cache key`).
+    pub(crate) what: &'static str,
+}
+
+impl Named {
+    /// A call to `{service}/{name}/{rest...}`; an empty `name` is
+    /// [`SdkError::InvalidArgument`].
+    pub(crate) fn call<const N: usize>(
+        self,
+        method: Method,
+        name: &str,
+        rest: [&str; N],
+    ) -> Result<Call, SdkError> {
+        SdkError::non_empty(self.argument, self.what, name)?;
+        let segments = [self.service.as_str(), name].into_iter().chain(rest);
+        Ok(Call::new(self.service, method, segments))
+    }
+}
+
 /// How a successful reply is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Want {

@@ -54,6 +54,9 @@ const RUNNER_HTML: &str = include_str!("../../assets/console/runner.html");
 const LOGIN_HTML: &str = include_str!("../../assets/console/login.html");
 const RUNNER_JS: &str = include_str!("../../assets/console/runner.js");
 const CONSOLE_CSS: &str = include_str!("../../assets/console/console.css");
+/// The pages' Content-Security-Policy.
+const CSP: &str =
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'";
 
 /// The superuser session's state as JSON; the server knows nothing of the
 /// SDK, the runner supplies this.
@@ -294,16 +297,15 @@ fn redirect(to: &str) -> Response {
         .into_response()
 }
 
-/// A static asset, with headers that keep the page to its own origin.
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+/// A static asset of a console (this one's or the emulator's), with
+/// headers that keep the page to its own origin: `csp` is the page's
+/// Content-Security-Policy.
+pub(crate) fn asset(csp: &'static str, content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
         ],
@@ -313,19 +315,19 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 async fn page() -> Response {
-    asset("text/html; charset=utf-8", RUNNER_HTML)
+    asset(CSP, "text/html; charset=utf-8", RUNNER_HTML)
 }
 
 async fn css() -> Response {
-    asset("text/css; charset=utf-8", CONSOLE_CSS)
+    asset(CSP, "text/css; charset=utf-8", CONSOLE_CSS)
 }
 
 async fn js() -> Response {
-    asset("text/javascript; charset=utf-8", RUNNER_JS)
+    asset(CSP, "text/javascript; charset=utf-8", RUNNER_JS)
 }
 
 async fn login_page() -> Response {
-    asset("text/html; charset=utf-8", LOGIN_HTML)
+    asset(CSP, "text/html; charset=utf-8", LOGIN_HTML)
 }
 
 /// `POST /console/login` with the form field `token`: sets the cookie and

@@ -306,6 +306,38 @@ async fn counter_and_cache_calls_agree_with_the_emulator() {
 }
 
 #[tokio::test]
+async fn empty_names_are_refused_before_any_request() {
+    let (sdk, inspect) = emulator().await;
+    let key = sdk.server_key();
+    let before = inspect.requests().len();
+    let errors = [
+        (
+            key.cache().get::<Value>("").await.unwrap_err(),
+            "key",
+            "the cache key is empty",
+        ),
+        (
+            key.counters().increment_and_get("").await.unwrap_err(),
+            "counter",
+            "the counter name is empty",
+        ),
+        (
+            key.table::<Value>("").find_by_id("x").await.unwrap_err(),
+            "table",
+            "the table name is empty",
+        ),
+    ];
+    for (err, named, message) in errors {
+        assert!(
+            matches!(err, SdkError::InvalidArgument { argument, .. } if argument == named),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with(message), "{err}");
+    }
+    assert_eq!(inspect.requests().len(), before, "nothing was sent");
+}
+
+#[tokio::test]
 async fn ids_stay_inside_their_path_segment() {
     let (sdk, inspect) = emulator().await;
     let key = sdk.server_key();
