@@ -16,7 +16,7 @@
 //!
 //! This module knows nothing of HTTP: a reply is a status number and bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -28,8 +28,11 @@ use parking_lot::Mutex;
 /// replay of an id always lands in the shard that remembered (or forgot) it.
 const SHARDS: usize = 16;
 
-/// A SHA-256 of a delivery's body.
-pub type BodyHash = [u8; 32];
+/// A keyed 64-bit hash of a delivery's body ([`Dedupe::fingerprint`]):
+/// enough to tell a retry from another body under the same id (both come
+/// from the signer, whose signature covers the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(u64);
 
 /// A reply kept for a retry of the same delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +80,10 @@ struct Inner {
     shards: Vec<Mutex<Shard>>,
     /// The keys of the two halves of a [`Key`].
     hashers: [RandomState; 2],
+    /// The key of a body's fingerprint.
+    body_hasher: RandomState,
     /// Ids per shard.
     per_shard: usize,
-    /// Reply bytes per shard.
-    reply_bytes_per_shard: usize,
     /// How far a signed timestamp may be from the clock (seconds).
     tolerance_secs: i64,
     /// The highest horizon raised because a shard was full, for the metric.
@@ -128,11 +131,8 @@ struct Shard {
     /// `(signed timestamp, id)`: the order in which ids are forgotten.
     /// (The id in two halves: a `u128` would pad each element to 32 bytes.)
     by_time: BTreeSet<(i64, Halves)>,
-    /// `(sequence, id)` of the kept replies, oldest first, so that the
-    /// oldest replies make room for new ones within the byte budget.
-    replies: BTreeMap<u64, Key>,
-    reply_bytes: usize,
-    next_reply: u64,
+    /// The kept replies, newest overwriting oldest.
+    replies: ReplyRing,
     /// New deliveries signed at or before this are refused.
     horizon: i64,
 }
@@ -141,32 +141,98 @@ struct Entry {
     /// The latest signed timestamp this id was accepted with: the id is
     /// remembered while a delivery with that timestamp could be accepted.
     signed_at: i64,
-    /// The first 64 bits of the body's hash: enough to tell a retry from
-    /// another body under the same id (both come from the signer), and an
-    /// entry half the size of one with the whole hash.
+    /// The body's [`Fingerprint`].
     body: u64,
     state: State,
 }
 
 enum State {
     Running,
-    /// Finished; the reply with its sequence in `Shard::replies`, if kept.
-    /// (Boxed: most remembered ids have no reply kept, and their entries
-    /// stay small.)
-    Done(Option<Box<(u64, KeptReply)>>),
+    /// Finished, its reply not kept.
+    Done,
+    /// Finished, its reply written to the shard's [`ReplyRing`] at `at`
+    /// (still there unless newer replies overwrote it).
+    Kept {
+        at: u64,
+        len: u32,
+        status: u16,
+    },
+}
+
+/// The kept replies of a shard: one buffer of the shard's reply budget,
+/// written round and round. A reply is copied in where the last one ended
+/// (or at the start, if it does not fit before the end) and is readable
+/// until the writing comes round to its bytes again. So keeping a reply
+/// allocates nothing, and forgetting one frees nothing: the memory is the
+/// budget, allocated once (on the first reply), whatever the load.
+struct ReplyRing {
+    buf: Vec<u8>,
+    budget: usize,
+    /// Bytes written since the start (skipped ends included): the position
+    /// of the next reply, counted without wrapping.
+    written: u64,
+}
+
+impl ReplyRing {
+    fn new(budget: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            budget,
+            written: 0,
+        }
+    }
+
+    /// Copies `reply` in; returns its position, or `None` if it is larger
+    /// than the whole budget.
+    fn keep(&mut self, reply: &[u8]) -> Option<u64> {
+        let len = reply.len() as u64;
+        let budget = self.budget as u64;
+        if budget == 0 || len > budget {
+            return None;
+        }
+        if self.buf.len() != self.budget {
+            // Zeroed, so its pages become memory only as replies reach them.
+            self.buf = vec![0; self.budget];
+        }
+        let mut offset = self.written % budget;
+        if offset + len > budget {
+            // Does not fit before the end: skip to the start.
+            self.written += budget - offset;
+            offset = 0;
+        }
+        let at = self.written;
+        let start = offset as usize;
+        self.buf[start..start + reply.len()].copy_from_slice(reply);
+        self.written += len;
+        Some(at)
+    }
+
+    /// The reply kept at `at`, unless later ones have overwritten it.
+    fn get(&self, at: u64, len: u32) -> Option<&[u8]> {
+        let budget = self.budget as u64;
+        if budget == 0 || self.written > at.saturating_add(budget) {
+            return None;
+        }
+        let start = (at % budget) as usize;
+        self.buf.get(start..start + len as usize)
+    }
+
+    /// Bytes of the budget in use.
+    fn used(&self) -> usize {
+        usize::try_from(self.written).map_or(self.budget, |w| w.min(self.budget))
+    }
 }
 
 impl Dedupe {
     /// Remembers up to `capacity` ids (and up to `reply_bytes` of their
     /// replies) for deliveries signed within `tolerance_secs` of the clock.
     pub fn new(capacity: usize, reply_bytes: usize, tolerance_secs: u64) -> Self {
+        let reply_bytes_per_shard = reply_bytes / SHARDS;
         let shard = || {
             Mutex::new(Shard {
                 entries: KeyMap::default(),
                 by_time: BTreeSet::new(),
-                replies: BTreeMap::new(),
-                reply_bytes: 0,
-                next_reply: 0,
+                replies: ReplyRing::new(reply_bytes_per_shard),
                 horizon: i64::MIN,
             })
         };
@@ -174,8 +240,8 @@ impl Dedupe {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| shard()).collect(),
                 hashers: [RandomState::new(), RandomState::new()],
+                body_hasher: RandomState::new(),
                 per_shard: capacity.div_ceil(SHARDS).max(1),
-                reply_bytes_per_shard: reply_bytes / SHARDS,
                 tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
                 capacity_horizon: AtomicI64::new(i64::MIN),
             }),
@@ -191,21 +257,32 @@ impl Dedupe {
         &self.inner.shards[(key as usize) % SHARDS]
     }
 
+    /// The fingerprint of a delivery's body, for [`Dedupe::admit`].
+    pub fn fingerprint(&self, body: &[u8]) -> Fingerprint {
+        Fingerprint(self.inner.body_hasher.hash_one(body))
+    }
+
     /// Decides about a delivery of `id` signed at `signed_at` with a body
-    /// hashing to `body`, at wall-clock time `now` (both in seconds since
-    /// the epoch).
-    pub fn admit(&self, id: &str, signed_at: i64, body: BodyHash, now: i64) -> Admission {
+    /// of fingerprint `body`, at wall-clock time `now` (both in seconds
+    /// since the epoch).
+    pub fn admit(&self, id: &str, signed_at: i64, body: Fingerprint, now: i64) -> Admission {
         let key = self.key(id);
-        let body = body_fingerprint(&body);
+        let Fingerprint(body) = body;
         let mut shard = self.shard(key).lock();
         shard.expire(now.saturating_sub(self.inner.tolerance_secs));
         if let Some(entry) = shard.entries.get(&key) {
             let (known_at, same_body) = (entry.signed_at, entry.body == body);
-            let answer = match &entry.state {
+            let answer = match entry.state {
                 _ if !same_body => Admission::OtherBody,
                 State::Running => Admission::Running,
-                State::Done(Some(kept)) => Admission::Replay(kept.1.clone()),
-                State::Done(None) => Admission::ReplyNotKept,
+                State::Kept { at, len, status } => match shard.replies.get(at, len) {
+                    Some(body) => Admission::Replay(KeptReply {
+                        status,
+                        body: Bytes::copy_from_slice(body),
+                    }),
+                    None => Admission::ReplyNotKept,
+                },
+                State::Done => Admission::ReplyNotKept,
             };
             if signed_at > known_at {
                 // A retry signed later stays replayable for longer.
@@ -279,9 +356,13 @@ impl Dedupe {
         self.len() == 0
     }
 
-    /// How many reply bytes are kept now.
+    /// How many bytes of the reply budget are in use now.
     pub fn reply_bytes(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.lock().reply_bytes).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.lock().replies.used())
+            .sum()
     }
 
     /// Forgets a delivery still running (never run, in fact).
@@ -296,52 +377,30 @@ impl Dedupe {
         }
     }
 
-    fn finish(&self, key: Key, reply: Option<KeptReply>) {
-        let budget = self.inner.reply_bytes_per_shard;
-        // Kept in an allocation of its own size, not the (larger) buffer
-        // the reply was written into, so the budget is the memory used.
-        let reply = reply.filter(|r| r.body.len() <= budget).map(|r| KeptReply {
-            status: r.status,
-            body: Bytes::copy_from_slice(&r.body),
-        });
+    fn finish(&self, key: Key, reply: Option<&KeptReply>) {
         let mut shard = self.shard(key).lock();
-        let sequence = shard.next_reply;
-        let Some(entry) = shard.entries.get_mut(&key) else {
+        let Shard {
+            entries, replies, ..
+        } = &mut *shard;
+        let Some(entry) = entries.get_mut(&key) else {
             // Forgotten meanwhile (the horizon covers it).
             return;
         };
         if !matches!(entry.state, State::Running) {
             return;
         }
-        let Some(reply) = reply else {
-            entry.state = State::Done(None);
-            return;
-        };
-        let size = reply.body.len();
-        entry.state = State::Done(Some(Box::new((sequence, reply))));
-        shard.next_reply += 1;
-        shard.reply_bytes += size;
-        shard.replies.insert(sequence, key);
-        while shard.reply_bytes > budget {
-            let Some((_, oldest)) = shard.replies.pop_first() else {
-                break;
-            };
-            let freed = match shard.entries.get_mut(&oldest) {
-                Some(entry) => match std::mem::replace(&mut entry.state, State::Done(None)) {
-                    State::Done(Some(kept)) => kept.1.body.len(),
-                    _ => 0,
-                },
-                None => 0,
-            };
-            shard.reply_bytes -= freed;
-        }
+        entry.state = reply
+            .and_then(|reply| {
+                let len = u32::try_from(reply.body.len()).ok()?;
+                let at = replies.keep(&reply.body)?;
+                Some(State::Kept {
+                    at,
+                    len,
+                    status: reply.status,
+                })
+            })
+            .unwrap_or(State::Done);
     }
-}
-
-fn body_fingerprint(hash: &BodyHash) -> u64 {
-    let mut first = [0; 8];
-    first.copy_from_slice(&hash[..8]);
-    u64::from_le_bytes(first)
 }
 
 impl Shard {
@@ -361,14 +420,7 @@ impl Shard {
     /// timestamp; returns that timestamp.
     fn forget_oldest(&mut self) -> i64 {
         let (at, id) = self.by_time.pop_first().expect("called on a non-empty set");
-        if let Some(Entry {
-            state: State::Done(Some(kept)),
-            ..
-        }) = self.entries.remove(&joined(id))
-        {
-            self.replies.remove(&kept.0);
-            self.reply_bytes -= kept.1.body.len();
-        }
+        self.entries.remove(&joined(id));
         self.horizon = self.horizon.max(at);
         at
     }
@@ -402,7 +454,7 @@ impl Ticket {
     /// Keeps `reply` for retries of this delivery (if it fits the budget).
     pub fn finish(mut self, reply: KeptReply) {
         if let Some(key) = self.id.take() {
-            self.dedupe.finish(key, Some(reply));
+            self.dedupe.finish(key, Some(&reply));
         }
     }
 }
@@ -420,7 +472,7 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000;
-    const H: BodyHash = [7; 32];
+    const H: Fingerprint = Fingerprint(7);
 
     #[test]
     fn a_remembered_id_takes_48_bytes_of_table() {
@@ -471,7 +523,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            d.admit("a", NOW, [8; 32], NOW),
+            d.admit("a", NOW, Fingerprint(8), NOW),
             Admission::OtherBody
         ));
         // The retry signed later keeps the id for its own window.
@@ -559,6 +611,27 @@ mod tests {
             d.admit("big", NOW, H, NOW),
             Admission::ReplyNotKept
         ));
+    }
+
+    #[test]
+    fn the_reply_ring_reads_back_what_is_not_yet_overwritten() {
+        let mut ring = ReplyRing::new(10);
+        let a = ring.keep(b"aaaa").unwrap();
+        let b = ring.keep(b"bbbb").unwrap();
+        assert_eq!(ring.get(a, 4), Some(&b"aaaa"[..]));
+        // Does not fit before the end: written at the start, over "aaaa".
+        let c = ring.keep(b"cccc").unwrap();
+        assert_eq!(ring.get(a, 4), None);
+        assert_eq!(ring.get(b, 4), Some(&b"bbbb"[..]));
+        assert_eq!(ring.get(c, 4), Some(&b"cccc"[..]));
+        let d = ring.keep(b"dddd").unwrap();
+        assert_eq!(ring.get(b, 4), None);
+        assert_eq!(ring.get(c, 4), Some(&b"cccc"[..]));
+        assert_eq!(ring.get(d, 4), Some(&b"dddd"[..]));
+        assert_eq!(ring.used(), 10);
+        // Larger than the whole budget: not kept; nor anything with none.
+        assert_eq!(ring.keep(&[0; 11]), None);
+        assert_eq!(ReplyRing::new(0).keep(b""), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::dedupe::BodyHash;
+use super::dedupe::Fingerprint;
 use super::{AppState, ErrorReply};
 use crate::event::wire::AnyTask;
 use crate::signature::{self, SignatureError, SignedHeaders};
@@ -52,9 +52,12 @@ pub(super) struct Delivery {
     /// `webhook-timestamp`, as signed: the id is remembered until it leaves
     /// the tolerance.
     pub(super) timestamp: i64,
-    /// SHA-256 of the body: a retry with the same id and body gets the kept
-    /// reply, another body a refusal.
-    pub(super) body_hash: BodyHash,
+    /// The body's fingerprint: a retry with the same id and body gets the
+    /// kept reply, another body a refusal.
+    pub(super) body: Fingerprint,
+    /// SHA-256 of the body, for the fleet's replay check (which other
+    /// processes must be able to compare); `None` without a fleet store.
+    pub(super) body_hash: Option<[u8; 32]>,
 }
 
 impl Delivery {
@@ -112,7 +115,11 @@ impl FromRequest<Arc<AppState>> for VerifiedTask {
         let delivery = signed.zip(id).map(|(timestamp, id)| Delivery {
             id,
             timestamp,
-            body_hash: Sha256::digest(&body).into(),
+            body: state.dedupe.fingerprint(&body),
+            body_hash: state
+                .seen_ids
+                .is_some()
+                .then(|| Sha256::digest(&body).into()),
         });
         Ok(VerifiedTask {
             task,

@@ -6,6 +6,7 @@
 //! in `extract.rs`) -> a task slot -> replay check -> route -> dispatcher ->
 //! reply. The server knows nothing of the SDK.
 
+mod completion;
 mod connections;
 pub(crate) mod console;
 pub mod dedupe;
@@ -343,8 +344,8 @@ async fn invoke(
             return Ok(answer(ticket, status, body));
         }
     };
-    // Every task runs on the tracker, so it completes even if the caller
-    // hangs up (its answer is then kept for a retry), and shutdown waits for it.
+    // Every task runs to completion even if the caller hangs up (its answer
+    // is then kept for a retry), and shutdown waits for it.
     let run = state
         .dispatcher
         .execute(routed.hold(slot), received, is_async);
@@ -355,19 +356,12 @@ async fn invoke(
         state.tracker.spawn(run);
         return Ok(accepted);
     }
-    let running = state.tracker.spawn(async move {
+    let answered = completion::run_to_completion(&state.tracker, async move {
         let reply = run.await;
         let body = serde_json::to_vec(&reply).expect("a reply serializes");
         answer(ticket, StatusCode::OK, Bytes::from(body))
     });
-    running.await.map_err(|e| {
-        tracing::error!(error = %e, "invocation task failed");
-        ErrorReply::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the invocation could not complete",
-        )
-    })
+    Ok(answered.await)
 }
 
 /// The answer to a delivery, kept for a retry of it when it is signed.
@@ -427,12 +421,10 @@ async fn admit(state: &AppState, delivery: Option<&Delivery>) -> Result<Admitted
         return Ok(Admitted::Run(None));
     };
     let id = delivery.id();
-    let admission = state.dedupe.admit(
-        id,
-        delivery.timestamp,
-        delivery.body_hash,
-        signature::unix_now(),
-    );
+    let admission =
+        state
+            .dedupe
+            .admit(id, delivery.timestamp, delivery.body, signature::unix_now());
     let ticket = match admission {
         Admission::New(ticket) => ticket,
         Admission::Replay(KeptReply { status, body }) => {
@@ -522,7 +514,10 @@ async fn claim_in_fleet(
     let until = delivery
         .timestamp
         .saturating_add(i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX));
-    match seen.claim(id, &delivery.body_hash, until).await {
+    let body_hash = delivery
+        .body_hash
+        .expect("the body is hashed when a fleet store is set");
+    match seen.claim(id, &body_hash, until).await {
         Ok(true) => Ok(ticket),
         Ok(false) => {
             // The ticket is dropped: this replica refuses the id too.
