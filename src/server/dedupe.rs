@@ -80,8 +80,10 @@ struct Inner {
     shards: Vec<Mutex<Shard>>,
     /// The keys of the two halves of a [`Key`].
     hashers: [RandomState; 2],
-    /// The key of a body's fingerprint.
-    body_hasher: RandomState,
+    /// The key of a body's fingerprint: a fast keyed hash (the body is a
+    /// kilobyte or more, and no sender can aim for a collision: a body
+    /// is signed).
+    body_hasher: foldhash::quality::RandomState,
     /// Ids per shard.
     per_shard: usize,
     /// How far a signed timestamp may be from the clock (seconds).
@@ -240,7 +242,7 @@ impl Dedupe {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| shard()).collect(),
                 hashers: [RandomState::new(), RandomState::new()],
-                body_hasher: RandomState::new(),
+                body_hasher: foldhash::quality::RandomState::default(),
                 per_shard: capacity.div_ceil(SHARDS).max(1),
                 tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
                 capacity_horizon: AtomicI64::new(i64::MIN),
