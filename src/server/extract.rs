@@ -43,6 +43,9 @@ pub(super) struct VerifiedTask {
     /// When the request was received: a task's duration counts from here,
     /// its body's transfer included.
     pub(super) received: Instant,
+    /// The body's length: a synchronous reply, which mostly carries the
+    /// arguments back, is written into a buffer of this size.
+    pub(super) body_len: usize,
 }
 
 /// A signed delivery, as the replay check remembers it.
@@ -125,6 +128,7 @@ impl FromRequest<Arc<AppState>> for VerifiedTask {
             task,
             delivery,
             received,
+            body_len: body.len(),
         })
     }
 }

@@ -322,6 +322,7 @@ async fn invoke(
         task,
         delivery,
         received,
+        body_len,
     }: VerifiedTask,
 ) -> Result<Response, ErrorReply> {
     let is_async = task.is_async();
@@ -358,7 +359,8 @@ async fn invoke(
     }
     let answered = completion::run_to_completion(&state.tracker, async move {
         let reply = run.await;
-        let body = serde_json::to_vec(&reply).expect("a reply serializes");
+        let mut body = Vec::with_capacity(body_len);
+        serde_json::to_writer(&mut body, &reply).expect("a reply serializes");
         answer(ticket, StatusCode::OK, Bytes::from(body))
     });
     Ok(answered.await)
