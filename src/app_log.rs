@@ -28,9 +28,9 @@ use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::Layer;
 
 /// The most lines one task sends.
-pub const MAX_LINES: usize = 200;
+pub(crate) const MAX_LINES: usize = 200;
 /// The longest line sent, in bytes.
-pub const MAX_LINE_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 8 * 1024;
 /// How long sending a batch may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,7 +40,7 @@ tokio::task_local! {
 
 /// One line for the app's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppLogLine {
+pub(crate) struct AppLogLine {
     /// `ERROR`, `WARN` or `INFO`.
     pub level: &'static str,
     /// The text, with the event's fields.
@@ -51,7 +51,7 @@ pub struct AppLogLine {
 
 /// The lines of one task.
 #[derive(Debug, Clone, Default)]
-pub struct TaskLog {
+pub(crate) struct TaskLog {
     lines: Arc<Mutex<Vec<AppLogLine>>>,
     dropped: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -68,7 +68,7 @@ impl TaskLog {
     }
 
     /// The lines collected, with a last line counting those dropped.
-    pub fn take(&self) -> Vec<AppLogLine> {
+    pub(crate) fn take(&self) -> Vec<AppLogLine> {
         let mut lines = std::mem::take(&mut *self.lines.lock());
         let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
         if dropped > 0 {
@@ -82,7 +82,7 @@ impl TaskLog {
     }
 
     /// Runs `future` with this log collecting what it logs.
-    pub async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
+    pub(crate) async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
         TASK_LINES.scope(self, future).await
     }
 }
@@ -151,7 +151,7 @@ impl<S: Subscriber> Layer<S> for AppLogLayer {
 /// Where a task's lines go: from its `initAppData` and `applicationId`.
 /// (`Debug` shows the key and the token as `[REDACTED]`.)
 #[derive(Clone, Debug)]
-pub struct AppLogTarget {
+pub(crate) struct AppLogTarget {
     /// `initAppData.url`.
     pub url: String,
     /// The task's application id.
@@ -164,7 +164,7 @@ pub struct AppLogTarget {
 
 impl AppLogTarget {
     /// The target of a task, if it names one.
-    pub fn of(
+    pub(crate) fn of(
         init_app_data: Option<&Value>,
         app_id: Option<&str>,
         user_token: Option<&str>,
@@ -186,7 +186,7 @@ impl AppLogTarget {
 }
 
 /// The body of the log `PUT`: the official runner's shape.
-pub fn batch_body(task_id: &str, lines: &[AppLogLine]) -> Value {
+pub(crate) fn batch_body(task_id: &str, lines: &[AppLogLine]) -> Value {
     let entries: Vec<crate::sdk::LogEntry> = lines
         .iter()
         .map(|l| crate::sdk::LogEntry {
@@ -202,7 +202,7 @@ pub fn batch_body(task_id: &str, lines: &[AppLogLine]) -> Value {
 
 /// Sends lines to the app's log over HTTP, in the background.
 #[derive(Debug, Clone)]
-pub struct AppLogSender {
+pub(crate) struct AppLogSender {
     http: reqwest::Client,
 }
 
@@ -221,7 +221,7 @@ impl Default for AppLogSender {
 impl AppLogSender {
     /// Sends `lines` of task `task_id` to `target`; a failure is logged at
     /// debug level only (the app's log is best effort, as in the official runner).
-    pub fn send(&self, target: AppLogTarget, task_id: &str, lines: Vec<AppLogLine>) {
+    pub(crate) fn send(&self, target: AppLogTarget, task_id: &str, lines: Vec<AppLogLine>) {
         if lines.is_empty() {
             return;
         }

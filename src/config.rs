@@ -701,7 +701,7 @@ impl Config {
     }
 
     /// The task limits.
-    pub fn task_limits(&self) -> TaskLimits {
+    pub(crate) fn task_limits(&self) -> TaskLimits {
         TaskLimits {
             default_timeout: Duration::from_millis(self.tasks.default_timeout_ms),
             max_timeout: Duration::from_millis(self.tasks.max_timeout_ms),

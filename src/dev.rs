@@ -21,7 +21,7 @@ use crate::transport::redis::RedisOptions;
 
 /// How the emulator hands tasks to the dev runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DevLink {
+pub(crate) enum DevLink {
     /// Signed `POST /invoke` (the default).
     #[default]
     Http,
@@ -31,24 +31,31 @@ pub enum DevLink {
 }
 
 /// A running emulator + runner pair.
-pub struct DevStack {
+pub(crate) struct DevStack {
     /// The emulator, for inspection.
-    pub emulator: Emulator,
+    pub(crate) emulator: Emulator,
     /// `http://{emulator}`: the Backendless API root is `{emulator_url}/{appId}/{apiKey}`.
-    pub emulator_url: String,
+    pub(crate) emulator_url: String,
     /// `http://{runner}`.
-    pub runner_url: String,
+    pub(crate) runner_url: String,
+    /// The runner's address.
+    pub(crate) runner_addr: SocketAddr,
     /// Cancel to stop both.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// The runner's dispatcher, to run tasks in-process.
-    pub dispatcher: Dispatcher,
-    runner_task: JoinHandle<std::io::Result<()>>,
+    pub(crate) dispatcher: Dispatcher,
+    /// The runner's own token (a child of `shutdown`).
+    runner_shutdown: CancellationToken,
+    /// Cancelled when the runner is stopped alone: the emulator then keeps
+    /// serving until `shutdown`.
+    runner_alone: CancellationToken,
+    runner_task: Option<JoinHandle<std::io::Result<()>>>,
     emulator_task: JoinHandle<std::io::Result<()>>,
 }
 
 /// What can go wrong starting the stack.
 #[derive(Debug, thiserror::Error)]
-pub enum DevError {
+pub(crate) enum DevError {
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -105,7 +112,7 @@ impl DevStack {
     /// `config.server.listen` (either may use port 0), linked with the
     /// runner's first webhook secret; the runner's SDK talks to the emulator.
     /// `record_dir` makes the emulator record every task it sends.
-    pub async fn start(
+    pub(crate) async fn start(
         config: &Config,
         emulator_config: EmulatorConfig,
         registry: Registry,
@@ -115,7 +122,7 @@ impl DevStack {
     }
 
     /// [`DevStack::start`] with the emulator linked to the runner by `link`.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         config: &Config,
         mut emulator_config: EmulatorConfig,
         registry: Registry,
@@ -194,16 +201,22 @@ impl DevStack {
         // logout still need the emulator), then the emulator.
         let dispatcher = runner.dispatcher().clone();
         let shutdown = CancellationToken::new();
+        let runner_shutdown = shutdown.child_token();
+        let runner_alone = CancellationToken::new();
         let runner_done = CancellationToken::new();
         let done = runner_done.clone();
-        let serving = runner.serve(runner_listener, shutdown.clone());
+        let serving = runner.serve(runner_listener, runner_shutdown.clone());
         let runner_task = tokio::spawn(async move {
             let served = serving.await;
             done.cancel();
             served
         });
+        let (alone, stop) = (runner_alone.clone(), shutdown.clone());
         let emulator_task = tokio::spawn(emulator.clone().serve(emulator_listener, async move {
-            runner_done.cancelled().await
+            runner_done.cancelled().await;
+            if alone.is_cancelled() {
+                stop.cancelled().await;
+            }
         }));
         if link == DevLink::Redis {
             // Events fire only once the runner has registered its model.
@@ -213,15 +226,18 @@ impl DevStack {
             emulator,
             emulator_url,
             runner_url,
+            runner_addr,
             shutdown,
             dispatcher,
-            runner_task,
+            runner_shutdown,
+            runner_alone,
+            runner_task: Some(runner_task),
             emulator_task,
         })
     }
 
     /// The Backendless API root for an API key: `{emulator_url}/{appId}/{key}`.
-    pub fn api_root(&self, api_key: &str) -> String {
+    pub(crate) fn api_root(&self, api_key: &str) -> String {
         format!(
             "{}/{}/{}",
             self.emulator_url,
@@ -230,17 +246,23 @@ impl DevStack {
         )
     }
 
-    /// Stops both servers and waits for them (in-flight tasks finish first).
-    pub async fn stop(self) -> std::io::Result<()> {
-        self.shutdown.cancel();
-        let runner = self.runner_task.await.map_err(std::io::Error::other)?;
-        let emulator = self.emulator_task.await.map_err(std::io::Error::other)?;
-        runner.and(emulator)
+    /// Stops the runner alone and waits for it; the emulator keeps serving
+    /// until `shutdown`.
+    pub(crate) async fn stop_runner(&mut self) -> std::io::Result<()> {
+        self.runner_alone.cancel();
+        self.runner_shutdown.cancel();
+        match self.runner_task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
     }
 
     /// Waits until both servers stop (after `shutdown` is cancelled).
-    pub async fn wait(self) -> std::io::Result<()> {
-        let runner = self.runner_task.await.map_err(std::io::Error::other)?;
+    pub(crate) async fn wait(mut self) -> std::io::Result<()> {
+        let runner = match self.runner_task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        };
         let emulator = self.emulator_task.await.map_err(std::io::Error::other)?;
         runner.and(emulator)
     }

@@ -32,11 +32,11 @@ use crate::invocation_log::{bounded, CallLog, InvocationLog, InvocationRecord, R
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
 
-pub use crate::handler_runtime::HandlerRuntime;
+pub(crate) use crate::handler_runtime::HandlerRuntime;
 
 /// How long tasks may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskLimits {
+pub(crate) struct TaskLimits {
     /// Applied when a task has no `timeout` (or `0`).
     pub default_timeout: Duration,
     /// The most any task gets, also one with a negative ("none") or larger timeout.
@@ -54,7 +54,7 @@ impl Default for TaskLimits {
 
 impl TaskLimits {
     /// The time a task gets, from its `timeout` field (ms).
-    pub fn timeout_for(&self, timeout_ms: Option<i64>) -> Duration {
+    pub(crate) fn timeout_for(&self, timeout_ms: Option<i64>) -> Duration {
         match timeout_ms {
             None | Some(0) => self.default_timeout.min(self.max_timeout),
             Some(ms) if ms < 0 => self.max_timeout,
@@ -65,7 +65,7 @@ impl TaskLimits {
 
 /// How an invocation ended, for logs and metrics (a bounded label set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvocationOutcome {
+pub(crate) enum InvocationOutcome {
     /// The handler returned normally.
     Ok,
     /// The handler returned an error.
@@ -82,7 +82,7 @@ pub enum InvocationOutcome {
 
 impl InvocationOutcome {
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             InvocationOutcome::Ok => "ok",
             InvocationOutcome::Error => "error",
@@ -96,7 +96,7 @@ impl InvocationOutcome {
 
 /// Why a task cannot be routed to a handler.
 #[derive(Debug, thiserror::Error)]
-pub enum RouteError {
+pub(crate) enum RouteError {
     /// The event id is not in the catalog.
     #[error("Integrity violation. Unknown event id: [{event_id}]")]
     UnknownEvent {
@@ -147,15 +147,15 @@ pub enum RouteError {
 }
 
 /// Code of the reply to a service that does not exist (Backendless 14001).
-pub const SERVICE_NOT_FOUND: i64 = 14001;
+pub(crate) const SERVICE_NOT_FOUND: i64 = 14001;
 /// Code of the reply to a service method that does not exist (14002).
-pub const METHOD_NOT_FOUND: i64 = 14002;
+pub(crate) const METHOD_NOT_FOUND: i64 = 14002;
 /// Code of the reply to a service method that ran out of time (14005).
-pub const SERVICE_TIMED_OUT: i64 = 14005;
+pub(crate) const SERVICE_TIMED_OUT: i64 = 14005;
 
 impl RouteError {
     /// The outcome label of this failure.
-    pub fn outcome(&self) -> InvocationOutcome {
+    pub(crate) fn outcome(&self) -> InvocationOutcome {
         match self {
             RouteError::UnknownEvent { .. } => InvocationOutcome::UnknownEvent,
             RouteError::NoHandler { .. }
@@ -170,7 +170,7 @@ impl RouteError {
     /// The reply every transport sends for this refusal, when it is one
     /// (unknown event, handler, service or method; a service's parameters);
     /// `None` for a task the sender built wrong (context, arguments).
-    pub fn exception(&self) -> Option<ExceptionWrapper> {
+    pub(crate) fn exception(&self) -> Option<ExceptionWrapper> {
         let (code, status) = match self {
             RouteError::UnknownEvent { .. } | RouteError::NoHandler { .. } => (0, None),
             RouteError::NoService { .. } => (SERVICE_NOT_FOUND, Some(404)),
@@ -183,7 +183,7 @@ impl RouteError {
 }
 
 /// A task matched to its handler, its arguments decoded, ready to run.
-pub struct Routed {
+pub(crate) struct Routed {
     request_id: String,
     handler: Registered,
     encoding: Encoding,
@@ -203,18 +203,18 @@ pub struct Routed {
 impl Routed {
     /// Holds `slot` until the handler returns (past the timeout reply if it
     /// blocks), so that a handler still running counts as in flight.
-    pub fn hold(mut self, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+    pub(crate) fn hold(mut self, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
         self.slot = Some(slot);
         self
     }
 
     /// The handler that will run.
-    pub fn handler(&self) -> &Registered {
+    pub(crate) fn handler(&self) -> &Registered {
         &self.handler
     }
 
     /// The task id.
-    pub fn request_id(&self) -> &str {
+    pub(crate) fn request_id(&self) -> &str {
         &self.request_id
     }
 }
@@ -235,15 +235,15 @@ fn prepare(make: impl FnOnce() -> Result<Prepared, ArgumentError>) -> Result<Pre
 
 /// Sends a task's handler lines to the app's log; the dispatcher knows
 /// nothing of how (see `app_log.rs`).
-pub type AppLogHook = Arc<dyn Fn(AppLogTarget, &str, Vec<AppLogLine>) + Send + Sync>;
+pub(crate) type AppLogHook = Arc<dyn Fn(AppLogTarget, &str, Vec<AppLogLine>) + Send + Sync>;
 
 /// Builds the extra parts of a handler's [`Context`] (such as SDK clients)
 /// from the RunnerContext; the dispatcher knows nothing of them.
-pub type ContextHook = Arc<dyn Fn(Context) -> Context + Send + Sync>;
+pub(crate) type ContextHook = Arc<dyn Fn(Context) -> Context + Send + Sync>;
 
 /// Runs tasks against a registry.
 #[derive(Clone)]
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     registry: Arc<Registry>,
     limits: TaskLimits,
     hook: Option<ContextHook>,
@@ -259,7 +259,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher over `registry`.
-    pub fn new(registry: Arc<Registry>, limits: TaskLimits) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, limits: TaskLimits) -> Self {
         let metrics = Arc::new(InvocationMetrics::new(&registry));
         Self {
             registry,
@@ -280,14 +280,14 @@ impl Dispatcher {
     }
 
     /// Runs handlers on `runtime` rather than on the caller's.
-    pub fn with_handler_runtime(mut self, runtime: HandlerRuntime) -> Self {
+    pub(crate) fn with_handler_runtime(mut self, runtime: HandlerRuntime) -> Self {
         self.handlers = Some(runtime);
         self
     }
 
     /// Logs and counts a task that could not be routed; every transport
     /// calls this for the tasks it answers with a routing error.
-    pub fn refused(&self, task_id: &str, error: &RouteError, started: std::time::Instant) {
+    pub(crate) fn refused(&self, task_id: &str, error: &RouteError, started: std::time::Instant) {
         let event = match error {
             RouteError::NoHandler { event, .. } => Some(*event),
             _ => None,
@@ -326,7 +326,7 @@ impl Dispatcher {
     /// Runs a routed task as every transport does: in a span carrying the
     /// task id, event, target and outcome, with the invocation's log line
     /// and metrics; resolves to the reply.
-    pub fn execute(
+    pub(crate) fn execute(
         &self,
         routed: Routed,
         started: std::time::Instant,
@@ -401,25 +401,25 @@ impl Dispatcher {
     }
 
     /// Sends what each handler logs to the app's log with `hook`.
-    pub fn with_app_log(mut self, hook: AppLogHook) -> Self {
+    pub(crate) fn with_app_log(mut self, hook: AppLogHook) -> Self {
         self.app_log = Some(hook);
         self
     }
 
     /// Sets a hook that completes every handler context (e.g. with SDK clients).
-    pub fn with_context_hook(mut self, hook: ContextHook) -> Self {
+    pub(crate) fn with_context_hook(mut self, hook: ContextHook) -> Self {
         self.hook = Some(hook);
         self
     }
 
     /// The registry.
-    pub fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
 
     /// Finds the handler of a task, decodes its context and typed
     /// arguments, and starts its deadline.
-    pub fn route(&self, task: Task) -> Result<Routed, RouteError> {
+    pub(crate) fn route(&self, task: Task) -> Result<Routed, RouteError> {
         let Some(event) = EventDef::by_id(task.event_id) else {
             return Err(RouteError::UnknownEvent {
                 event_id: task.event_id,
@@ -499,7 +499,7 @@ impl Dispatcher {
 
     /// Finds the method of a service task, decodes its caller and typed
     /// parameters, and starts its deadline.
-    pub fn route_service(&self, task: ServiceTask) -> Result<Routed, RouteError> {
+    pub(crate) fn route_service(&self, task: ServiceTask) -> Result<Routed, RouteError> {
         let name = task.service_name().to_owned();
         let Some(service) = self.registry.lookup_service(&name) else {
             return Err(RouteError::NoService { service: name });
@@ -590,7 +590,7 @@ impl Dispatcher {
     }
 
     /// Routes a task of either class.
-    pub fn route_any(&self, task: AnyTask) -> Result<Routed, RouteError> {
+    pub(crate) fn route_any(&self, task: AnyTask) -> Result<Routed, RouteError> {
         match task {
             AnyTask::Method(task) => self.route(task),
             AnyTask::Service(task) => self.route_service(task),
@@ -598,7 +598,7 @@ impl Dispatcher {
     }
 
     /// Runs a routed task to completion (or to its deadline) and builds the reply.
-    pub async fn run(&self, routed: Routed) -> (InvocationResult, InvocationOutcome) {
+    pub(crate) async fn run(&self, routed: Routed) -> (InvocationResult, InvocationOutcome) {
         let Routed {
             request_id,
             handler,

@@ -37,7 +37,7 @@ const MAX_PLACES: usize = 64;
 /// this runtime, or at most all but one of the server's. Dropping the last
 /// clone shuts it down without waiting for blocked threads.
 #[derive(Clone)]
-pub struct HandlerRuntime {
+pub(crate) struct HandlerRuntime {
     inner: Arc<RuntimeInner>,
 }
 
@@ -50,7 +50,7 @@ struct RuntimeInner {
 
 impl HandlerRuntime {
     /// A multi-threaded runtime with `threads` worker threads (`0`: one per CPU).
-    pub fn new(threads: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.enable_all().thread_name("coderunner-handler");
         if threads > 0 {

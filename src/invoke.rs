@@ -13,7 +13,7 @@ use crate::signature::WebhookSecret;
 
 /// Why a replay failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
+pub(crate) enum ReplayError {
     /// The event name is not `provider.eventName` from the catalog.
     #[error(
         "unknown event `{0}`: use provider.eventName, e.g. persistence.afterCreate, or an event id"
@@ -42,7 +42,7 @@ pub enum ReplayError {
 
 /// A caller to replay a task as: who the RunnerContext says called.
 #[derive(Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// The user's objectId.
     pub user_id: String,
     /// A real user token from a login.
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Caller {
 }
 
 /// Finds an event by id (`101`) or by `provider.eventName`.
-pub fn find_event(name: &str) -> Result<&'static EventDef, ReplayError> {
+pub(crate) fn find_event(name: &str) -> Result<&'static EventDef, ReplayError> {
     let found = match name.parse::<u32>() {
         Ok(id) => EventDef::by_id(EventId(id)),
         Err(_) => name
@@ -74,7 +74,7 @@ pub fn find_event(name: &str) -> Result<&'static EventDef, ReplayError> {
 
 /// Logs `login` in through the backend's REST API (`root` is
 /// `{server}/{appId}/{apiKey}`) and reads the user's roles.
-pub async fn login(
+pub(crate) async fn login(
     http: &reqwest::Client,
     root: &str,
     login: &str,
@@ -126,7 +126,7 @@ pub async fn login(
 }
 
 /// A new task for `event` on `target` with `args` (after the context).
-pub fn build_task(
+pub(crate) fn build_task(
     app_id: &str,
     event: &EventDef,
     target: &str,
@@ -153,7 +153,7 @@ pub fn build_task(
 }
 
 /// Decodes byte-encoded `arguments` into plain JSON in place.
-pub fn decode_arguments(task: &mut Value) -> Result<(), ReplayError> {
+pub(crate) fn decode_arguments(task: &mut Value) -> Result<(), ReplayError> {
     let Some(args) = task.get_mut("arguments") else {
         return Ok(());
     };
@@ -173,7 +173,7 @@ pub fn decode_arguments(task: &mut Value) -> Result<(), ReplayError> {
 
 /// Rewrites the task's RunnerContext to describe `caller` (or an anonymous
 /// caller), keeping everything else.
-pub fn set_caller(task: &mut Value, caller: Option<&Caller>) -> Result<(), ReplayError> {
+pub(crate) fn set_caller(task: &mut Value, caller: Option<&Caller>) -> Result<(), ReplayError> {
     decode_arguments(task)?;
     let ctx = task
         .get_mut("arguments")
@@ -212,7 +212,7 @@ pub fn set_caller(task: &mut Value, caller: Option<&Caller>) -> Result<(), Repla
 
 /// Signs `task` with `secret` and posts it to `{runner}/invoke`; returns the
 /// status and the reply (with byte-encoded arguments decoded for reading).
-pub async fn send(
+pub(crate) async fn send(
     http: &reqwest::Client,
     runner: &str,
     secret: &WebhookSecret,

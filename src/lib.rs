@@ -6,38 +6,44 @@
 //! `docs/` for the whole picture.
 #![warn(missing_docs)]
 
-pub mod app_log;
+// The public surface: what a handler author, an app's `main` and its tests
+// use (docs/architecture.md, "Public API").
 pub mod cli;
 pub mod config;
-#[cfg(feature = "emulator")]
-pub mod dev;
-pub mod dispatch;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod event;
 pub mod handler;
-pub(crate) mod handler_runtime;
-pub(crate) mod invocation_log;
-pub mod invoke;
-pub mod management;
-pub mod model;
 pub mod registry;
-pub mod runner;
 pub mod sdk;
-pub mod server;
 pub mod service;
 pub mod signature;
-pub mod store;
-pub mod telemetry;
-#[cfg(test)]
-mod test_support;
 #[cfg(feature = "emulator")]
 pub mod testing;
 pub mod timer;
-pub mod transport;
 
+// Serving internals: private, reached through `cli`, `Runner` and `testing`.
+mod app_log;
+#[cfg(feature = "emulator")]
+mod dev;
+mod dispatch;
+mod handler_runtime;
+mod invocation_log;
+mod invoke;
+mod management;
+mod model;
+mod runner;
+mod server;
+mod store;
+mod telemetry;
+#[cfg(test)]
+mod test_support;
+mod transport;
+
+pub use app_log::AppLogLayer;
 pub use handler::{After, Before, BuiltInError, Context, HandlerError, Outcome, Password};
 pub use registry::{HandlerInfo, Registry, RegistryError};
+pub use runner::{shutdown_signal, Runner};
 pub use service::{Service, ServiceContext, ServiceMethod};
 
 /// The guides of `docs/`, compiled so that their examples are tested.

@@ -17,7 +17,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What went wrong talking to the management API.
 #[derive(Debug, thiserror::Error)]
-pub enum ManagementError {
+pub(crate) enum ManagementError {
     /// The API server did not answer.
     #[error("cannot reach the API server {server} to {what}: {reason}")]
     Unreachable {
@@ -60,7 +60,7 @@ pub enum ManagementError {
 
 /// One line of a deployment's status log.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct DeployMessage {
+pub(crate) struct DeployMessage {
     /// `info`, `warn`, `error`, ...
     #[serde(default)]
     pub level: String,
@@ -71,7 +71,7 @@ pub struct DeployMessage {
 
 /// A client of one app's management API.
 #[derive(Clone)]
-pub struct ManagementApi {
+pub(crate) struct ManagementApi {
     server: String,
     app_id: String,
     api_key: SecretString,
@@ -90,7 +90,7 @@ impl std::fmt::Debug for ManagementApi {
 impl ManagementApi {
     /// A client for `app_id` on the API server `server` (e.g.
     /// `https://api.backendless.com`), authenticated by the app's key.
-    pub fn new(server: &str, app_id: &str, api_key: SecretString) -> Self {
+    pub(crate) fn new(server: &str, app_id: &str, api_key: SecretString) -> Self {
         Self {
             server: server.trim_end_matches('/').to_owned(),
             app_id: app_id.to_owned(),
@@ -105,7 +105,7 @@ impl ManagementApi {
     }
 
     /// The app id.
-    pub fn app_id(&self) -> &str {
+    pub(crate) fn app_id(&self) -> &str {
         &self.app_id
     }
 
@@ -164,7 +164,7 @@ impl ManagementApi {
 
     /// `POST registerRunner/JS`: starts a debug session; returns its
     /// `debugId` (a Redis key the runner keeps alive).
-    pub async fn register_runner(&self) -> Result<String, ManagementError> {
+    pub(crate) async fn register_runner(&self) -> Result<String, ManagementError> {
         const WHAT: &str = "register the debug runner";
         let reply = self
             .call(
@@ -178,7 +178,7 @@ impl ManagementApi {
     }
 
     /// `POST registermodel`: the debug runner's model.
-    pub async fn register_model(
+    pub(crate) async fn register_model(
         &self,
         model: &Value,
         model_name: &str,
@@ -197,7 +197,7 @@ impl ManagementApi {
     }
 
     /// `GET unregisterRunner`: ends the debug session.
-    pub async fn unregister_runner(&self) -> Result<(), ManagementError> {
+    pub(crate) async fn unregister_runner(&self) -> Result<(), ManagementError> {
         self.call(
             "unregister the debug runner",
             self.http.get(self.url("unregisterRunner")),
@@ -209,7 +209,7 @@ impl ManagementApi {
     /// Uploads `model` as deployment `model_name` (a zip holding
     /// `model.json`: handlers are compiled into the runner, so there is no
     /// code to ship); returns the deploy id.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         model: &Value,
         model_name: &str,
@@ -239,7 +239,7 @@ impl ManagementApi {
     }
 
     /// The status log of a deployment from `offset` on.
-    pub async fn deploy_status(
+    pub(crate) async fn deploy_status(
         &self,
         deploy_id: &str,
         offset: usize,
@@ -264,7 +264,7 @@ impl ManagementApi {
     /// Deploys `model` and follows its status every `poll` until a message
     /// says `Deploy finished` (an `error` line fails it) or `limit` passes;
     /// returns the status log.
-    pub async fn deploy(
+    pub(crate) async fn deploy(
         &self,
         model: &Value,
         model_name: &str,

@@ -157,7 +157,7 @@ fn service_xml(service: &RegisteredService) -> String {
 /// One handler of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ModelHandler {
+pub(crate) struct ModelHandler {
     /// The event id.
     pub event_id: EventId,
     /// The exact target (`*` for a generic handler).
@@ -171,7 +171,7 @@ pub struct ModelHandler {
 
 /// Type definitions and the files that hold them (none: Rust types are compiled in).
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct Definitions {
+pub(crate) struct Definitions {
     /// Source files, as the official model lists them.
     pub files: Vec<String>,
     /// Service and model types by name.
@@ -180,7 +180,7 @@ pub struct Definitions {
 
 /// The whole `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Model {
+pub(crate) struct Model {
     /// Event handlers, sorted by event id and target.
     pub handlers: Vec<ModelHandler>,
     /// Timers.
@@ -197,7 +197,7 @@ pub struct Model {
 
 impl Model {
     /// The model of everything `registry` holds.
-    pub fn of(registry: &Registry) -> Model {
+    pub(crate) fn of(registry: &Registry) -> Model {
         let handlers = registry
             .registered()
             // Timers are listed with their schedules, not as handlers.
@@ -260,7 +260,7 @@ impl Model {
     }
 
     /// The model as JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }

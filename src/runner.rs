@@ -31,6 +31,24 @@ enum RedisMode {
 }
 
 /// A runner ready to serve: the server over a registry, configured.
+///
+/// What `coderunner serve` runs; an app's own `main` can embed one:
+///
+/// ```no_run
+/// use coderunner::config::Config;
+/// use coderunner::{shutdown_signal, Registry, Runner};
+///
+/// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::from_toml("[security]\nwebhook_secrets = [\"whsec_c2VjcmV0\"]")?;
+/// let mut registry = Registry::new();
+/// // registry.before(...)?;
+/// let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+/// Runner::new(&config, registry)?
+///     .serve(listener, shutdown_signal())
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Runner {
     server: Server,
     /// The same dispatcher the server uses, for running tasks in-process.
@@ -52,7 +70,7 @@ pub struct Runner {
 }
 
 /// The SDK configuration of `[backendless]`.
-pub fn sdk_config(config: &Config) -> SdkConfig {
+pub(crate) fn sdk_config(config: &Config) -> SdkConfig {
     let b = &config.backendless;
     let mut sdk = SdkConfig::new(b.server_url.clone(), b.app_id.clone(), b.api_key.clone());
     sdk.custom_domain = Some(b.custom_domain.clone()).filter(|d| !d.is_empty());
@@ -79,7 +97,7 @@ impl Runner {
     /// A runner in debug mode (`coderunner debug`): it registers as the
     /// debug runner of the app `debug` names and takes that app's tasks from
     /// Redis (in place of the production lists of `transport.redis`).
-    pub fn debug(
+    pub(crate) fn debug(
         config: &Config,
         registry: Registry,
         debug: DebugOptions,
@@ -221,9 +239,13 @@ impl Runner {
         })
     }
 
-    /// The HTTP server.
-    pub fn server(&self) -> &Server {
-        &self.server
+    /// The runner's HTTP routes (`/invoke`, `/healthz`, `/readyz`,
+    /// `/metrics`...), to mount in a server of your own or to drive
+    /// in-process (`tower::ServiceExt::oneshot`). [`Runner::serve`] serves
+    /// them and also runs the background work (the metrics upkeep, the Redis
+    /// transport, timers, the console).
+    pub fn router(&self) -> axum::Router {
+        self.server.router()
     }
 
     /// Links the console's header to another console (the emulator's in
@@ -237,7 +259,7 @@ impl Runner {
 
     /// The dispatcher, to run tasks in-process without HTTP (the test
     /// harness does).
-    pub fn dispatcher(&self) -> &Dispatcher {
+    pub(crate) fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
     }
 
@@ -339,4 +361,72 @@ pub fn shutdown_signal() -> CancellationToken {
         trigger.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::RouteError;
+    use crate::event::{EventDef, EventId};
+    use crate::test_support::{run_alone, GLOBAL};
+    use stats_alloc::Region;
+
+    /// A million invocations recorded: the console's ring stays flat. Each
+    /// is a refused task (no handler: the dispatcher records it like any
+    /// other, without running a handler, so a million take seconds), with a
+    /// target longer than a record keeps.
+    #[test]
+    fn the_console_ring_stays_flat_over_a_million_records() {
+        if !run_alone("runner::tests::the_console_ring_stays_flat_over_a_million_records") {
+            return;
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_writer(std::io::sink)
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let config = Config::from_toml(
+            "[security]\nwebhook_secrets = [\"whsec_YmVuY2htYXJrLXNlY3JldC1mb3ItZGlzcGF0Y2g=\"]\n\
+             [console]\nenabled = true\nring_size = 500\n",
+        )
+        .unwrap();
+        let runner = Runner::new(&config, Registry::new()).unwrap();
+        let dispatcher = runner.dispatcher();
+        let event = EventDef::by_id(EventId(100)).unwrap();
+        let target = "T".repeat(1_000);
+        let started = std::time::Instant::now();
+        let record = |n: usize| {
+            for _ in 0..n {
+                let error = RouteError::NoHandler {
+                    event,
+                    target: target.clone(),
+                };
+                dispatcher.refused("task", &error, started);
+            }
+        };
+        // Growth by `realloc` is counted in these two already.
+        let in_use = |change: stats_alloc::Stats| {
+            change.bytes_allocated as i64 - change.bytes_deallocated as i64
+        };
+        // The histogram samples of the metrics are folded in as the upkeep
+        // timer of a serving runner does (`telemetry::spawn_metrics_upkeep`).
+        let upkeep = || crate::telemetry::metrics().run_upkeep();
+        let region = Region::new(GLOBAL);
+        record(1_000);
+        upkeep();
+        let filled = in_use(region.change());
+        for _ in 0..999 {
+            record(1_000);
+            upkeep();
+        }
+        let after_a_million = in_use(region.change());
+        println!(
+            "ring of 500: {filled} bytes after 1,000 records, {after_a_million} after 1,000,000"
+        );
+        assert!(
+            after_a_million - filled < 64 * 1024,
+            "the ring grew by {} bytes between 1,000 and 1,000,000 records",
+            after_a_million - filled
+        );
+    }
 }

@@ -26,7 +26,7 @@ static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 ///
 /// Every runner in the process (tests start several) shares it, so figures
 /// are process totals.
-pub fn metrics() -> &'static PrometheusHandle {
+pub(crate) fn metrics() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
@@ -45,13 +45,13 @@ pub fn metrics() -> &'static PrometheusHandle {
 
 /// How often histogram samples are folded into their buckets when nobody
 /// scrapes `/metrics`.
-pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Folds recorded histogram samples into their buckets every
 /// [`METRICS_UPKEEP_INTERVAL`] until `stop` is cancelled. The recorder keeps
 /// every sample until it is rendered or upkept: without this, a runner that
 /// is never scraped grows by every task it serves.
-pub fn spawn_metrics_upkeep(stop: tokio_util::sync::CancellationToken) {
+pub(crate) fn spawn_metrics_upkeep(stop: tokio_util::sync::CancellationToken) {
     let handle = metrics().clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
@@ -67,7 +67,7 @@ pub fn spawn_metrics_upkeep(stop: tokio_util::sync::CancellationToken) {
 
 /// Installs the global `tracing` subscriber: text or JSON, filtered by
 /// `RUST_LOG` when set, else by `log.level`. Does nothing if one is installed.
-pub fn init_logging(config: &LogConfig) {
+pub(crate) fn init_logging(config: &LogConfig) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env()

@@ -28,6 +28,7 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+pub use crate::store::StoreError;
 pub use cache::{Cache, MAX_CACHE_TTL, MIN_CACHE_TTL};
 pub use client::{Backendless, Client, IdentityKind};
 pub use config::{

@@ -46,7 +46,7 @@ use crate::store::StoreError;
 ///     Lease::Replaced(token) => { /* use `token` */ }
 ///     Lease::Held => { /* ask again soon */ }
 /// }
-/// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+/// # Ok::<(), coderunner::sdk::StoreError>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseId(pub String);
@@ -91,7 +91,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// use coderunner::sdk::{MemorySessionStore, SessionStore};
     /// let store = MemorySessionStore::default();
     /// assert!(store.get().await?.is_none()); // nobody logged in yet
-    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// # Ok::<(), coderunner::sdk::StoreError>(()) }).unwrap();
     /// ```
     async fn get(&self) -> Result<Option<UserToken>, StoreError>;
     /// Asks to log in in place of `expected` (the token that failed or is
@@ -111,7 +111,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// // A caller still holding the stale token is given the fresh one.
     /// let stale = UserToken::new("stale");
     /// assert!(matches!(store.lease(Some(&stale)).await?, Lease::Replaced(t) if t.expose() == "fresh"));
-    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// # Ok::<(), coderunner::sdk::StoreError>(()) }).unwrap();
     /// ```
     async fn lease(&self, expected: Option<&UserToken>) -> Result<Lease, StoreError>;
     /// Stores the token got under `lease` and ends the lease.
@@ -126,7 +126,7 @@ pub trait SessionStore: Send + Sync + 'static {
     ///     store.put(lease, UserToken::new("t1")).await?;
     /// }
     /// assert_eq!(store.get().await?.map(|t| t.expose().to_owned()).as_deref(), Some("t1"));
-    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// # Ok::<(), coderunner::sdk::StoreError>(()) }).unwrap();
     /// ```
     async fn put(&self, lease: LeaseId, token: UserToken) -> Result<(), StoreError>;
     /// Ends `lease` without a token (the login failed), so another caller
@@ -142,7 +142,7 @@ pub trait SessionStore: Send + Sync + 'static {
     ///     store.release(lease).await?;
     /// }
     /// assert!(store.get().await?.is_none());
-    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// # Ok::<(), coderunner::sdk::StoreError>(()) }).unwrap();
     /// ```
     async fn release(&self, lease: LeaseId) -> Result<(), StoreError>;
     /// At shutdown: this process stops using `token`. `Ok(true)` when no
@@ -160,7 +160,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// }
     /// assert!(store.leave(&UserToken::new("t1")).await?);
     /// assert!(store.get().await?.is_none());
-    /// # Ok::<(), coderunner::store::StoreError>(()) }).unwrap();
+    /// # Ok::<(), coderunner::sdk::StoreError>(()) }).unwrap();
     /// ```
     async fn leave(&self, token: &UserToken) -> Result<bool, StoreError>;
 }

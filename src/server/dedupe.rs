@@ -32,11 +32,11 @@ const SHARDS: usize = 16;
 /// enough to tell a retry from another body under the same id (both come
 /// from the signer, whose signature covers the body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint(u64);
+pub(crate) struct Fingerprint(u64);
 
 /// A reply kept for a retry of the same delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeptReply {
+pub(crate) struct KeptReply {
     /// The HTTP status it was sent with.
     pub status: u16,
     /// The JSON body it was sent with.
@@ -45,7 +45,7 @@ pub struct KeptReply {
 
 /// What to do with a delivery that passed its signature check.
 #[derive(Debug)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// A new id: execute it, then hand the reply to the [`Ticket`].
     New(Ticket),
     /// The same id and body as an earlier delivery: send this reply again.
@@ -66,7 +66,7 @@ pub enum Admission {
 
 /// The remembered deliveries: bounded in ids and in reply bytes.
 #[derive(Clone)]
-pub struct Dedupe {
+pub(crate) struct Dedupe {
     inner: Arc<Inner>,
 }
 
@@ -220,6 +220,7 @@ impl ReplyRing {
     }
 
     /// Bytes of the budget in use.
+    #[cfg(test)]
     fn used(&self) -> usize {
         usize::try_from(self.written).map_or(self.budget, |w| w.min(self.budget))
     }
@@ -228,7 +229,7 @@ impl ReplyRing {
 impl Dedupe {
     /// Remembers up to `capacity` ids (and up to `reply_bytes` of their
     /// replies) for deliveries signed within `tolerance_secs` of the clock.
-    pub fn new(capacity: usize, reply_bytes: usize, tolerance_secs: u64) -> Self {
+    pub(crate) fn new(capacity: usize, reply_bytes: usize, tolerance_secs: u64) -> Self {
         let reply_bytes_per_shard = reply_bytes / SHARDS;
         let shard = || {
             Mutex::new(Shard {
@@ -260,14 +261,14 @@ impl Dedupe {
     }
 
     /// The fingerprint of a delivery's body, for [`Dedupe::admit`].
-    pub fn fingerprint(&self, body: &[u8]) -> Fingerprint {
+    pub(crate) fn fingerprint(&self, body: &[u8]) -> Fingerprint {
         Fingerprint(self.inner.body_hasher.hash_one(body))
     }
 
     /// Decides about a delivery of `id` signed at `signed_at` with a body
     /// of fingerprint `body`, at wall-clock time `now` (both in seconds
     /// since the epoch).
-    pub fn admit(&self, id: &str, signed_at: i64, body: Fingerprint, now: i64) -> Admission {
+    pub(crate) fn admit(&self, id: &str, signed_at: i64, body: Fingerprint, now: i64) -> Admission {
         let key = self.key(id);
         let Fingerprint(body) = body;
         let mut shard = self.shard(key).lock();
@@ -340,12 +341,14 @@ impl Dedupe {
 
     /// The highest horizon raised because the set was full (seconds since
     /// the epoch), or `None` if it never was.
-    pub fn capacity_horizon(&self) -> Option<i64> {
+    #[cfg(test)]
+    pub(crate) fn capacity_horizon(&self) -> Option<i64> {
         Some(self.inner.capacity_horizon.load(Ordering::Relaxed)).filter(|h| *h != i64::MIN)
     }
 
     /// How many ids are remembered now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.inner
             .shards
             .iter()
@@ -354,12 +357,14 @@ impl Dedupe {
     }
 
     /// Whether no id is remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// How many bytes of the reply budget are in use now.
-    pub fn reply_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn reply_bytes(&self) -> usize {
         self.inner
             .shards
             .iter()
@@ -432,7 +437,7 @@ impl Shard {
 /// [`Ticket::finish`]; dropped without one, the id stays remembered with no
 /// reply (a retry is refused rather than executed again).
 #[derive(Debug)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     dedupe: Dedupe,
     /// `None` once finished.
     id: Option<Key>,
@@ -447,14 +452,14 @@ impl std::fmt::Debug for Dedupe {
 impl Ticket {
     /// Forgets this delivery, as if it had never been admitted: it did not
     /// run (a store it needed was unavailable), so its retry may.
-    pub fn abandon(mut self) {
+    pub(crate) fn abandon(mut self) {
         if let Some(key) = self.id.take() {
             self.dedupe.forget(key);
         }
     }
 
     /// Keeps `reply` for retries of this delivery (if it fits the budget).
-    pub fn finish(mut self, reply: KeptReply) {
+    pub(crate) fn finish(mut self, reply: KeptReply) {
         if let Some(key) = self.id.take() {
             self.dedupe.finish(key, Some(&reply));
         }

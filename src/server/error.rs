@@ -15,7 +15,7 @@ use crate::signature::SignatureError;
 
 /// An error answered to a request that cannot be executed.
 #[derive(Debug, Clone, Serialize)]
-pub struct ErrorReply {
+pub(crate) struct ErrorReply {
     #[serde(skip)]
     status: StatusCode,
     /// A stable machine-readable code, e.g. `invalid_signature`.
@@ -33,7 +33,7 @@ pub struct ErrorReply {
 
 impl ErrorReply {
     /// An error with a status, a code and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -44,13 +44,13 @@ impl ErrorReply {
     }
 
     /// Adds a `Retry-After` header.
-    pub fn retry_after(mut self, secs: u64) -> Self {
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self
     }
 
     /// Names the offending task field.
-    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+    pub(crate) fn with_field(mut self, field: impl Into<String>) -> Self {
         let field = field.into();
         if !field.is_empty() {
             self.field = Some(field);
@@ -59,7 +59,7 @@ impl ErrorReply {
     }
 
     /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
 }

@@ -9,7 +9,7 @@
 mod completion;
 mod connections;
 pub(crate) mod console;
-pub mod dedupe;
+pub(crate) mod dedupe;
 mod error;
 mod extract;
 
@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use connections::ConnectionLimits;
 use dedupe::{Admission, Dedupe, KeptReply, Ticket};
-pub use error::ErrorReply;
+pub(crate) use error::ErrorReply;
 use extract::{Delivery, VerifiedTask};
 
 use crate::dispatch::{Dispatcher, RouteError};
@@ -41,14 +41,14 @@ use crate::store::SeenIds;
 use crate::transport::Readiness;
 
 /// The `Retry-After` (seconds) of refusals about load.
-pub const RETRY_AFTER_SECS: u64 = 1;
+pub(crate) const RETRY_AFTER_SECS: u64 = 1;
 
 /// The header marking a reply sent again to a retried delivery.
-pub const REPLAYED_HEADER: &str = "webhook-replayed";
+pub(crate) const REPLAYED_HEADER: &str = "webhook-replayed";
 
 /// How the server behaves; built from the configuration.
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
+pub(crate) struct ServerOptions {
     /// Largest accepted body in bytes.
     pub body_limit_bytes: usize,
     /// Time a client gets to send a complete request head.
@@ -129,7 +129,7 @@ struct AppState {
 
 /// The runner's HTTP server.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     state: Arc<AppState>,
     options: ServerOptions,
     /// The web console, when `[console] enabled`.
@@ -139,7 +139,11 @@ pub struct Server {
 impl Server {
     /// A server dispatching to `dispatcher`; `verifier` is `None` only in
     /// unsigned mode.
-    pub fn new(dispatcher: Dispatcher, verifier: Option<Verifier>, options: ServerOptions) -> Self {
+    pub(crate) fn new(
+        dispatcher: Dispatcher,
+        verifier: Option<Verifier>,
+        options: ServerOptions,
+    ) -> Self {
         let tolerance = verifier
             .as_ref()
             .map_or(signature::DEFAULT_TOLERANCE, Verifier::tolerance);
@@ -190,7 +194,7 @@ impl Server {
     }
 
     /// The router, for embedding or for tests.
-    pub fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         let router = if self.options.invoke {
             Router::new().route("/invoke", post(invoke))
         } else {
@@ -216,7 +220,7 @@ impl Server {
     /// readiness turns 503, the listener and the idle connections close
     /// after the drain delay, and tasks in flight (asynchronous ones too)
     /// get the grace period to finish; then it returns, whatever still runs.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,

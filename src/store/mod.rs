@@ -13,11 +13,13 @@
 //! store that cannot answer says so ([`StoreError`]) and the caller refuses
 //! what needed it.
 
-pub mod redis;
+#[cfg(all(test, feature = "emulator"))]
+mod fleet_tests;
+pub(crate) mod redis;
 
 use async_trait::async_trait;
 
-pub use self::redis::RedisStore;
+pub(crate) use self::redis::RedisStore;
 
 /// The shared store could not answer (Redis unreachable or failing). The
 /// message names the operation and the error category, never a key's value.
@@ -44,7 +46,7 @@ impl StoreError {
 /// delivery claims its id here (after its own replay check); a claim that
 /// fails means another replica accepted it first.
 #[async_trait]
-pub trait SeenIds: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait SeenIds: Send + Sync + std::fmt::Debug + 'static {
     /// A bounded label for metrics: `redis`.
     fn kind(&self) -> &'static str;
 

@@ -94,7 +94,7 @@ return 1
 
 /// The fleet's shared state in one Redis. Cheap to clone.
 #[derive(Clone)]
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     inner: Arc<Inner>,
 }
 
@@ -125,7 +125,7 @@ impl std::fmt::Debug for RedisStore {
 
 /// How the store is set up; from `[store]`.
 #[derive(Debug, Clone)]
-pub struct RedisStoreOptions {
+pub(crate) struct RedisStoreOptions {
     /// Prepended to every key.
     pub prefix: String,
     /// How long a login lease lasts if its holder never completes.
@@ -146,7 +146,7 @@ fn millis(d: Duration) -> u64 {
 
 impl RedisStore {
     /// A store on the Redis at `url`; connects on first use.
-    pub fn new(url: &SecretString, options: RedisStoreOptions) -> Result<Self, StoreError> {
+    pub(crate) fn new(url: &SecretString, options: RedisStoreOptions) -> Result<Self, StoreError> {
         // The URL may hold a password: only the error's category is shown.
         let client = Client::open(url.expose_secret())
             .map_err(|e| StoreError::new("open", e.category().to_owned()))?;
@@ -165,7 +165,7 @@ impl RedisStore {
     }
 
     /// The flag `/readyz` reads: down while Redis does not answer.
-    pub fn readiness(&self) -> Readiness {
+    pub(crate) fn readiness(&self) -> Readiness {
         self.inner.readiness.clone()
     }
 
@@ -259,7 +259,7 @@ impl RedisStore {
 
     /// Pings Redis and refreshes this replica's presence every second until
     /// `stop`; the readiness flag follows.
-    pub async fn watch(self, stop: CancellationToken) {
+    pub(crate) async fn watch(self, stop: CancellationToken) {
         let replicas = self.key("replicas");
         loop {
             let now = now_ms();
@@ -284,7 +284,7 @@ impl RedisStore {
     /// Claims one timer occurrence for this replica: `SET NX PX`. When Redis
     /// cannot answer the occurrence is not fired here (nor, most likely,
     /// anywhere): a missed occurrence rather than one fired twice.
-    pub async fn claim_occurrence(&self, name: &str, at_ms: i64) -> bool {
+    pub(crate) async fn claim_occurrence(&self, name: &str, at_ms: i64) -> bool {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(&format!("timer:{name}:{at_ms}")))
             .arg(&self.inner.replica)
@@ -302,7 +302,7 @@ impl RedisStore {
 
     /// The scheduler's hook: each occurrence fires on the replica that
     /// claims it.
-    pub fn occurrence_claim(&self) -> OccurrenceClaim {
+    pub(crate) fn occurrence_claim(&self) -> OccurrenceClaim {
         let store = self.clone();
         Arc::new(move |name, at_ms| {
             let store = store.clone();

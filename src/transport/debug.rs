@@ -18,15 +18,15 @@ use crate::management::{ManagementApi, ManagementError};
 use crate::model::Model;
 
 /// How often the session key's life is renewed (the official runner's period).
-pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(45);
+pub(crate) const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(45);
 /// The life given to the session key at each renewal.
-pub const SESSION_TTL_SECS: u64 = 60;
+pub(crate) const SESSION_TTL_SECS: u64 = 60;
 /// How long reaching the message broker may take at start.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why debug mode stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum DebugError {
+pub(crate) enum DebugError {
     /// A management call failed.
     #[error(transparent)]
     Management(#[from] ManagementError),
@@ -45,7 +45,7 @@ pub enum DebugError {
 
 /// A debug session's settings.
 #[derive(Debug, Clone)]
-pub struct DebugOptions {
+pub(crate) struct DebugOptions {
     /// The management API of the app.
     pub api: ManagementApi,
     /// The message broker (Redis) URL; may hold a password.
@@ -59,7 +59,7 @@ pub struct DebugOptions {
 }
 
 /// A debug runner: registers, takes the app's tasks, unregisters.
-pub struct DebugSession {
+pub(crate) struct DebugSession {
     options: DebugOptions,
     dispatcher: Dispatcher,
     transport: RedisTransport,
@@ -67,7 +67,10 @@ pub struct DebugSession {
 
 impl DebugSession {
     /// A session for `dispatcher`'s handlers.
-    pub fn new(mut options: DebugOptions, dispatcher: Dispatcher) -> Result<Self, DebugError> {
+    pub(crate) fn new(
+        mut options: DebugOptions,
+        dispatcher: Dispatcher,
+    ) -> Result<Self, DebugError> {
         // Only the app's own list, as the official debug runner takes.
         options.transport.queue = options.api.app_id().to_owned();
         options.transport.low_priority_queue = None;
@@ -89,14 +92,18 @@ impl DebugSession {
     }
 
     /// The flag `/readyz` reads: up while the app's list is being served.
-    pub fn readiness(&self) -> super::Readiness {
+    pub(crate) fn readiness(&self) -> super::Readiness {
         self.transport.readiness()
     }
 
     /// Registers, serves until `shutdown` is cancelled (or the server ends
     /// the session), then finishes the tasks in flight within `grace` and
     /// unregisters.
-    pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), DebugError> {
+    pub(crate) async fn run(
+        self,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> Result<(), DebugError> {
         let options = self.options;
         let api = &options.api;
         let transport = self.transport;

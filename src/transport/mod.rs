@@ -4,10 +4,10 @@
 //! identities, deadlines, panic containment, spans and metrics are the
 //! dispatcher's, shared by every transport.
 
-pub mod debug;
-pub mod framing;
-pub mod redis;
-pub mod scheduler;
+pub(crate) mod debug;
+pub(crate) mod framing;
+pub(crate) mod redis;
+pub(crate) mod scheduler;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 /// Whether a transport can take tasks now; `/readyz` answers 503 while any
 /// transport's flag is down.
 #[derive(Debug, Clone)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Named in `/readyz`'s reply.
     pub name: &'static str,
     ready: Arc<AtomicBool>,
@@ -23,7 +23,7 @@ pub struct Readiness {
 
 impl Readiness {
     /// A flag, down until the transport says otherwise.
-    pub fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         Self {
             name,
             ready: Arc::new(AtomicBool::new(false)),
@@ -31,12 +31,12 @@ impl Readiness {
     }
 
     /// Sets the flag; returns whether it changed.
-    pub fn set(&self, ready: bool) -> bool {
+    pub(crate) fn set(&self, ready: bool) -> bool {
         self.ready.swap(ready, Ordering::SeqCst) != ready
     }
 
     /// Reads the flag.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
 }

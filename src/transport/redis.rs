@@ -49,7 +49,7 @@ const RESPONSE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How the Redis transport behaves; from `[redis]`.
 #[derive(Debug, Clone)]
-pub struct RedisOptions {
+pub(crate) struct RedisOptions {
     /// The main task list.
     pub queue: String,
     /// The low-priority task list, if served.
@@ -77,7 +77,7 @@ pub struct RedisOptions {
 
 impl RedisOptions {
     /// The options of `[redis]`.
-    pub fn from_config(config: &RedisConfig) -> Self {
+    pub(crate) fn from_config(config: &RedisConfig) -> Self {
         let non_empty = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
         Self {
             queue: config.queue.clone(),
@@ -98,11 +98,11 @@ impl RedisOptions {
 /// Why the transport cannot be built.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid Redis URL: {0}")]
-pub struct RedisUrlError(String);
+pub(crate) struct RedisUrlError(String);
 
 /// The Redis transport of one runner.
 #[derive(Clone)]
-pub struct RedisTransport {
+pub(crate) struct RedisTransport {
     client: Client,
     dispatcher: Dispatcher,
     options: Arc<RedisOptions>,
@@ -184,7 +184,7 @@ fn backoff(attempt: u32, max: Duration) -> Duration {
 
 impl RedisTransport {
     /// A transport taking tasks from the Redis at `url` for `dispatcher`.
-    pub fn new(
+    pub(crate) fn new(
         url: &secrecy::SecretString,
         dispatcher: Dispatcher,
         options: RedisOptions,
@@ -203,7 +203,7 @@ impl RedisTransport {
     }
 
     /// The flag `/readyz` reads: up while the main list's connection is.
-    pub fn readiness(&self) -> Readiness {
+    pub(crate) fn readiness(&self) -> Readiness {
         self.readiness.clone()
     }
 
@@ -222,7 +222,7 @@ impl RedisTransport {
     /// Takes and answers tasks until `shutdown` is cancelled (by a signal,
     /// or by a `SHUTDOWN` task, which cancels it), then waits up to `grace`
     /// for the tasks in flight to finish and their replies to be published.
-    pub async fn run(self, shutdown: CancellationToken, grace: Duration) {
+    pub(crate) async fn run(self, shutdown: CancellationToken, grace: Duration) {
         let slots = Arc::new(Semaphore::new(self.options.max_in_flight));
         let finished = Arc::new(Notify::new());
         let publisher = Arc::new(Publisher::new(self.clone()));

@@ -18,16 +18,16 @@ use tokio_util::task::TaskTracker;
 use crate::dispatch::Dispatcher;
 use crate::event::timer;
 use crate::event::wire::{Arguments, Encoding, Task, TASK_CLASS};
-pub use crate::timer::Clock;
+pub(crate) use crate::timer::Clock;
 use crate::timer::Schedule;
 
 /// Decides whether this process fires an occurrence (the fleet's lock; a
 /// single runner always does).
-pub type OccurrenceClaim =
+pub(crate) type OccurrenceClaim =
     Arc<dyn Fn(&str, i64) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// Fires the registry's timers on their schedules until `stop` is cancelled.
-pub async fn run(
+pub(crate) async fn run(
     dispatcher: Dispatcher,
     app_id: String,
     clock: Clock,
@@ -85,7 +85,7 @@ pub async fn run(
 
 /// The task of one occurrence: no caller (handlers act with the server key
 /// or as the superuser), the occurrence's time in its id.
-pub fn timer_task(app_id: &str, name: &str, at_ms: i64) -> Task {
+pub(crate) fn timer_task(app_id: &str, name: &str, at_ms: i64) -> Task {
     Task {
         json_class: TASK_CLASS.to_owned(),
         id: format!("timer:{name}:{at_ms}"),

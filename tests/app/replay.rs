@@ -1,9 +1,6 @@
 //! `coderunner invoke` replays a recorded task as another user.
 
-use coderunner::config::{Config, DEV_TOML};
-use coderunner::dev::DevStack;
-use coderunner::emulator::EmulatorConfig;
-use coderunner::Registry;
+use coderunner::testing::TestApp;
 use serde_json::{json, Value};
 
 use crate::handlers;
@@ -11,15 +8,11 @@ use crate::handlers;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_after_create_replayed_as_bob_creates_a_row_owned_by_bob() {
     let records = tempfile::tempdir().unwrap();
-    let mut config = Config::from_toml(DEV_TOML).unwrap();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    let mut emulator = EmulatorConfig::dev();
-    emulator.listen = "127.0.0.1:0".into();
-    let mut registry = Registry::new();
-    handlers::register(&mut registry).unwrap();
-    let stack = DevStack::start(&config, emulator, registry, Some(records.path().to_owned()))
-        .await
-        .unwrap();
+    let stack = TestApp::builder()
+        .register(handlers::register)
+        .record_dir(records.path())
+        .start()
+        .await;
     let http = reqwest::Client::new();
     let root = stack.api_root("dev-rest-key");
 
@@ -56,7 +49,7 @@ async fn a_recorded_after_create_replayed_as_bob_creates_a_row_owned_by_bob() {
         .expect("the afterCreate task was recorded");
 
     let bob_id = stack
-        .emulator
+        .emulator()
         .inspect()
         .rows("Users")
         .into_iter()
@@ -65,7 +58,10 @@ async fn a_recorded_after_create_replayed_as_bob_creates_a_row_owned_by_bob() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (runner_url, emulator_url) = (stack.runner_url.clone(), stack.emulator_url.clone());
+    let (runner_url, emulator_url) = (
+        stack.runner_url().to_owned(),
+        stack.emulator_url().to_owned(),
+    );
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_coderunner"))
             .args(["invoke", "--file"])
@@ -94,7 +90,7 @@ async fn a_recorded_after_create_replayed_as_bob_creates_a_row_owned_by_bob() {
     assert!(reply["exception"].is_null(), "{reply}");
 
     let rows: Vec<Value> = stack
-        .emulator
+        .emulator()
         .inspect()
         .rows("Latest_post")
         .into_iter()
@@ -106,5 +102,5 @@ async fn a_recorded_after_create_replayed_as_bob_creates_a_row_owned_by_bob() {
         "the original is alice's"
     );
     assert_eq!(rows[1]["ownerId"], json!(bob_id), "the replay is bob's");
-    stack.stop().await.unwrap();
+    stack.stop().await;
 }

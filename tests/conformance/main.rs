@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coderunner::emulator::{Emulator, EmulatorConfig, KeyKind};
+use coderunner::testing::TestApp;
 use node::{installed_version, run, skip, tool_version};
 
 #[path = "../../handlers/mod.rs"]
@@ -134,17 +135,11 @@ async fn sdk_ready() -> Option<(PathBuf, String)> {
 
 /// `coderunner dev` in-process: the dev configuration's emulator linked to
 /// a runner serving the example app's handlers, on free loopback ports.
-async fn dev_stack() -> coderunner::dev::DevStack {
-    let mut config = coderunner::config::Config::from_toml(coderunner::config::DEV_TOML)
-        .expect("the dev configuration");
-    config.server.listen = "127.0.0.1:0".parse().expect("address");
-    let mut emulator = EmulatorConfig::dev();
-    emulator.listen = "127.0.0.1:0".into();
-    let mut registry = coderunner::Registry::new();
-    handlers::register(&mut registry).expect("the example app registers");
-    coderunner::dev::DevStack::start(&config, emulator, registry, None)
+async fn dev_stack() -> TestApp {
+    TestApp::builder()
+        .register(handlers::register)
+        .start()
         .await
-        .expect("coderunner dev starts")
 }
 
 /// Runs the flow `script` (in `tests/conformance/`) against the emulator at
@@ -419,7 +414,7 @@ const FILE_STEPS: &[&str] = &[
 
 /// Files, messaging and email through the official JS SDK
 /// (`tests/conformance/files_flow.js`), against `coderunner dev`: the
-/// `DevStack` of the dev configuration, the emulator linked to a runner
+/// stack of `TestApp` (the dev configuration), the emulator linked to a runner
 /// serving the example app's handlers.
 #[tokio::test(flavor = "multi_thread")]
 async fn js_sdk_v8_files_messaging_and_email() {
@@ -428,8 +423,8 @@ async fn js_sdk_v8_files_messaging_and_email() {
     };
 
     let stack = dev_stack().await;
-    let url = stack.emulator_url.clone();
-    let inspect = stack.emulator.inspect();
+    let url = stack.emulator_url().to_owned();
+    let inspect = stack.inspect();
 
     let (result, stderr) = run_flow("files_flow.js", &url, &dir).await;
     let context = format!(
@@ -476,7 +471,7 @@ async fn js_sdk_v8_files_messaging_and_email() {
         [result["facts"]["uploadedName"].as_str().unwrap_or_default()],
         "{listing}{context}"
     );
-    stack.stop().await.expect("the dev stack stops");
+    stack.stop().await;
 }
 
 /// Steps of `data_flow.js`, all successful: relations and transactions.
@@ -504,8 +499,8 @@ async fn js_sdk_v8_relations_and_transactions() {
     };
 
     let stack = dev_stack().await;
-    let url = stack.emulator_url.clone();
-    let inspect = stack.emulator.inspect();
+    let url = stack.emulator_url().to_owned();
+    let inspect = stack.inspect();
 
     let (result, stderr) = run_flow("data_flow.js", &url, &dir).await;
     let requests = inspect.requests();
@@ -583,5 +578,5 @@ async fn js_sdk_v8_relations_and_transactions() {
             >= 2,
         "the script's row and the handler's row{context}"
     );
-    stack.stop().await.expect("the dev stack stops");
+    stack.stop().await;
 }

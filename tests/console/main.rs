@@ -17,9 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use coderunner::config::Config;
-use coderunner::dev::DevStack;
-use coderunner::emulator::EmulatorConfig;
-use coderunner::runner::Runner;
+use coderunner::testing::TestApp;
 use coderunner::Registry;
 use serde_json::{json, Value};
 
@@ -197,16 +195,18 @@ fn registry() -> Registry {
 
 #[tokio::test]
 async fn with_serve_defaults_there_is_no_console() {
+    let app = TestApp::builder()
+        .without_emulator()
+        .registry(registry())
+        .webhook_secrets([WEBHOOK_SECRET])
+        .start()
+        .await;
     let config = Config::from_toml(&format!(
         "[security]\nwebhook_secrets = [\"{WEBHOOK_SECRET}\"]\n"
     ))
     .unwrap();
     assert!(!config.console.enabled);
-    let runner = Runner::new(&config, registry()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let serving = tokio::spawn(runner.serve(listener, stop.clone()));
+    let url = app.runner_url();
     let http = reqwest::Client::new();
     for path in [
         "/console",
@@ -219,34 +219,25 @@ async fn with_serve_defaults_there_is_no_console() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "not_found", "{path}");
     }
-    stop.cancel();
-    serving.await.unwrap().unwrap();
+    app.shutdown();
+    app.wait().await.unwrap();
 }
 
 /// The dev stack with the console behind a token.
-async fn guarded_stack() -> DevStack {
-    let mut config = Config::from_toml(&format!(
-        "{}\n",
-        coderunner::config::DEV_TOML
-            .replace("listen = \"127.0.0.1:8200\"", "listen = \"127.0.0.1:0\"")
-            .replace(
-                "[console]\n",
-                &format!("[console]\ntoken = \"{CONSOLE_TOKEN}\"\n")
-            )
-    ))
-    .unwrap();
-    config.log.app_log = false;
-    let mut emulator = EmulatorConfig::dev();
-    emulator.listen = "127.0.0.1:0".into();
-    DevStack::start(&config, emulator, registry(), None)
+async fn guarded_stack() -> TestApp {
+    TestApp::builder()
+        .registry(registry())
+        .config(&format!(
+            "[console]\ntoken = \"{CONSOLE_TOKEN}\"\n[log]\napp_log = false\n"
+        ))
+        .start()
         .await
-        .unwrap()
 }
 
 #[tokio::test]
 async fn with_a_token_the_console_needs_it_and_nothing_it_serves_holds_a_secret() {
     let stack = guarded_stack().await;
-    let runner = &stack.runner_url;
+    let runner = stack.runner_url();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -344,7 +335,7 @@ async fn with_a_token_the_console_needs_it_and_nothing_it_serves_holds_a_secret(
             shown.push_str(&response.text().await.unwrap());
         }
     }
-    let emulator = &stack.emulator_url;
+    let emulator = stack.emulator_url();
     for path in ["", "assets/emulator.js", "api/state"] {
         let response = http
             .get(format!("{emulator}/__emulator/console/{path}"))
@@ -462,5 +453,5 @@ async fn with_a_token_the_console_needs_it_and_nothing_it_serves_holds_a_secret(
     ] {
         assert!(!shown.contains(secret), "a console response shows {secret}");
     }
-    stack.stop().await.unwrap();
+    stack.stop().await;
 }

@@ -23,16 +23,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use coderunner::config::Config;
 use coderunner::event::{custom, markers, persistence};
-use coderunner::runner::Runner;
 use coderunner::service::{ParamType, Service, ServiceMethod};
+use coderunner::testing::TestApp;
 use coderunner::timer::{Frequency, Schedule};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry, ServiceContext};
 use official::{ensure_official, official_dir, Official};
 use serde_json::{json, Value};
 use support::PrivateRedis;
-use tokio_util::sync::CancellationToken;
 
 const WHAT: &str = "the differential test against the official CodeRunner";
 const PUSH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -159,29 +157,23 @@ fn push(modules: &Path, port: u16, api_url: &str, compression: bool) -> Value {
 }
 
 /// Our runner on a private Redis with the official queue names.
-async fn ours(
-    redis: &PrivateRedis,
-    compression: bool,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
+async fn ours(redis: &PrivateRedis, compression: bool) -> TestApp {
     let overlay = format!(
         "[transport]\nhttp = false\nredis = true\n[redis]\nurl = \"{}\"\ncompression = {compression}\n",
         redis.url()
     );
-    let config = Config::from_toml(&overlay).expect("config");
-    let runner = Runner::new(&config, rust_app()).expect("runner");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let done = tokio::spawn(runner.serve(listener, shutdown.clone()));
+    let app = TestApp::builder()
+        .without_emulator()
+        .registry(rust_app())
+        .config(&overlay)
+        .start()
+        .await;
     for _ in 0..200 {
-        if reqwest::get(format!("http://{addr}/readyz"))
+        if reqwest::get(app.url("/readyz"))
             .await
             .is_ok_and(|r| r.status() == 200)
         {
-            return (shutdown, done);
+            return app;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -352,7 +344,7 @@ async fn the_same_tasks_get_the_same_replies_as_from_the_official_runner() {
         drop(official);
 
         let redis = PrivateRedis::start();
-        let (stop, done) = ours(&redis, compression).await;
+        let app = ours(&redis, compression).await;
         let mine = {
             let (modules, port) = (modules.clone(), redis.port);
             tokio::task::spawn_blocking(move || {
@@ -361,8 +353,8 @@ async fn the_same_tasks_get_the_same_replies_as_from_the_official_runner() {
             .await
             .unwrap()
         };
-        stop.cancel();
-        done.await.unwrap().unwrap();
+        app.shutdown();
+        app.wait().await.unwrap();
 
         for case in &cases {
             let name = case["name"].as_str().unwrap();

@@ -1,8 +1,9 @@
 //! A fleet of runners sharing one real Redis (`[store] kind = "redis"`):
-//! one superuser login for all replicas (read from the project's emulator),
-//! also across three `coderunner serve` processes; a delivery accepted by
-//! one replica refused by the others; each occurrence of a minute of a
-//! 1-second timer fired once; and what happens while Redis is down.
+//! one superuser login across three `coderunner serve` processes (read from
+//! the project's emulator); a delivery accepted by one replica refused by
+//! the others; and what happens while Redis is down. The store's own fleet
+//! tests (SDK replicas sharing a session, schedulers sharing timers) are
+//! unit tests of `store`.
 //!
 //! Every test has its own key prefix on the machine's Redis on
 //! 127.0.0.1:6379 (nothing is flushed); the outage test runs a private
@@ -12,26 +13,16 @@
 #[path = "../redis/support.rs"]
 mod redis_support;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coderunner::config::Config;
-use coderunner::dispatch::{Dispatcher, TaskLimits};
 use coderunner::emulator::{Emulator, EmulatorConfig, Inspector};
 use coderunner::event::persistence;
-use coderunner::runner::Runner;
-use coderunner::sdk::{Backendless, SdkConfig, SuperuserCredentials};
 use coderunner::signature::WebhookSecret;
-use coderunner::store::redis::RedisStoreOptions;
-use coderunner::store::RedisStore;
-use coderunner::timer::{Frequency, Schedule};
-use coderunner::transport::scheduler::{self, Clock, OccurrenceClaim};
+use coderunner::testing::TestApp;
 use coderunner::{Before, Context, Registry};
-use futures::future::join_all;
-use parking_lot::Mutex;
 use redis_support::{fresh_prefix, PrivateRedis, SHARED_REDIS};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -42,18 +33,6 @@ const ADMIN: &str = "admin@example.com";
 const ADMIN_PASS: &str = "admin-pass";
 const SECRET: &str = "whsec_ZmxlZXQtdGVzdHMtc2VjcmV0LWZvci10aGUtcnVubmVycw==";
 
-fn store(url: &str, prefix: &str, lease: Duration) -> RedisStore {
-    RedisStore::new(
-        &url.to_owned().into(),
-        RedisStoreOptions {
-            prefix: prefix.to_owned(),
-            lease_ttl: lease,
-            timer_lock: Duration::from_secs(600),
-        },
-    )
-    .unwrap()
-}
-
 /// The emulator with the dev app on 127.0.0.1:0; stops with `stop`.
 async fn emulator(stop: &CancellationToken) -> (String, Inspector) {
     let emulator = Emulator::new(EmulatorConfig::dev()).expect("emulator starts");
@@ -63,90 +42,6 @@ async fn emulator(stop: &CancellationToken) -> (String, Inspector) {
     let stop = stop.clone();
     tokio::spawn(emulator.serve(listener, async move { stop.cancelled().await }));
     (url, inspect)
-}
-
-/// One "replica": an SDK with the superuser, its session in the shared store.
-fn replica(url: &str, store: RedisStore) -> Backendless {
-    let mut config = SdkConfig::new(url, APP, CLOUD.into());
-    config.superuser = Some(SuperuserCredentials {
-        login: ADMIN.into(),
-        password: ADMIN_PASS.into(),
-    });
-    config.logout_on_shutdown = false;
-    Backendless::with_store(config, Arc::new(store)).unwrap()
-}
-
-/// `n` superuser calls spread over `replicas`, all at once; all succeed.
-async fn superuser_calls(replicas: &[Backendless], n: usize) {
-    let calls = (0..n).map(|i| {
-        let sdk = replicas[i % replicas.len()].clone();
-        async move {
-            sdk.superuser()
-                .counters()
-                .get("fleet")
-                .await
-                .expect("a superuser call succeeds")
-        }
-    });
-    join_all(calls).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_replicas_log_the_superuser_in_once_and_again_once_after_expiry() {
-    let stop = CancellationToken::new();
-    let (url, inspect) = emulator(&stop).await;
-    let prefix = fresh_prefix();
-    let replicas: Vec<Backendless> = (0..10)
-        .map(|_| replica(&url, store(SHARED_REDIS, &prefix, Duration::from_secs(20))))
-        .collect();
-
-    superuser_calls(&replicas, 1_000).await;
-    assert_eq!(inspect.login_count(ADMIN), 1, "one login for the fleet");
-
-    assert!(inspect.expire_sessions(ADMIN) >= 1);
-    superuser_calls(&replicas, 1_000).await;
-    assert_eq!(
-        inspect.login_count(ADMIN),
-        2,
-        "one re-login for all ten replicas"
-    );
-    stop.cancel();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_that_dies_holding_the_login_lease_is_replaced_within_the_lease_time() {
-    let stop = CancellationToken::new();
-    let (url, inspect) = emulator(&stop).await;
-    let prefix = fresh_prefix();
-    let lease = Duration::from_millis(1_500);
-    // The dead replica: it took the lease and will never log in.
-    let client = redis::Client::open(SHARED_REDIS).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let taken: Option<String> = redis::cmd("SET")
-        .arg(format!("{prefix}session:lease"))
-        .arg("dead-replica")
-        .arg("NX")
-        .arg("PX")
-        .arg(lease.as_millis() as u64)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(taken.is_some());
-
-    let replicas: Vec<Backendless> = (0..3)
-        .map(|_| replica(&url, store(SHARED_REDIS, &prefix, lease)))
-        .collect();
-    let started = Instant::now();
-    superuser_calls(&replicas, 30).await;
-    let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1_200), "{waited:?}");
-    assert!(waited < lease + Duration::from_secs(2), "{waited:?}");
-    assert_eq!(
-        inspect.login_count(ADMIN),
-        1,
-        "one login after the lease lapsed"
-    );
-    stop.cancel();
 }
 
 /// Counts the `beforeCreate` of `Count` it runs.
@@ -169,30 +64,17 @@ fn counting_registry(runs: &Arc<AtomicUsize>) -> Registry {
     registry
 }
 
-/// A runner on `addr` with the Redis store; stops with `stop`.
-async fn fleet_runner(
-    registry: Registry,
-    redis_url: &str,
-    prefix: &str,
-    stop: &CancellationToken,
-) -> SocketAddr {
-    let overlay = format!(
-        r#"
-[security]
-webhook_secrets = ["{SECRET}"]
-[redis]
-url = "{redis_url}"
-[store]
-kind = "redis"
-prefix = "{prefix}"
-"#
-    );
-    let config = Config::from_toml(&overlay).unwrap();
-    let runner = Runner::new(&config, registry).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(runner.serve(listener, stop.clone()));
-    addr
+/// A runner with the Redis store; stops when dropped.
+async fn fleet_runner(registry: Registry, redis_url: &str, prefix: &str) -> TestApp {
+    TestApp::builder()
+        .without_emulator()
+        .registry(registry)
+        .webhook_secrets([SECRET])
+        .config(&format!(
+            "[redis]\nurl = \"{redis_url}\"\n[store]\nkind = \"redis\"\nprefix = \"{prefix}\"\n"
+        ))
+        .start()
+        .await
 }
 
 /// One signed delivery, sent as is to any runner.
@@ -253,14 +135,15 @@ async fn wait_readyz(addr: SocketAddr, status: u16, within: Duration) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_accepted_by_one_replica_is_refused_by_the_others() {
-    let stop = CancellationToken::new();
     let prefix = fresh_prefix();
     let runs = Arc::new(AtomicUsize::new(0));
     let mut replicas = Vec::new();
+    let mut apps = Vec::new();
     for _ in 0..3 {
-        let addr = fleet_runner(counting_registry(&runs), SHARED_REDIS, &prefix, &stop).await;
-        wait_readyz(addr, 200, Duration::from_secs(5)).await;
-        replicas.push(addr);
+        let app = fleet_runner(counting_registry(&runs), SHARED_REDIS, &prefix).await;
+        wait_readyz(app.runner_addr(), 200, Duration::from_secs(5)).await;
+        replicas.push(app.runner_addr());
+        apps.push(app);
     }
     let delivery = Delivery::new("fleet-1");
     assert_eq!(delivery.send(replicas[0]).await.status(), 200);
@@ -275,88 +158,15 @@ async fn a_delivery_accepted_by_one_replica_is_refused_by_the_others() {
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["webhook-replayed"], "true");
     assert_eq!(runs.load(Ordering::SeqCst), 1, "executed once in the fleet");
-    stop.cancel();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_schedulers_fire_each_occurrence_of_a_timer_once() {
-    let prefix = fresh_prefix();
-    let stop = CancellationToken::new();
-    let fires = Arc::new(AtomicUsize::new(0));
-    // Which scheduler claimed each occurrence.
-    let claimed: Arc<Mutex<HashMap<i64, Vec<usize>>>> = Arc::default();
-    let mut running = Vec::new();
-    for replica in 0..3 {
-        let mut registry = Registry::new();
-        let fires = Arc::clone(&fires);
-        let start = redis_support::now_ms() / 1000 * 1000;
-        registry
-            .timer(
-                "tick",
-                Schedule::new(start, Frequency::Custom { every_secs: 1 }),
-                move |_ctx: Context| {
-                    let fires = Arc::clone(&fires);
-                    async move {
-                        fires.fetch_add(1, Ordering::SeqCst);
-                        Ok(())
-                    }
-                },
-            )
-            .unwrap();
-        let inner = store(SHARED_REDIS, &prefix, Duration::from_secs(20)).occurrence_claim();
-        let claimed = Arc::clone(&claimed);
-        let claim: OccurrenceClaim = Arc::new(move |name, at| {
-            let (inner, claimed) = (Arc::clone(&inner), Arc::clone(&claimed));
-            let name = name.to_owned();
-            Box::pin(async move {
-                let mine = inner(&name, at).await;
-                let mut claimed = claimed.lock();
-                let entry = claimed.entry(at).or_default();
-                if mine {
-                    entry.push(replica);
-                }
-                mine
-            })
-        });
-        let dispatcher = Dispatcher::new(Arc::new(registry), TaskLimits::default());
-        running.push(tokio::spawn(scheduler::run(
-            dispatcher,
-            APP.to_owned(),
-            Clock::system(),
-            Some(claim),
-            stop.clone(),
-        )));
-    }
-    // A minute of a 1-second timer (real time: the Redis client's own
-    // timeouts do not follow paused time).
-    tokio::time::sleep(Duration::from_millis(60_500)).await;
-    stop.cancel();
-    join_all(running).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let claimed = claimed.lock();
-    assert!(claimed.len() >= 55, "occurrences seen: {}", claimed.len());
-    for (at, by) in claimed.iter() {
-        assert_eq!(by.len(), 1, "occurrence {at} claimed by {by:?}");
-    }
-    assert_eq!(
-        fires.load(Ordering::SeqCst),
-        claimed.len(),
-        "each fired once"
-    );
+    drop(apps);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_down_the_runner_is_not_ready_refuses_tasks_and_recovers() {
     let mut redis = PrivateRedis::start();
-    let stop = CancellationToken::new();
     let runs = Arc::new(AtomicUsize::new(0));
-    let addr = fleet_runner(
-        counting_registry(&runs),
-        &redis.url(),
-        &fresh_prefix(),
-        &stop,
-    )
-    .await;
+    let app = fleet_runner(counting_registry(&runs), &redis.url(), &fresh_prefix()).await;
+    let addr = app.runner_addr();
     wait_readyz(addr, 200, Duration::from_secs(5)).await;
     assert_eq!(Delivery::new("before").send(addr).await.status(), 200);
 
@@ -381,7 +191,7 @@ async fn while_redis_is_down_the_runner_is_not_ready_refuses_tasks_and_recovers(
     assert_eq!(delivery.send(addr).await.status(), 200);
     assert_eq!(delivery.send(addr).await.status(), 200, "the kept reply");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    stop.cancel();
+    app.stop().await;
 }
 
 /// A `coderunner serve` process of the example app on a free port, in the

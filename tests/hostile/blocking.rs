@@ -11,7 +11,7 @@ use coderunner::{Before, Context, Registry};
 use serde_json::Value;
 
 use crate::probe::{self, deliver, Executions, HealthWatch};
-use crate::support::{config, TestRunner, SECRET};
+use crate::support::{TestRunner, SECRET};
 
 /// How long a blocking handler holds its thread.
 const BLOCKED_FOR: Duration = Duration::from_secs(3);
@@ -61,10 +61,10 @@ async fn handlers_that_block_their_thread_do_not_freeze_the_server() {
     let executions = Executions::default();
     let runner = TestRunner::start_config(
         blocking(&executions),
-        &config(&format!(
+        &format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\"]\n\
              [server]\nmax_tasks_in_flight = 4\n[tasks]\nhandler_threads = 2"
-        )),
+        ),
     )
     .await;
     let watch = HealthWatch::start(runner.addr);

@@ -10,12 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::probe::{self, closed_by_server, signed_head, HealthWatch};
-use crate::support::{config, TestRunner, SECRET};
+use crate::support::{TestRunner, SECRET};
 
-fn runner_config(server: &str) -> coderunner::config::Config {
-    config(&format!(
-        "[security]\nwebhook_secrets = [\"{SECRET}\"]\n[server]\n{server}"
-    ))
+fn runner_config(server: &str) -> String {
+    format!("[security]\nwebhook_secrets = [\"{SECRET}\"]\n[server]\n{server}")
 }
 
 /// How many sockets a test may hold open: a few thousand, well under
@@ -206,9 +204,9 @@ async fn shutdown_closes_idle_and_half_sent_connections_at_once() {
     let _serial = probe::one_at_a_time().await;
     let runner = TestRunner::start_config(
         Registry::new(),
-        &config(&format!(
+        &format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\"]\n[shutdown]\ngrace_period_secs = 30"
-        )),
+        ),
     )
     .await;
     let mut sockets = Vec::new();
@@ -224,11 +222,10 @@ async fn shutdown_closes_idle_and_half_sent_connections_at_once() {
     }
     probe::healthz(runner.addr).await;
     let started = Instant::now();
-    runner.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), runner.done)
+    runner.app.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), runner.app.wait())
         .await
         .expect("idle connections do not hold shutdown for the 30 s grace period")
-        .unwrap()
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     for socket in &mut sockets {

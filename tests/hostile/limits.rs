@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::probe::{self, deliver, Executions};
-use crate::support::{config, TestRunner, SECRET};
+use crate::support::{TestRunner, SECRET};
 
 /// `Gated` waits for a permit of `gate`; every execution is recorded.
 fn gated(gate: &Arc<Semaphore>, executions: &Executions) -> Registry {
@@ -40,10 +40,10 @@ async fn tasks_over_the_caps_get_503_with_retry_after_and_run_when_retried() {
     let (gate, executions) = (Arc::new(Semaphore::new(0)), Executions::default());
     let runner = TestRunner::start_config(
         gated(&gate, &executions),
-        &config(&format!(
+        &format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\"]\n\
              [server]\nmax_tasks_in_flight = 2\nmax_async_tasks = 2"
-        )),
+        ),
     )
     .await;
     let (addr, secret, http) = (runner.addr, runner.secret.clone(), runner.http.clone());
@@ -107,9 +107,9 @@ async fn a_task_of_another_application_is_refused_naming_the_field() {
     let gate = Arc::new(Semaphore::new(100));
     let runner = TestRunner::start_config(
         gated(&gate, &executions),
-        &config(&format!(
+        &format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\"]\n[backendless]\napp_id = \"test-app\"\napi_key = \"k\""
-        )),
+        ),
     )
     .await;
     let (addr, secret, http) = (runner.addr, &runner.secret, &runner.http);

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::probe::{self, deliver, signed_head, Executions, HealthWatch};
-use crate::support::{config, TestRunner, SECRET};
+use crate::support::{TestRunner, SECRET};
 
 /// A `beforeCreate` on `Post` that records each execution by task id;
 /// `Slow` sleeps 300 ms first.
@@ -52,9 +52,7 @@ async fn flood_around_a_replay(capacity: usize, flood: usize) {
     let executions = Executions::default();
     let runner = TestRunner::start_config(
         counting(&executions),
-        &config(&format!(
-            "[security]\nwebhook_secrets = [\"{SECRET}\"]\nseen_ids_capacity = {capacity}"
-        )),
+        &format!("[security]\nwebhook_secrets = [\"{SECRET}\"]\nseen_ids_capacity = {capacity}"),
     )
     .await;
     let watch = HealthWatch::start(runner.addr);
@@ -122,7 +120,7 @@ async fn a_retry_whose_reply_was_lost_gets_the_same_reply() {
     let executions = Executions::default();
     let runner = TestRunner::start_config(
         counting(&executions),
-        &config(&format!("[security]\nwebhook_secrets = [\"{SECRET}\"]")),
+        &format!("[security]\nwebhook_secrets = [\"{SECRET}\"]"),
     )
     .await;
     let (addr, secret, http) = (runner.addr, &runner.secret, &runner.http);

@@ -244,7 +244,7 @@ async fn sigterm_drains_50_in_flight_tasks() {
 
     use coderunner::config::Config;
     use coderunner::event::persistence;
-    use coderunner::runner::{shutdown_signal, Runner};
+    use coderunner::{shutdown_signal, Runner};
     use coderunner::{Before, Context, Registry};
     use serde_json::{json, Value};
     use tokio::sync::Semaphore;

@@ -163,8 +163,8 @@ async fn the_example_app_answers_in_both_compression_modes_with_one_reply() {
         } else {
             assert_eq!(replies.messages[0][0], b'{');
         }
-        runner.shutdown.cancel();
-        runner.done.await.unwrap().unwrap();
+        runner.app.shutdown();
+        runner.app.wait().await.unwrap();
     }
 }
 
@@ -184,7 +184,7 @@ async fn object_references_and_dates_are_resolved_before_the_handler_runs() {
     assert_eq!(post["when"], json!(1_764_460_800_000_i64));
     assert_eq!(post["copy"], json!({}), "{post}");
     assert!(post.get("___dates___").is_none());
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +212,7 @@ async fn a_stale_task_is_dropped_without_a_reply_and_counted() {
         runner.driver().call(task, WAIT, QUIET).await.messages.len(),
         1
     );
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +244,7 @@ async fn a_thousand_tasks_with_32_in_flight_all_get_their_own_reply_once() {
     let most = load.most.load(Ordering::SeqCst);
     assert!(most <= 32, "{most} handlers ran at once with 32 slots");
     assert!(most > 1, "tasks ran concurrently");
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +268,7 @@ async fn an_async_task_is_answered_with_an_empty_message_and_still_runs() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(load.done.load(Ordering::SeqCst), 1, "the handler ran");
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +291,7 @@ async fn analyse_server_code_is_answered_with_the_model() {
         .iter()
         .any(|h| h["eventId"] == 100 && h["target"] == "Post"));
 
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +327,7 @@ async fn unroutable_tasks_get_the_official_runner_s_messages() {
     driver.push_raw(b"{not json".to_vec()).await;
     let task = method_task("after", 100, "Post", json!([context(), {"title": "x"}]));
     assert_eq!(driver.call(task, WAIT, QUIET).await.messages.len(), 1);
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,9 +358,9 @@ async fn a_shutdown_task_stops_the_runner_gracefully_without_a_reply() {
             .call(shutdown, Duration::from_millis(500), QUIET)
             .await;
         assert!(replies.messages.is_empty(), "SHUTDOWN gets no reply");
-        let stopped = tokio::time::timeout(Duration::from_secs(10), runner.done).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), runner.app.wait()).await;
         assert!(
-            matches!(stopped, Ok(Ok(Ok(())))),
+            matches!(stopped, Ok(Ok(()))),
             "the runner stopped cleanly: {stopped:?}"
         );
         assert_eq!(slow.await.unwrap().single(false)["arguments"][1], 500);
@@ -383,7 +383,7 @@ async fn a_stop_with_50_tasks_in_flight_publishes_all_50_replies() {
         "all 50 are in flight"
     );
     // What SIGTERM does (`runner::shutdown_signal` cancels this token).
-    runner.shutdown.cancel();
+    runner.app.shutdown();
     // A task pushed after the stop is left in Redis for another runner.
     let mut late = method_task("late", 106, "Slow", json!([context(), 1]));
     late["responseChannelId"] = json!(driver.channel("late"));
@@ -402,8 +402,8 @@ async fn a_stop_with_50_tasks_in_flight_publishes_all_50_replies() {
     }
     assert_eq!(ids.len(), 50, "{ids:?}");
     assert!(!ids.contains("late"));
-    let stopped = tokio::time::timeout(Duration::from_secs(10), runner.done).await;
-    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+    let stopped = tokio::time::timeout(Duration::from_secs(10), runner.app.wait()).await;
+    assert!(matches!(stopped, Ok(Ok(()))), "{stopped:?}");
     let mut conn = driver
         .client
         .get_multiplexed_async_connection()
@@ -475,7 +475,7 @@ async fn redis_restarted_mid_task_readiness_drops_and_the_reply_still_arrives() 
         .await
         .single(false);
     assert_eq!(reply["arguments"][1], 1);
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,7 +484,7 @@ async fn what_a_handler_logs_reaches_the_apps_log_once_per_task() {
     use tracing_subscriber::layer::SubscriberExt;
     // The layer `telemetry::init_logging` installs, without printing.
     let _ = tracing::subscriber::set_global_default(
-        tracing_subscriber::registry().with(coderunner::app_log::AppLogLayer),
+        tracing_subscriber::registry().with(coderunner::AppLogLayer),
     );
     let emulator = Emulator::new(EmulatorConfig::dev()).unwrap();
     let inspect = emulator.inspect();
@@ -543,5 +543,5 @@ async fn what_a_handler_logs_reaches_the_apps_log_once_per_task() {
             ),
         ]
     );
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }

@@ -276,5 +276,5 @@ async fn deploy_publishes_the_model_and_a_pro_runner_takes_its_events() {
         (200, &json!("Deployed")),
         "{post}"
     );
-    runner.shutdown.cancel();
+    runner.app.shutdown();
 }

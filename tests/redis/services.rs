@@ -1,13 +1,10 @@
 //! API services through Redis: the same `RequestServiceInvocation` tasks
 //! get the same replies as through `/invoke`.
 
-use coderunner::config::Config;
-use coderunner::runner::Runner;
 use coderunner::service::{ParamType, Service, ServiceMethod};
-use coderunner::signature::WebhookSecret;
+use coderunner::testing::TestApp;
 use coderunner::{HandlerError, Registry, ServiceContext};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{decode_reply, now_ms, RedisRunner};
 use crate::{QUIET, WAIT};
@@ -61,39 +58,28 @@ fn service_task(id: &str, class: &str, method: &str, params: Value) -> Value {
 }
 
 /// A runner serving `/invoke` alone, with the same services.
-async fn http_runner() -> (std::net::SocketAddr, CancellationToken) {
-    let config =
-        Config::from_toml(&format!("[security]\nwebhook_secrets = [\"{SECRET}\"]\n")).unwrap();
-    let runner = Runner::new(&config, registry()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    tokio::spawn(runner.serve(listener, stop.clone()));
-    (addr, stop)
+async fn http_runner() -> TestApp {
+    TestApp::builder()
+        .without_emulator()
+        .registry(registry())
+        .webhook_secrets([SECRET])
+        .start()
+        .await
 }
 
-async fn over_http(addr: std::net::SocketAddr, task: &Value) -> Value {
-    let body = serde_json::to_vec(task).unwrap();
-    let mut request = reqwest::Client::new()
-        .post(format!("http://{addr}/invoke"))
-        .header("content-type", "application/json");
-    for (name, value) in WebhookSecret::parse(SECRET).unwrap().sign_headers(&body) {
-        request = request.header(name, value);
-    }
-    let bytes = request
-        .body(body)
-        .send()
+async fn over_http(app: &TestApp, task: &Value) -> Value {
+    let reply = app
+        .send_signed(serde_json::to_vec(task).unwrap())
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
-    decode_reply(&bytes, false)
+    decode_reply(&reply, false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_tasks_get_the_same_replies_through_redis_and_invoke() {
-    let (addr, stop) = http_runner().await;
+    let http = http_runner().await;
     let cases = [
         (
             "sum",
@@ -124,7 +110,7 @@ async fn service_tasks_get_the_same_replies_through_redis_and_invoke() {
                 .call(task.clone(), WAIT, QUIET)
                 .await
                 .single(compression);
-            let through_http = over_http(addr, task).await;
+            let through_http = over_http(&http, task).await;
             assert_eq!(
                 through_redis, through_http,
                 "{name} (compression {compression})"
@@ -148,8 +134,8 @@ async fn service_tasks_get_the_same_replies_through_redis_and_invoke() {
                 _ => assert_eq!(through_redis["exception"]["code"], 14001),
             }
         }
-        runner.shutdown.cancel();
-        runner.done.await.unwrap().unwrap();
+        runner.app.shutdown();
+        runner.app.wait().await.unwrap();
     }
-    stop.cancel();
+    http.stop().await;
 }

@@ -8,24 +8,21 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use coderunner::config::Config;
-use coderunner::runner::Runner;
-use coderunner::transport::framing;
+use coderunner::testing::{framing, TestApp};
 use coderunner::Registry;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 /// The shared Redis of the machine (DEVELOPERS.md).
 pub(crate) const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
+/// A runner alone (a `TestApp`) taking tasks from Redis.
 pub(crate) struct RedisRunner {
     pub prefix: String,
     pub redis_url: String,
     pub http_addr: std::net::SocketAddr,
     pub compression: bool,
-    pub shutdown: CancellationToken,
-    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub app: TestApp,
 }
 
 pub(crate) fn fresh_prefix() -> String {
@@ -72,19 +69,18 @@ poll_timeout_ms = 200
 {extra}
 "#
         );
-        let config = Config::from_toml(&overlay).expect("config");
-        let runner = Runner::new(&config, registry).expect("runner");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let done = tokio::spawn(runner.serve(listener, shutdown.clone()));
+        let app = TestApp::builder()
+            .without_emulator()
+            .registry(registry)
+            .config(&overlay)
+            .start()
+            .await;
         let runner = Self {
             prefix,
             redis_url: redis_url.to_owned(),
-            http_addr,
+            http_addr: app.runner_addr(),
             compression,
-            shutdown,
-            done,
+            app,
         };
         runner.wait_ready().await;
         runner

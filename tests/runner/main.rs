@@ -597,11 +597,11 @@ async fn shutdown_waits_for_in_flight_tasks_and_turns_unready() {
     );
     t["async"] = json!(true);
     assert_eq!(runner.invoke(&t).await.0, 202);
-    runner.shutdown.cancel();
+    runner.app.shutdown();
     tokio::task::yield_now().await;
     let (status, _) = runner.get("/readyz").await;
     assert_eq!(status, 503);
-    runner.done.await.unwrap().unwrap();
+    runner.app.wait().await.unwrap();
     assert_eq!(
         *seen.async_done.lock(),
         vec!["late".to_owned()],
@@ -610,7 +610,7 @@ async fn shutdown_waits_for_in_flight_tasks_and_turns_unready() {
 }
 
 fn build(overlay: &str) -> Result<(), String> {
-    coderunner::runner::Runner::new(&config(overlay), Registry::new())
+    coderunner::Runner::new(&config(overlay), Registry::new())
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

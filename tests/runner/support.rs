@@ -3,18 +3,18 @@
 use std::net::SocketAddr;
 
 use coderunner::config::Config;
-use coderunner::runner::Runner;
 use coderunner::signature::WebhookSecret;
+use coderunner::testing::TestApp;
 use coderunner::Registry;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
+/// A runner alone (`TestApp` without an emulator), with its address, first
+/// secret and a client at hand.
 pub(crate) struct TestRunner {
+    pub app: TestApp,
     pub addr: SocketAddr,
     pub secret: WebhookSecret,
     pub http: reqwest::Client,
-    pub shutdown: CancellationToken,
-    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub(crate) fn config(overlay: &str) -> Config {
@@ -33,22 +33,23 @@ impl TestRunner {
         let overlay = format!(
             "[security]\nwebhook_secrets = [\"{SECRET}\", \"{OTHER_SECRET}\"]\n[tasks]\ndefault_timeout_ms = 2000\nmax_timeout_ms = 5000\n{extra}"
         );
-        Self::start_config(registry, &config(&overlay)).await
+        Self::start_config(registry, &overlay).await
     }
 
-    /// A runner with a configuration of the caller's (signed with [`SECRET`]).
-    pub(crate) async fn start_config(registry: Registry, config: &Config) -> Self {
-        let runner = Runner::new(config, registry).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let done = tokio::spawn(runner.serve(listener, shutdown.clone()));
+    /// A runner configured by the TOML `overlay` alone (over the defaults),
+    /// signed with [`SECRET`].
+    pub(crate) async fn start_config(registry: Registry, overlay: &str) -> Self {
+        let app = TestApp::builder()
+            .without_emulator()
+            .registry(registry)
+            .config(overlay)
+            .start()
+            .await;
         TestRunner {
-            addr,
+            addr: app.runner_addr(),
             secret: WebhookSecret::parse(SECRET).unwrap(),
-            http: reqwest::Client::new(),
-            shutdown,
-            done,
+            http: app.http().clone(),
+            app,
         }
     }
 
@@ -58,21 +59,14 @@ impl TestRunner {
 
     /// Sends a body signed with the first secret.
     pub(crate) async fn invoke_raw(&self, body: Vec<u8>) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(self.url("/invoke"))
-            .header("content-type", "application/json");
-        for (name, value) in self.secret.sign_headers(&body) {
-            req = req.header(name, value);
-        }
-        req.body(body).send().await.unwrap()
+        self.app.send_signed(body).await
     }
 
     /// Sends a signed task and returns status and JSON body.
     pub(crate) async fn invoke(&self, task: &Value) -> (u16, Value) {
-        let resp = self.invoke_raw(serde_json::to_vec(task).unwrap()).await;
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
+        let (status, reply) = self.app.send_task(task).await;
+        assert!(!reply.is_null(), "a JSON reply");
+        (status, reply)
     }
 
     pub(crate) async fn get(&self, path: &str) -> (u16, String) {

@@ -9,15 +9,10 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use coderunner::config::Config;
-use coderunner::emulator::{
-    Emulator, EmulatorConfig, Inspector, RunnerLinkConfig, Secret, UserConfig,
-};
-use coderunner::runner::Runner;
-use coderunner::signature::WebhookSecret;
+use coderunner::emulator::{EmulatorConfig, Inspector, Secret, UserConfig};
+use coderunner::testing::TestApp;
 use coderunner::Registry;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 pub(crate) const APP: &str = "dev-app";
 pub(crate) const REST: &str = "dev-rest-key";
@@ -46,49 +41,27 @@ pub(crate) fn dev_with_users(n: usize) -> EmulatorConfig {
     config
 }
 
-/// A running emulator and runner; both stop when dropped.
+/// A running emulator and runner (a `TestApp`); both stop when dropped.
 pub(crate) struct Stack {
     pub emulator: String,
     pub runner: SocketAddr,
     pub inspect: Inspector,
     pub http: reqwest::Client,
-    pub secret: WebhookSecret,
-    stop: CancellationToken,
-    runner_stop: CancellationToken,
-    runner_done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    app: TestApp,
 }
 
 impl Stack {
     /// Starts the emulator (`emulator`, linked to the runner) and a runner
     /// serving `registry`; `extra` is appended to the runner's TOML overlay.
-    pub(crate) async fn start(
-        mut emulator: EmulatorConfig,
-        registry: Registry,
-        extra: &str,
-    ) -> Stack {
-        let runner_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let runner = runner_listener.local_addr().unwrap();
-        let emu_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let emu_url = format!("http://{}", emu_listener.local_addr().unwrap());
-        emulator.runner = Some(RunnerLinkConfig {
-            task_timeout_ms: 15_000,
-            ..RunnerLinkConfig::http(format!("http://{runner}"), Secret::new(SECRET))
-        });
+    pub(crate) async fn start(emulator: EmulatorConfig, registry: Registry, extra: &str) -> Stack {
+        // The runner's SDK points at the emulator (`backendless.server_url`
+        // is the emulator's), which gives tasks 15 s (`default_timeout_ms`).
         let overlay = format!(
             r#"
-[security]
-webhook_secrets = ["{SECRET}"]
 [tasks]
 default_timeout_ms = 15000
 max_timeout_ms = 20000
 [backendless]
-server_url = "{emu_url}"
 app_id = "{APP}"
 api_key = "{CLOUD}"
 [backendless.superuser]
@@ -97,34 +70,27 @@ password = "{ADMIN_PASS}"
 {extra}
 "#
         );
-        let config = Config::from_toml(&overlay).unwrap();
-        let stop = CancellationToken::new();
-        let runner_server = Runner::new(&config, registry).unwrap();
-        let runner_stop = stop.child_token();
-        let runner_done = tokio::spawn(runner_server.serve(runner_listener, runner_stop.clone()));
-        let emulator = Emulator::new(emulator).expect("emulator starts");
-        let inspect = emulator.inspect();
-        let s = stop.clone();
-        tokio::spawn(emulator.serve(emu_listener, async move { s.cancelled().await }));
+        let app = TestApp::builder()
+            .emulator(emulator)
+            .default_config()
+            .webhook_secrets([SECRET])
+            .config(&overlay)
+            .registry(registry)
+            .start()
+            .await;
         Stack {
-            emulator: emu_url,
-            runner,
-            inspect,
-            http: reqwest::Client::new(),
-            secret: WebhookSecret::parse(SECRET).unwrap(),
-            stop,
-            runner_stop,
-            runner_done: Some(runner_done),
+            emulator: app.emulator_url().to_owned(),
+            runner: app.runner_addr(),
+            inspect: app.inspect(),
+            http: app.http().clone(),
+            app,
         }
     }
 
     /// Stops the runner alone and waits until it has shut down (the
     /// emulator keeps serving).
     pub(crate) async fn stop_runner(&mut self) {
-        self.runner_stop.cancel();
-        if let Some(done) = self.runner_done.take() {
-            done.await.unwrap().unwrap();
-        }
+        self.app.stop_runner().await.unwrap();
     }
 
     /// A REST call to the emulator: `/{app}/{key}/{path}`; status and JSON.
@@ -172,17 +138,9 @@ password = "{ADMIN_PASS}"
 
     /// Posts a signed task to the runner; status and JSON reply.
     pub(crate) async fn invoke(&self, task: &Value) -> (u16, Value) {
-        let body = serde_json::to_vec(task).unwrap();
-        let mut req = self
-            .http
-            .post(format!("http://{}/invoke", self.runner))
-            .header("content-type", "application/json");
-        for (name, value) in self.secret.sign_headers(&body) {
-            req = req.header(name, value);
-        }
-        let res = req.body(body).send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap())
+        let (status, reply) = self.app.send_task(task).await;
+        assert!(!reply.is_null(), "a JSON reply");
+        (status, reply)
     }
 
     /// The runner's `/metrics` text.
