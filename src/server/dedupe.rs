@@ -16,7 +16,8 @@
 //!
 //! This module knows nothing of HTTP: a reply is a status number and bytes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -132,7 +133,15 @@ struct Shard {
     entries: KeyMap<Entry>,
     /// `(signed timestamp, id)`: the order in which ids are forgotten.
     /// (The id in two halves: a `u128` would pad each element to 32 bytes.)
-    by_time: BTreeSet<(i64, Halves)>,
+    ///
+    /// A heap in one vector (a B-tree of the same elements takes half as
+    /// much again, in nodes allocated and freed as it goes). It cannot
+    /// remove an element from its middle, so an id forgotten early or
+    /// re-signed later leaves its old element behind: *stale*, as its
+    /// entry is gone or has another timestamp. Stale elements are dropped
+    /// when they come to the top, and all at once if they ever make up
+    /// half the heap.
+    by_time: BinaryHeap<Reverse<(i64, Halves)>>,
     /// The kept replies, newest overwriting oldest.
     replies: ReplyRing,
     /// New deliveries signed at or before this are refused.
@@ -234,7 +243,7 @@ impl Dedupe {
         let shard = || {
             Mutex::new(Shard {
                 entries: KeyMap::default(),
-                by_time: BTreeSet::new(),
+                by_time: BinaryHeap::new(),
                 replies: ReplyRing::new(reply_bytes_per_shard),
                 horizon: i64::MIN,
             })
@@ -288,13 +297,12 @@ impl Dedupe {
                 State::Done => Admission::ReplyNotKept,
             };
             if signed_at > known_at {
-                // A retry signed later stays replayable for longer.
-                if shard.by_time.remove(&(known_at, halves(key))) {
-                    shard.by_time.insert((signed_at, halves(key)));
-                    if let Some(entry) = shard.entries.get_mut(&key) {
-                        entry.signed_at = signed_at;
-                    }
+                // A retry signed later stays replayable for longer (its
+                // earlier element in `by_time` is now stale).
+                if let Some(entry) = shard.entries.get_mut(&key) {
+                    entry.signed_at = signed_at;
                 }
+                shard.remember_at(signed_at, key);
             }
             return answer;
         }
@@ -304,7 +312,7 @@ impl Dedupe {
             };
         }
         if shard.entries.len() >= self.inner.per_shard {
-            let oldest = shard.by_time.first().map_or(i64::MIN, |(at, _)| *at);
+            let oldest = shard.oldest().unwrap_or(i64::MIN);
             if signed_at <= oldest {
                 // Older than everything remembered: forgetting another id
                 // for it would not help it in.
@@ -313,7 +321,6 @@ impl Dedupe {
             let horizon = shard.forget_oldest();
             self.raise_capacity_horizon(horizon);
         }
-        shard.by_time.insert((signed_at, halves(key)));
         shard.entries.insert(
             key,
             Entry {
@@ -322,6 +329,7 @@ impl Dedupe {
                 state: State::Running,
             },
         );
+        shard.remember_at(signed_at, key);
         Admission::New(Ticket {
             dedupe: self.clone(),
             id: Some(key),
@@ -377,9 +385,8 @@ impl Dedupe {
         let mut shard = self.shard(key).lock();
         if let Some(entry) = shard.entries.get(&key) {
             if matches!(entry.state, State::Running) {
-                let at = entry.signed_at;
+                // Its element in `by_time` is now stale.
                 shard.entries.remove(&key);
-                shard.by_time.remove(&(at, halves(key)));
             }
         }
     }
@@ -415,22 +422,50 @@ impl Shard {
     /// delivery carrying it passes the signature check any more. The horizon
     /// follows, so a clock set back does not make them acceptable again.
     fn expire(&mut self, oldest_acceptable: i64) {
-        while let Some((at, _)) = self.by_time.first() {
-            if *at >= oldest_acceptable {
-                break;
-            }
+        while self.oldest().is_some_and(|at| at < oldest_acceptable) {
             self.forget_oldest();
+        }
+    }
+
+    /// The timestamp of the id signed earliest, dropping stale elements
+    /// on the way.
+    fn oldest(&mut self) -> Option<i64> {
+        while let Some(&Reverse((at, id))) = self.by_time.peek() {
+            if is_live(&self.entries, at, id) {
+                return Some(at);
+            }
+            self.by_time.pop();
+        }
+        None
+    }
+
+    /// Orders `key` (remembered, signed at `at`) for forgetting.
+    fn remember_at(&mut self, at: i64, key: Key) {
+        self.by_time.push(Reverse((at, halves(key))));
+        if self.by_time.len() > 2 * self.entries.len().max(64) {
+            // Mostly stale: at most one element per remembered id again.
+            let entries = &self.entries;
+            self.by_time
+                .retain(|&Reverse((at, id))| is_live(entries, at, id));
         }
     }
 
     /// Forgets the id signed earliest and raises the horizon to its
     /// timestamp; returns that timestamp.
     fn forget_oldest(&mut self) -> i64 {
-        let (at, id) = self.by_time.pop_first().expect("called on a non-empty set");
+        let at = self.oldest().expect("called on a non-empty set");
+        let Reverse((_, id)) = self.by_time.pop().expect("`oldest` found it");
         self.entries.remove(&joined(id));
         self.horizon = self.horizon.max(at);
         at
     }
+}
+
+/// Whether `by_time`'s element `(at, id)` is the one of a remembered id.
+fn is_live(entries: &KeyMap<Entry>, at: i64, id: Halves) -> bool {
+    entries
+        .get(&joined(id))
+        .is_some_and(|entry| entry.signed_at == at)
 }
 
 /// The right to execute a new delivery. Hand it the reply with
@@ -639,6 +674,39 @@ mod tests {
         // Larger than the whole budget: not kept; nor anything with none.
         assert_eq!(ring.keep(&[0; 11]), None);
         assert_eq!(ReplyRing::new(0).keep(b""), None);
+    }
+
+    #[test]
+    fn retries_signed_later_leave_the_time_order_bounded() {
+        let d = Dedupe::new(100, 1 << 20, 300);
+        admit_new(&d, "a", NOW, NOW).finish(reply("first"));
+        // Each retry, signed a second later, leaves a stale element behind.
+        for i in 1..10_000 {
+            assert!(matches!(
+                d.admit("a", NOW + i, H, NOW + i),
+                Admission::Replay(_)
+            ));
+        }
+        let shard = d.shard(d.key("a")).lock();
+        assert_eq!(shard.entries.len(), 1);
+        assert!(shard.by_time.len() <= 2 * 64 + 1, "{}", shard.by_time.len());
+        drop(shard);
+        // Remembered for the window of its latest signature, not its first.
+        assert!(matches!(
+            d.admit("a", NOW + 9_999, H, NOW + 9_999 + 300),
+            Admission::Replay(_)
+        ));
+    }
+
+    #[test]
+    fn an_abandoned_id_admitted_again_is_forgotten_by_its_new_timestamp() {
+        // One id per shard: a new id in the same shard forgets the old one.
+        let d = Dedupe::new(SHARDS, 1 << 20, 300);
+        admit_new(&d, "a", NOW - 5, NOW).abandon();
+        drop(admit_new(&d, "a", NOW, NOW));
+        // "a"'s first element is stale: it does not raise the horizon.
+        assert_eq!(d.shard(d.key("a")).lock().oldest(), Some(NOW));
+        assert!(matches!(d.admit("a", NOW, H, NOW), Admission::ReplyNotKept));
     }
 
     #[test]
