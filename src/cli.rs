@@ -251,6 +251,12 @@ async fn dev(cli: &Cli, args: &DevArgs, register: Register) -> Result<(), String
         .iter()
         .map(|k| format!("{} ({})", k.key, k.kind.as_str()))
         .collect();
+    // The banner's example logs in the first configured user with a REST key.
+    let rest_key = emulator
+        .keys
+        .iter()
+        .find(|k| matches!(k.kind, crate::emulator::KeyKind::Rest))
+        .map(|k| k.key.clone());
     let link = match args.transport {
         DevTransport::Http => crate::dev::DevLink::Http,
         DevTransport::Redis => crate::dev::DevLink::Redis,
@@ -311,13 +317,15 @@ async fn dev(cli: &Cli, args: &DevArgs, register: Register) -> Result<(), String
     if let Some(dir) = &args.record {
         banner.push(format!("  recording tasks to {}", dir.display()));
     }
-    banner.push(String::new());
-    banner.push(format!(
-        "  try: curl -s -X POST {}/users/login -H 'Content-Type: application/json' \\",
-        stack.api_root("dev-rest-key")
-    ));
-    banner
-        .push(r#"         -d '{"login":"alice@example.com","password":"alice-pass"}'"#.to_owned());
+    if let (Some(key), Some((email, password, _))) = (&rest_key, users.first()) {
+        let login = serde_json::json!({"login": email, "password": password});
+        banner.push(String::new());
+        banner.push(format!(
+            "  try: curl -s -X POST {}/users/login -H 'Content-Type: application/json' \\",
+            stack.api_root(key)
+        ));
+        banner.push(format!("         -d '{login}'"));
+    }
 
     // A closed stdout (e.g. piped into `head`) must not stop the servers.
     let _ = std::io::Write::write_all(
