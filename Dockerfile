@@ -4,9 +4,11 @@
 # Dev emulator (default features, for deploy/compose): docker build --target emulator -t coderunner-emulator .
 
 FROM rust:1-slim-bookworm AS build
+# TLS is rustls and the production build leaves out the emulator (and with it
+# SQLite): besides the Rust toolchain, only `make`, to build jemalloc.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Only the Rust toolchain is needed: TLS is rustls, and the production build
-# leaves out the emulator (and with it SQLite).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY handlers ./handlers
@@ -16,7 +18,7 @@ COPY tests ./tests
 COPY benches ./benches
 # The workspace's other member (the standalone example app) must exist too.
 COPY examples ./examples
-RUN cargo build --release --locked --no-default-features --bin coderunner
+RUN cargo build --release --locked --no-default-features --features jemalloc --bin coderunner
 
 # The dev emulator: the same binary with the default features (the emulator,
 # SQLite bundled). Only `--target emulator` builds these two stages: BuildKit

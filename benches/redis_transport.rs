@@ -31,12 +31,12 @@ mod support;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use official::{ensure_official, official_dir, Official};
+use official::{Official, ensure_official, official_dir};
 use serde_json::Value;
 use support::PrivateRedis;
 
@@ -457,7 +457,7 @@ async fn drive(
                 return Err(format!(
                     "{}: no reply for {STALL:?} ({done} of {tasks} answered)",
                     target.name
-                ))
+                ));
             }
         };
         let index = message

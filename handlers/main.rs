@@ -5,6 +5,11 @@
 #[path = "mod.rs"]
 mod app;
 
+// jemalloc, not the system's allocator: measured in docs/benchmarks.md.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     coderunner::cli::main(app::register)
 }

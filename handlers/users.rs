@@ -3,7 +3,7 @@
 use coderunner::{After, Context, HandlerError, Outcome, Password};
 use serde_json::Value;
 
-use super::posts::{write_audit, AuditEntry};
+use super::posts::{AuditEntry, write_audit};
 
 /// `afterLogin`: record the login in `Audit_log` as the superuser, related
 /// to the user.

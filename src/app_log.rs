@@ -24,8 +24,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context as LayerContext;
 
 /// The most lines one task sends.
 pub(crate) const MAX_LINES: usize = 200;

@@ -20,7 +20,7 @@ use crate::config::{Config, Sources};
 use crate::dev::DevStack;
 #[cfg(feature = "emulator")]
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::runner::{shutdown_signal, Runner};
+use crate::runner::{Runner, shutdown_signal};
 use crate::{Registry, RegistryError};
 use clap::{Parser, Subcommand};
 

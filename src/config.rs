@@ -350,7 +350,7 @@ fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretStrin
             return Err(serde::de::Error::custom(format!(
                 "expected a string or a list of strings, not {} (the value is not shown)",
                 json_kind(&other)
-            )))
+            )));
         }
     };
     Ok(items
@@ -782,11 +782,13 @@ mod tests {
         let config = load("").unwrap();
         assert_eq!(config.server.listen.port(), 8200);
         assert!(config.security.webhook_secrets.is_empty());
-        assert!(config
-            .verifier()
-            .unwrap_err()
-            .to_string()
-            .contains("security.webhook_secrets"));
+        assert!(
+            config
+                .verifier()
+                .unwrap_err()
+                .to_string()
+                .contains("security.webhook_secrets")
+        );
         for line in DEFAULT_TOML
             .lines()
             .filter(|l| l.contains(" = ") && !l.trim_start().starts_with('#'))

@@ -19,16 +19,16 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
-use tracing::{field, Instrument};
+use tracing::{Instrument, field};
 
 use crate::app_log::{AppLogLine, AppLogTarget, TaskLog};
 use crate::event::wire::{
     AnyTask, Arguments, Encoding, ExceptionWrapper, ExecutionResult, InvocationResult, ServiceTask,
-    Task, TIMEOUT_MESSAGE,
+    TIMEOUT_MESSAGE, Task,
 };
 use crate::event::{EventDef, Provider, RunnerContext, SERVICE_INVOCATION};
 use crate::handler::Context;
-use crate::invocation_log::{bounded, CallLog, InvocationLog, InvocationRecord, RecordedError};
+use crate::invocation_log::{CallLog, InvocationLog, InvocationRecord, RecordedError, bounded};
 use crate::registry::{ArgumentError, Call, Decision, Prepared, Received, Registered, Registry};
 use crate::telemetry::InvocationMetrics;
 
@@ -331,7 +331,7 @@ impl Dispatcher {
         routed: Routed,
         started: std::time::Instant,
         is_async: bool,
-    ) -> impl std::future::Future<Output = InvocationResult> + Send + 'static {
+    ) -> impl std::future::Future<Output = InvocationResult> + Send + 'static + use<> {
         let handler = routed.handler();
         let event = handler.event;
         let target = handler.target.clone();
@@ -534,7 +534,7 @@ impl Dispatcher {
                         field: "arguments".to_owned(),
                         message: "the parameters must be an array".to_owned(),
                     },
-                })
+                });
             }
         };
         // The task's time, no more than the method's own limit.

@@ -14,8 +14,8 @@
 //! [`MAX_CALLS_PER_TASK`]. It must not hold a token, a key or a password.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde::Serialize;

@@ -5,7 +5,7 @@
 //! to a chosen caller (logged in through the backend to get a real token) or
 //! to an anonymous one, and it is signed and sent.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::event::wire::TASK_CLASS;
 use crate::event::{EventDef, EventId};
@@ -276,9 +276,11 @@ mod tests {
         assert_eq!(task["arguments"][1]["title"], "x");
         set_caller(&mut task, None).unwrap();
         assert!(task["arguments"][0]["userToken"].is_null());
-        assert!(task["arguments"][0]["httpHeaders"]
-            .get("user-token")
-            .is_none());
+        assert!(
+            task["arguments"][0]["httpHeaders"]
+                .get("user-token")
+                .is_none()
+        );
         assert!(!format!("{bob:?}").contains("tok-b"));
     }
 }

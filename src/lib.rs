@@ -43,7 +43,7 @@ mod transport;
 pub use app_log::AppLogLayer;
 pub use handler::{After, Before, BuiltInError, Context, HandlerError, Outcome, Password};
 pub use registry::{HandlerInfo, Registry, RegistryError};
-pub use runner::{shutdown_signal, Runner};
+pub use runner::{Runner, shutdown_signal};
 pub use service::{Service, ServiceContext, ServiceMethod};
 
 /// The guides of `docs/`, compiled so that their examples are tested.

@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::wire::ExecutionResult;
-use crate::event::{custom, timer};
 use crate::event::{EventDef, EventId, Phase};
+use crate::event::{custom, timer};
 use crate::handler::{After, Before, BuiltInError, Context, HandlerError, Outcome};
 use crate::service::{RegisteredService, Service};
 use crate::timer::{Schedule, ScheduleError};
@@ -311,7 +311,7 @@ fn encode_args<A: Serialize>(
             other => {
                 return Err(HandlerError::msg(format!(
                     "the arguments of {event} must encode to an array, got {other}"
-                )))
+                )));
             }
         },
     }

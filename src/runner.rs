@@ -117,7 +117,9 @@ impl Runner {
             None
         };
         if verifier.is_none() && config.transport.http {
-            tracing::warn!("UNSIGNED MODE: tasks are accepted without a webhook signature; never use this in production");
+            tracing::warn!(
+                "UNSIGNED MODE: tasks are accepted without a webhook signature; never use this in production"
+            );
         }
         let handlers = HandlerRuntime::new(config.tasks.handler_threads)
             .map_err(|e| ConfigError::new(format!("key `tasks.handler_threads`: {e}")))?;
@@ -368,7 +370,7 @@ mod tests {
     use super::*;
     use crate::dispatch::RouteError;
     use crate::event::{EventDef, EventId};
-    use crate::test_support::{run_alone, GLOBAL};
+    use crate::test_support::{GLOBAL, run_alone};
     use stats_alloc::Region;
 
     /// A million invocations recorded: the console's ring stays flat. Each

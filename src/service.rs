@@ -46,8 +46,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::event::SERVICE_INVOCATION;
@@ -1018,9 +1018,11 @@ mod tests {
             .method(ServiceMethod::new("m"), m);
         assert!(bad_default.check().unwrap_err().contains("`f`"));
         assert!(Service::new("S").check().is_err(), "no method");
-        assert!(Service::new("S")
-            .method(ServiceMethod::new("m"), m)
-            .check()
-            .is_ok());
+        assert!(
+            Service::new("S")
+                .method(ServiceMethod::new("m"), m)
+                .check()
+                .is_ok()
+        );
     }
 }

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -281,9 +281,11 @@ mod tests {
             Ok("msg_1")
         );
         let both = format!("v1,AAAA {sig}");
-        assert!(verifier
-            .verify(headers("msg_1", "1000", &both), body, 1100)
-            .is_ok());
+        assert!(
+            verifier
+                .verify(headers("msg_1", "1000", &both), body, 1100)
+                .is_ok()
+        );
         let only_old = Verifier::new(vec![old], DEFAULT_TOLERANCE);
         assert_eq!(
             only_old.verify(headers("msg_1", "1000", &sig), body, 1000),
@@ -333,9 +335,10 @@ mod tests {
         );
         let longest = "i".repeat(MAX_ID_BYTES);
         let sig = s.sign(&longest, 1000, b"body");
-        assert!(v
-            .verify(headers(&longest, "1000", &sig), b"body", 1000)
-            .is_ok());
+        assert!(
+            v.verify(headers(&longest, "1000", &sig), b"body", 1000)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -44,8 +44,9 @@ pub(crate) fn metrics() -> &'static PrometheusHandle {
 }
 
 /// How often histogram samples are folded into their buckets when nobody
-/// scrapes `/metrics`.
-pub(crate) const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// scrapes `/metrics`. Samples wait in the recorder until then, 8 bytes per
+/// task: at 40,000 tasks/s a second of them is 0.3 MiB.
+pub(crate) const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Folds recorded histogram samples into their buckets every
 /// [`METRICS_UPKEEP_INTERVAL`] until `stop` is cancelled. The recorder keeps

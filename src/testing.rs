@@ -29,10 +29,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use figment::providers::{Format, Toml};
 use figment::Figment;
+use figment::providers::{Format, Toml};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +52,7 @@ use crate::signature::WebhookSecret;
 /// threshold), for tests that push tasks to Redis as a Backendless server
 /// does and read the replies.
 pub mod framing {
-    pub use crate::transport::framing::{frame, unframe, FramingError};
+    pub use crate::transport::framing::{FramingError, frame, unframe};
 }
 
 /// The REST API key the harness uses for its own calls.

@@ -21,7 +21,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Datelike, Duration as Span, NaiveDate, TimeZone, Utc};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Wall-clock milliseconds that advance with tokio's clock.
 #[derive(Debug, Clone, Copy)]
@@ -535,9 +535,11 @@ mod tests {
         for s in bad {
             assert!(s.validate().is_err(), "{s:?}");
         }
-        assert!(Schedule::new(start, Frequency::Custom { every_secs: 1 })
-            .validate()
-            .is_ok());
+        assert!(
+            Schedule::new(start, Frequency::Custom { every_secs: 1 })
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -12,11 +12,11 @@ use axum::response::Response;
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
+use super::Shared;
 use super::config::KeyKind;
 use super::error::ApiError;
 use super::inspect::RequestRecord;
 use super::sessions::SessionUser;
-use super::Shared;
 
 /// The resolved caller of a request. `Debug` hides the token and credential headers.
 #[derive(Clone)]

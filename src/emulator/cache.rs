@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
-use axum::Json;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::auth::Requester;
 use super::error::ApiError;
 use super::store::now_ms;
-use super::{int_query, json_body, path_param, required_int, PathParams, Reply, Shared};
+use super::{PathParams, Reply, Shared, int_query, json_body, path_param, required_int};
 
 /// Default and maximum TTL, seconds.
 pub(super) const MAX_TTL_SECS: i64 = 7200;

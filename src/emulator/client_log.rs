@@ -3,16 +3,16 @@
 //! recorded for [`Inspector::log_messages`](super::Inspector::log_messages)
 //! and traced as one line each).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::auth::Requester;
 use super::error::ApiError;
 use super::inspect::LogMessage;
-use super::{json_body, Shared};
+use super::{Shared, json_body};
 
 /// GET /info: what the JS SDK asks at init.
 pub(crate) async fn info(State(st): State<Shared>, _caller: Requester) -> Json<Value> {

@@ -13,15 +13,15 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::extract::rejection::JsonRejection;
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use parking_lot::Mutex;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::auth::Requester;
@@ -29,7 +29,7 @@ use super::config::KeyKind;
 use super::error::ApiError;
 use super::inspect::{mask, mask_secrets};
 use super::sessions::SessionUser;
-use super::{store, Emulator, Shared};
+use super::{Emulator, Shared, store};
 use crate::server::console::asset;
 
 const EMULATOR_HTML: &str = include_str!("../../assets/console/emulator.html");
@@ -422,7 +422,7 @@ async fn call(
         other => {
             return Err(bad_request(format!(
                 "`method` must be GET, POST, PUT or DELETE, not `{other}`"
-            )))
+            )));
         }
     };
     let path = checked_path(&input.path)?.to_owned();

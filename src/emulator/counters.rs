@@ -3,15 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::Json;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::auth::Requester;
 use super::error::ApiError;
-use super::{path_param, required_int, PathParams, Reply, Shared};
+use super::{PathParams, Reply, Shared, path_param, required_int};
 
 /// Named atomic counters; a missing counter is 0.
 #[derive(Default)]

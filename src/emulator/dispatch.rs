@@ -17,12 +17,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use parking_lot::Mutex;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::event::wire::{
-    Arguments, Encoding, ExecutionResult, InvocationResult, ServiceTask, Task, SERVICE_TASK_CLASS,
-    TASK_CLASS,
+    Arguments, Encoding, ExecutionResult, InvocationResult, SERVICE_TASK_CLASS, ServiceTask,
+    TASK_CLASS, Task,
 };
 use crate::event::{EventDef, EventId, RunnerContext, UserToken};
 use crate::signature::WebhookSecret;

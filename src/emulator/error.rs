@@ -101,7 +101,7 @@ impl From<StorageError> for ApiError {
             StorageError::Required(_) | StorageError::InvalidPassword => 3011,
             StorageError::RelationConflict(_) => RELATION_ERROR,
             StorageError::Sqlite(_) | StorageError::Json(_) | StorageError::Thread(_) => {
-                return Self::internal(e)
+                return Self::internal(e);
             }
         };
         Self::new(code, e.to_string())

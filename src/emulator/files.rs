@@ -11,20 +11,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Multipart, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use base64::Engine;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::auth::Requester;
 use super::config::{Access, DirectoryConfig, EmulatorConfig, FileOperation};
 use super::error::ApiError;
 use super::security::level;
-use super::{json_object, path_param, query_map, PathParams, Shared};
+use super::{PathParams, Shared, json_object, path_param, query_map};
 
 /// The largest upload (multipart) accepted: 10 MiB (6015 beyond, a guess at
 /// the code).
@@ -258,7 +258,7 @@ impl FileStore {
                         "Unable to upload the file: /{} already exists (overwrite is off)",
                         path.key()
                     ),
-                ))
+                ));
             }
             _ => {}
         }
@@ -888,10 +888,11 @@ mod route_tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{url}");
-        assert!(url
-            .as_str()
-            .unwrap()
-            .ends_with("/dev-app/dev-cloudcode-key/files/docs/sub/a.txt"));
+        assert!(
+            url.as_str()
+                .unwrap()
+                .ends_with("/dev-app/dev-cloudcode-key/files/docs/sub/a.txt")
+        );
         assert_eq!(
             std::fs::read(dir.path().join("files/docs/sub/a.txt")).unwrap(),
             b"hello"

@@ -9,17 +9,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use parking_lot::Mutex;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{path_param, PathParams, Shared};
+use super::{PathParams, Shared, path_param};
 
 use super::config::KeyKind;
 use super::sessions::Sessions;

@@ -6,16 +6,16 @@
 //! [`super::Inspector::emails`], `GET /__emulator/messages` and
 //! `GET /__emulator/emails`, and answered with a `MessageStatus`.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::auth::Requester;
 use super::error::ApiError;
-use super::{json_object, path_param, PathParams, Shared};
+use super::{PathParams, Shared, json_object, path_param};
 
 /// A published message or push notification the emulator captured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

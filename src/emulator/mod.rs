@@ -45,8 +45,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::routing::{get, post, put};
 use axum::Router;
+use axum::routing::{get, post, put};
 use serde_json::{Map, Value};
 
 pub use auth::Requester;
@@ -60,7 +60,7 @@ pub use inspect::{
     Inspector, LogMessage, RequestRecord, SentTask, TOKEN_HEADER as INSPECT_TOKEN_HEADER,
 };
 pub use messaging::{SentEmail, SentMessage};
-pub use where_clause::{compile as compile_where, SqlCondition};
+pub use where_clause::{SqlCondition, compile as compile_where};
 
 /// Everything the routes share.
 pub(crate) struct AppState {
@@ -392,7 +392,7 @@ async fn cors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::http::{header, HeaderValue, Method, StatusCode};
+    use axum::http::{HeaderValue, Method, StatusCode, header};
     use axum::response::IntoResponse;
     if req.uri().path().starts_with("/__emulator") {
         return next.run(req).await;

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use serde_json::Value;
-use tokio::sync::{oneshot, OnceCell};
+use tokio::sync::{OnceCell, oneshot};
 
 use super::dispatch::{RemoteHandler, ServiceDecl};
 use super::error::ApiError;
@@ -375,7 +375,7 @@ impl RedisLink {
                         "Custom business logic execution has been terminated because it did not complete in permitted time - {} seconds",
                         self.timeout_ms / 1000
                     ),
-                ))
+                ));
             }
         };
         let json = if self.compression {

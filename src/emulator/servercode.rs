@@ -16,19 +16,19 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use super::Shared;
 use super::auth::Anonymous;
 use super::config::KeyKind;
 use super::dispatch::RemoteHandler;
 use super::error::ApiError;
 use super::redis_link::RedisLink;
 use super::store::now_ms;
-use super::Shared;
 
 /// How many deployments' status logs are kept.
 const DEPLOYS_KEPT: usize = 16;

@@ -12,12 +12,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
+use super::Shared;
 use super::auth::Requester;
 use super::dispatch::{MethodDecl, ServiceCall, ServiceDecl};
 use super::error::ApiError;
-use super::Shared;
 use crate::dispatch::{METHOD_NOT_FOUND, SERVICE_NOT_FOUND};
 
 /// Matches a declared route path (`/posts/{id}`) against a request path;

@@ -14,11 +14,11 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::where_clause::{json_path, SqlCondition};
+use super::where_clause::{SqlCondition, json_path};
 
 /// A JSON object.
 pub(super) type Object = Map<String, Value>;

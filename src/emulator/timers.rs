@@ -74,8 +74,7 @@ mod tests {
             tokio::time::sleep(span),
         )
         .await;
-        let names = fired.lock().unwrap().clone();
-        names
+        fired.lock().unwrap().clone()
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,10 +1,10 @@
 //! User routes (spec §4.1): register, login, logout, token validation, roles,
 //! update; with the user events.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{Map, Value};
 
 use crate::event::user;
@@ -14,7 +14,7 @@ use super::config::KeyKind;
 use super::dispatch::RunnerBefore;
 use super::error::ApiError;
 use super::store::{self, Object};
-use super::{json_object, PathParams, Reply, Shared};
+use super::{PathParams, Reply, Shared, json_object};
 
 /// POST /users/register: creates the user; does not log in.
 pub(crate) async fn register(
@@ -50,7 +50,7 @@ pub(crate) async fn register_user(
             return Err(ApiError::new(
                 0,
                 "business logic changed the user into a non-object",
-            ))
+            ));
         }
     };
     let password = match user.remove("password") {

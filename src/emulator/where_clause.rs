@@ -76,8 +76,13 @@ pub(super) fn compile_having(
     let mut out = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
-        if let [Token::Ident(f), Token::LParen, Token::Ident(prop), Token::RParen, ..] =
-            &tokens[i..]
+        if let [
+            Token::Ident(f),
+            Token::LParen,
+            Token::Ident(prop),
+            Token::RParen,
+            ..,
+        ] = &tokens[i..]
         {
             let func = f.to_ascii_lowercase();
             if AGGREGATES.contains(&func.as_str()) {
@@ -256,7 +261,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, ApiError> {
             other => {
                 return Err(ApiError::invalid_where(format!(
                     "unexpected character `{other}`"
-                )))
+                )));
             }
         }
     }
@@ -372,7 +377,7 @@ impl Parser {
                 return Err(ApiError::invalid_where(format!(
                     "expected a property name, found {}",
                     other.describe()
-                )))
+                )));
             }
         };
         if !is_identifier(&name) {
@@ -395,7 +400,7 @@ impl Parser {
                     (None, _) => {
                         return Err(ApiError::invalid_where(format!(
                             "NULL cannot be compared with `{op}`"
-                        )))
+                        )));
                     }
                     (Some(v), op) => {
                         self.column(&name);
@@ -424,7 +429,7 @@ impl Parser {
                             return Err(ApiError::invalid_where(format!(
                                 "LIKE needs a string, found {}",
                                 other.describe()
-                            )))
+                            )));
                         }
                     };
                     self.column(&name);
@@ -449,7 +454,7 @@ impl Parser {
                                 return Err(ApiError::invalid_where(format!(
                                     "expected `,` or `)` in IN, found {}",
                                     other.describe()
-                                )))
+                                )));
                             }
                         }
                     }
@@ -473,7 +478,7 @@ impl Parser {
                 return Err(ApiError::invalid_where(format!(
                     "expected an operator after `{name}`, found {}",
                     other.describe()
-                )))
+                )));
             }
         }
         Ok(())

@@ -6,13 +6,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use super::client::Client;
 use super::error::SdkError;
-use super::transport::{decode, Named, Service};
+use super::transport::{Named, Service, decode};
 
 /// The longest TTL the backend accepts: 7200 s (2 hours).
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(7200);

@@ -27,7 +27,7 @@ use super::services::{Events, Services};
 use super::session::{
     MemorySessionStore, SessionLimits, SessionStatus, SessionStore, SuperuserSession,
 };
-use super::transport::{decode, Call, Reply, Transport, Want};
+use super::transport::{Call, Reply, Transport, Want, decode};
 use super::users::Users;
 use crate::event::UserToken;
 

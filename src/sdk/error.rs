@@ -37,7 +37,9 @@ pub enum SdkError {
     /// The backend answered with a redirect (3xx). The SDK follows none: a
     /// redirect could send the caller's token or the superuser's password to
     /// another host.
-    #[error("the backend ({service}) answered with a redirect (HTTP {status}), which the SDK does not follow; check `server_url` and `custom_domain`")]
+    #[error(
+        "the backend ({service}) answered with a redirect (HTTP {status}), which the SDK does not follow; check `server_url` and `custom_domain`"
+    )]
     Redirected {
         /// Which service was called.
         service: &'static str,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::Stream;
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::client::Client;
 use super::error::SdkError;

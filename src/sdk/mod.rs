@@ -32,15 +32,15 @@ pub use crate::store::StoreError;
 pub use cache::{Cache, MAX_CACHE_TTL, MIN_CACHE_TTL};
 pub use client::{Backendless, Client, IdentityKind};
 pub use config::{
-    LoginBackoffConfig, SdkConfig, SuperuserCredentials, LOGIN_TIMEOUT, LOGOUT_TIMEOUT,
-    SHUTDOWN_TIMEOUT,
+    LOGIN_TIMEOUT, LOGOUT_TIMEOUT, LoginBackoffConfig, SHUTDOWN_TIMEOUT, SdkConfig,
+    SuperuserCredentials,
 };
 pub use counters::Counters;
 pub use data::{Data, Query, Saved, Table};
-pub use dates::{epoch_ms, EpochMs};
+pub use dates::{EpochMs, epoch_ms};
 pub use error::{
-    LoginError, LoginErrorKind, SdkError, TimeoutLimit, BAD_CREDENTIALS_CODE,
-    INVALID_SESSION_CODES, LOGIN_LIMIT_CODES,
+    BAD_CREDENTIALS_CODE, INVALID_SESSION_CODES, LOGIN_LIMIT_CODES, LoginError, LoginErrorKind,
+    SdkError, TimeoutLimit,
 };
 pub use files::{FileInfo, FileUrl, Files, Listing, MAX_SAVE_BYTES};
 pub use logging::{LogEntry, LogLevel, LogPolicy, Logger};

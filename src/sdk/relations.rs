@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::data::{check_id, Query, Saved, Table};
+use super::data::{Query, Saved, Table, check_id};
 use super::error::SdkError;
 use super::transaction::{ObjectRef, OpRef};
 

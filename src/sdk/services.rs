@@ -5,13 +5,13 @@
 //! backend answers at once and runs the logic without the caller waiting.
 
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::Client;
 use super::error::SdkError;
-use super::transport::{decode, Call, Service};
+use super::transport::{Call, Service, decode};
 
 /// The header choosing how the backend runs business logic.
 const EXECUTION_TYPE: &str = "bl-execution-type";
@@ -149,7 +149,7 @@ impl<'a> Events<'a> {
                 return Err(SdkError::invalid(
                     "args",
                     "the arguments of a custom event must be an object",
-                ))
+                ));
             }
         };
         Ok(Call::new(

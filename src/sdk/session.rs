@@ -24,10 +24,10 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::IdentityKind;
 use super::config::{LoginBackoffConfig, SuperuserCredentials};
 use super::error::{LoginError, LoginErrorKind, SdkError, TimeoutLimit};
 use super::transport::{Call, Service, Transport};
-use super::IdentityKind;
 use crate::event::UserToken;
 use crate::store::StoreError;
 

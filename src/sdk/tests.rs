@@ -7,8 +7,8 @@
 //! intact), an error message that echoes a secret, a custom-domain route,
 //! and exact request shapes the emulator does not check.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};

@@ -11,12 +11,12 @@ use std::fmt;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::data::{to_json, Data, Query};
+use super::data::{Data, Query, to_json};
 use super::error::SdkError;
 use super::relations::Children;
-use super::transport::{decode, Call, Service};
+use super::transport::{Call, Service, decode};
 
 /// What an operation's result is, which decides what a reference to it
 /// stands for when used as a value.

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::error::{SdkError, TimeoutLimit};
 use super::IdentityKind;
-use crate::invocation_log::{bounded, BackendCall, CallLog};
+use super::error::{SdkError, TimeoutLimit};
+use crate::invocation_log::{BackendCall, CallLog, bounded};
 
 /// The backend service a call belongs to; a bounded metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,14 +4,14 @@
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::{Client, IdentityKind};
 use super::data::{Query, Saved};
 use super::error::SdkError;
-use super::transport::{decode, Call, Service};
+use super::transport::{Call, Service, decode};
 use crate::event::UserToken;
 
 /// Logout errors meaning "already logged out" (spec §4.1).

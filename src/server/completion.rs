@@ -13,8 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// `work`, polled by whoever awaits it, finished on `tracker` if dropped
 /// before it is done.
@@ -79,8 +79,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -106,9 +106,11 @@ mod tests {
         };
         let running = run_to_completion(&tracker, work);
         // The caller gives up after a second.
-        assert!(tokio::time::timeout(Duration::from_secs(1), running)
-            .await
-            .is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), running)
+                .await
+                .is_err()
+        );
         assert!(!done.load(Ordering::SeqCst));
         assert_eq!(tracker.len(), 1, "the rest of the work is tracked");
         tracker.close();

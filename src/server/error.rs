@@ -4,9 +4,9 @@
 //!
 //! This module must not log: a refusal is logged once, where it is made.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 
 use crate::dispatch::RouteError;

@@ -13,12 +13,12 @@ pub(crate) mod dedupe;
 mod error;
 mod extract;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -448,7 +448,7 @@ async fn admit(state: &AppState, delivery: Option<&Delivery>) -> Result<Admitted
                 "delivery_in_progress",
                 format!("webhook-id `{id}` is still running; retry for its reply"),
             )
-            .retry_after(RETRY_AFTER_SECS))
+            .retry_after(RETRY_AFTER_SECS));
         }
         Admission::OtherBody => {
             duplicate_refused("memory");

@@ -9,16 +9,16 @@
 //! 127.0.0.1:6379 (nothing is flushed).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::redis::RedisStoreOptions;
 use super::RedisStore;
+use super::redis::RedisStoreOptions;
 use crate::dispatch::{Dispatcher, TaskLimits};
 use crate::emulator::Inspector;
 use crate::handler::Context;

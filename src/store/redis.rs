@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 use super::{SeenIds, StoreError};
 use crate::event::UserToken;
 use crate::sdk::{Lease, LeaseId, SessionStore};
-use crate::transport::scheduler::OccurrenceClaim;
 use crate::transport::Readiness;
+use crate::transport::scheduler::OccurrenceClaim;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

@@ -5,8 +5,8 @@
 //! server then routes the app's events to this runner ahead of deployed
 //! business logic.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -39,7 +39,9 @@ pub(crate) enum DebugError {
         reason: String,
     },
     /// The server ended the debug session.
-    #[error("Debug Session ID doesn't exist on server: the debug session ended (it expires, or another runner registered)")]
+    #[error(
+        "Debug Session ID doesn't exist on server: the debug session ended (it expires, or another runner registered)"
+    )]
     SessionEnded,
 }
 

@@ -5,9 +5,9 @@
 
 use std::io::{Read, Write};
 
+use flate2::Compression;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
-use flate2::Compression;
 
 /// The zlib level the official runner compresses with.
 const LEVEL: u32 = 7;

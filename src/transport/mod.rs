@@ -9,8 +9,8 @@ pub(crate) mod framing;
 pub(crate) mod redis;
 pub(crate) mod scheduler;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether a transport can take tasks now; `/readyz` answers 503 while any
 /// transport's flag is down.

@@ -31,8 +31,8 @@ use tokio_util::task::TaskTracker;
 
 use secrecy::ExposeSecret;
 
-use super::framing;
 use super::Readiness;
+use super::framing;
 use crate::config::RedisConfig;
 use crate::dispatch::Dispatcher;
 use crate::event::wire::{AnyTask, ByteEncoded, ExceptionWrapper, InvocationResult, RESULT_CLASS};

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::dispatch::Dispatcher;
 use crate::event::timer;
-use crate::event::wire::{Arguments, Encoding, Task, TASK_CLASS};
+use crate::event::wire::{Arguments, Encoding, TASK_CLASS, Task};
 pub(crate) use crate::timer::Clock;
 use crate::timer::Schedule;
 
@@ -119,9 +119,10 @@ mod tests {
         fires: &Arc<AtomicUsize>,
         fail_first: bool,
     ) -> impl Fn(Context) -> futures::future::BoxFuture<'static, Result<(), HandlerError>>
-           + Send
-           + Sync
-           + 'static {
+    + Send
+    + Sync
+    + 'static
+    + use<> {
         let fires = Arc::clone(fires);
         move |ctx: Context| {
             let fires = Arc::clone(&fires);

@@ -18,7 +18,7 @@ use axum::http::Request;
 use coderunner::config::Config;
 use coderunner::signature::WebhookSecret;
 use coderunner::{Registry, Runner};
-use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::ServiceExt;
 
 #[global_allocator]

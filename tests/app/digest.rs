@@ -2,7 +2,7 @@
 //! emulator, as a backend fires and dispatches them.
 
 use coderunner::testing::TestApp;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::handlers;
 

@@ -7,7 +7,7 @@ use coderunner::event::persistence;
 use coderunner::testing::TestApp;
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry, RegistryError};
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// (event, userId, userToken, roles) as each handler saw them.
 type Calls = Arc<Mutex<Vec<(&'static str, Option<String>, Option<String>, Vec<String>)>>>;

@@ -12,7 +12,7 @@ use coderunner::event::persistence;
 use coderunner::sdk::{Backendless, Query, SdkConfig};
 use coderunner::testing::TestApp;
 use coderunner::{After, Context, Outcome, Registry, RegistryError};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const ADMIN: &str = "admin@example.com";
 

@@ -3,7 +3,7 @@
 
 use coderunner::sdk::{Backendless, SdkConfig, SdkError};
 use coderunner::testing::TestApp;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::handlers;
 use crate::handlers::posts_service::PostCount;
@@ -185,8 +185,8 @@ async fn the_sdk_invokes_services_and_dispatches_events_as_its_identity() {
 
 /// A service of the test's own: routes, status, cookies, async.
 fn shop(registry: &mut coderunner::Registry) -> Result<(), coderunner::RegistryError> {
-    use coderunner::service::{ParamType, Service, ServiceMethod};
     use coderunner::ServiceContext;
+    use coderunner::service::{ParamType, Service, ServiceMethod};
     registry.service(
         Service::new("Shop")
             .method(

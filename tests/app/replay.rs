@@ -1,7 +1,7 @@
 //! `coderunner invoke` replays a recorded task as another user.
 
 use coderunner::testing::TestApp;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::handlers;
 

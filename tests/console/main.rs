@@ -16,10 +16,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use coderunner::Registry;
 use coderunner::config::Config;
 use coderunner::testing::TestApp;
-use coderunner::Registry;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[path = "../../handlers/mod.rs"]
 mod app;

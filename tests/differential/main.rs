@@ -28,8 +28,8 @@ use coderunner::service::{ParamType, Service, ServiceMethod};
 use coderunner::testing::TestApp;
 use coderunner::timer::{Frequency, Schedule};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry, ServiceContext};
-use official::{ensure_official, official_dir, Official};
-use serde_json::{json, Value};
+use official::{Official, ensure_official, official_dir};
+use serde_json::{Value, json};
 use support::PrivateRedis;
 
 const WHAT: &str = "the differential test against the official CodeRunner";

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, JS, REST};
+use crate::helpers::{JS, REST, TestApp};
 
 #[tokio::test]
 async fn cache_round_trip_and_limits() {

@@ -10,12 +10,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use coderunner::emulator::{EmulatorConfig, RunnerLinkConfig, Secret};
 use coderunner::event::wire::{Arguments, Encoding, ExceptionWrapper, InvocationResult, Task};
-use coderunner::signature::{SignedHeaders, Verifier, WebhookSecret, DEFAULT_TOLERANCE};
+use coderunner::signature::{DEFAULT_TOLERANCE, SignedHeaders, Verifier, WebhookSecret};
 use parking_lot::Mutex;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, CLOUD, REST};
+use crate::helpers::{CLOUD, REST, TestApp};
 
 struct Received {
     handlers: Mutex<Value>,
@@ -469,11 +469,12 @@ async fn login_events_carry_the_logged_in_user_and_passwords_are_redacted() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         assert!(!text.contains("eve-secret-pass"), "{text}");
     }
-    assert!(app
-        .inspect
-        .tasks()
-        .iter()
-        .all(|t| !t.body.to_string().contains("eve-secret-pass")));
+    assert!(
+        app.inspect
+            .tasks()
+            .iter()
+            .all(|t| !t.body.to_string().contains("eve-secret-pass"))
+    );
     app.login(REST, "eve@example.com", "eve-secret-pass").await;
 }
 

@@ -2,7 +2,7 @@
 
 use coderunner::emulator::{Emulator, EmulatorConfig, Inspector};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) const APP: &str = "dev-app";

@@ -5,7 +5,7 @@ use coderunner::emulator::INSPECT_TOKEN_HEADER;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, CLOUD, REST};
+use crate::helpers::{CLOUD, REST, TestApp};
 
 #[tokio::test]
 async fn the_request_log_masks_tokens_and_keys() {
@@ -40,11 +40,12 @@ async fn the_request_log_masks_tokens_and_keys() {
     assert!(!text.contains(CLOUD), "{text}");
     assert!(text.contains(&format!("{}…", &token[..4])), "{text}");
     // In-process inspection (tests, tools) keeps the real values.
-    assert!(app
-        .inspect
-        .requests()
-        .iter()
-        .any(|r| r.user_token.as_deref() == Some(token.as_str())));
+    assert!(
+        app.inspect
+            .requests()
+            .iter()
+            .any(|r| r.user_token.as_deref() == Some(token.as_str()))
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, CLOUD, REST};
+use crate::helpers::{CLOUD, REST, TestApp};
 
 #[derive(Clone, Copy, Debug)]
 enum Who {

@@ -3,9 +3,9 @@
 
 use coderunner::emulator::{EmulatorConfig, KeyKind};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, APP, CLOUD, JS, REST};
+use crate::helpers::{APP, CLOUD, JS, REST, TestApp};
 
 #[tokio::test]
 async fn register_login_logout_and_token_checks() {
@@ -592,11 +592,13 @@ async fn request_log_and_inspection_routes() {
         )
         .await
         .ok();
-    assert!(over_http
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["userId"] == json!(alice_id)));
+    assert!(
+        over_http
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["userId"] == json!(alice_id))
+    );
     let logins = app
         .raw(
             Method::GET,

@@ -3,9 +3,9 @@
 //! belong to someone else.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, CLOUD, REST};
+use crate::helpers::{CLOUD, REST, TestApp};
 
 const ALICE: &str = "email%3D'alice%40example.com'";
 

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, CLOUD, JS};
+use crate::helpers::{CLOUD, JS, TestApp};
 
 async fn names(app: &TestApp, clause: &str) -> Vec<String> {
     let rows = app

@@ -14,8 +14,8 @@
 mod redis_support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use coderunner::emulator::{Emulator, EmulatorConfig, Inspector};
@@ -23,8 +23,8 @@ use coderunner::event::persistence;
 use coderunner::signature::WebhookSecret;
 use coderunner::testing::TestApp;
 use coderunner::{Before, Context, Registry};
-use redis_support::{fresh_prefix, PrivateRedis, SHARED_REDIS};
-use serde_json::{json, Value};
+use redis_support::{PrivateRedis, SHARED_REDIS, fresh_prefix};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const APP: &str = "dev-app";

@@ -10,8 +10,8 @@ use coderunner::signature::unix_now;
 use coderunner::{Before, Context, Registry};
 use serde_json::Value;
 
-use crate::probe::{self, deliver, Executions, HealthWatch};
-use crate::support::{TestRunner, SECRET};
+use crate::probe::{self, Executions, HealthWatch, deliver};
+use crate::support::{SECRET, TestRunner};
 
 /// How long a blocking handler holds its thread.
 const BLOCKED_FOR: Duration = Duration::from_secs(3);

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use coderunner::signature::unix_now;
 use coderunner::Registry;
+use coderunner::signature::unix_now;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::probe::{self, closed_by_server, signed_head, HealthWatch};
-use crate::support::{TestRunner, SECRET};
+use crate::probe::{self, HealthWatch, closed_by_server, signed_head};
+use crate::support::{SECRET, TestRunner};
 
 fn runner_config(server: &str) -> String {
     format!("[security]\nwebhook_secrets = [\"{SECRET}\"]\n[server]\n{server}")

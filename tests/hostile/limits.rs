@@ -7,11 +7,11 @@ use std::time::Duration;
 use coderunner::event::persistence;
 use coderunner::signature::unix_now;
 use coderunner::{Before, Context, Registry};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::probe::{self, deliver, Executions};
-use crate::support::{TestRunner, SECRET};
+use crate::probe::{self, Executions, deliver};
+use crate::support::{SECRET, TestRunner};
 
 /// `Gated` waits for a permit of `gate`; every execution is recorded.
 fn gated(gate: &Arc<Semaphore>, executions: &Executions) -> Registry {

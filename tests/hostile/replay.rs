@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::probe::{self, deliver, signed_head, Executions, HealthWatch};
-use crate::support::{TestRunner, SECRET};
+use crate::probe::{self, Executions, HealthWatch, deliver, signed_head};
+use crate::support::{SECRET, TestRunner};
 
 /// A `beforeCreate` on `Post` that records each execution by task id;
 /// `Slow` sleeps 300 ms first.

@@ -14,7 +14,7 @@ use coderunner::event::{persistence, user};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry};
 use helpers::*;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The captured output.
 #[derive(Clone, Default)]

@@ -239,14 +239,14 @@ fn the_emulator_alone_serves_the_dev_app() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_50_in_flight_tasks() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use coderunner::config::Config;
     use coderunner::event::persistence;
-    use coderunner::{shutdown_signal, Runner};
     use coderunner::{Before, Context, Registry};
-    use serde_json::{json, Value};
+    use coderunner::{Runner, shutdown_signal};
+    use serde_json::{Value, json};
     use tokio::sync::Semaphore;
 
     const SECRET: &str = "whsec_c2lndGVybS10ZXN0LXNlY3JldC1mb3ItdGhlLXJ1bm5lcg==";

@@ -10,15 +10,15 @@ mod services;
 mod support;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use coderunner::event::persistence;
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry};
 use futures::StreamExt;
-use serde_json::{json, Value};
-use support::{context, decode_reply, method_task, now_ms, PrivateRedis, RedisRunner};
+use serde_json::{Value, json};
+use support::{PrivateRedis, RedisRunner, context, decode_reply, method_task, now_ms};
 
 const WAIT: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(400);
@@ -287,9 +287,11 @@ async fn analyse_server_code_is_answered_with_the_model() {
     // Every handler but the timer, which the model lists with its schedule.
     assert_eq!(handlers.len(), example_app().handlers().len() - 1);
     assert_eq!(model["timers"][0]["name"], "hourlyDigest");
-    assert!(handlers
-        .iter()
-        .any(|h| h["eventId"] == 100 && h["target"] == "Post"));
+    assert!(
+        handlers
+            .iter()
+            .any(|h| h["eventId"] == 100 && h["target"] == "Post")
+    );
 
     runner.app.shutdown();
 }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use coderunner::emulator::{Emulator, EmulatorConfig, RunnerLinkConfig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::{self, RedisRunner, SHARED_REDIS};
 
@@ -153,11 +153,13 @@ async fn coderunner_debug_takes_the_apps_tasks_and_unregisters_on_exit() {
 
     // SIGTERM: exit 0, unregistered, the session key gone.
     let pid = debug.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut exited = None;
     for _ in 0..500 {
         if let Some(status) = debug.0.try_wait().unwrap() {

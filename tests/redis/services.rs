@@ -4,9 +4,9 @@
 use coderunner::service::{ParamType, Service, ServiceMethod};
 use coderunner::testing::TestApp;
 use coderunner::{HandlerError, Registry, ServiceContext};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::support::{decode_reply, now_ms, RedisRunner};
+use crate::support::{RedisRunner, decode_reply, now_ms};
 use crate::{QUIET, WAIT};
 
 const SECRET: &str = "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1ydW5uZXItdGVzdHM=";

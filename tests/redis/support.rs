@@ -8,10 +8,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use coderunner::testing::{framing, TestApp};
 use coderunner::Registry;
+use coderunner::testing::{TestApp, framing};
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The shared Redis of the machine (DEVELOPERS.md).
 pub(crate) const SHARED_REDIS: &str = "redis://127.0.0.1:6379";

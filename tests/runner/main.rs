@@ -12,7 +12,7 @@ use coderunner::event::{persistence, user};
 use coderunner::{After, Before, Context, HandlerError, Outcome, Registry};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use support::*;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -659,10 +659,12 @@ async fn a_panic_and_a_timeout_do_not_disturb_100_concurrent_tasks() {
     }
     let [panicked, timed_out] = bad;
     let (_, reply) = panicked.await.unwrap();
-    assert!(reply["exception"]["exceptionMessage"]
-        .as_str()
-        .unwrap()
-        .contains("panicked"));
+    assert!(
+        reply["exception"]["exceptionMessage"]
+            .as_str()
+            .unwrap()
+            .contains("panicked")
+    );
     let (_, reply) = timed_out.await.unwrap();
     assert_eq!(
         reply["exception"]["exceptionMessage"],

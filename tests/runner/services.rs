@@ -5,7 +5,7 @@
 use coderunner::service::{ConfigItem, ConfigType, ParamType, Service, ServiceMethod};
 use coderunner::{HandlerError, Registry, ServiceContext};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 

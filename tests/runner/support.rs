@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 
+use coderunner::Registry;
 use coderunner::config::Config;
 use coderunner::signature::WebhookSecret;
 use coderunner::testing::TestApp;
-use coderunner::Registry;
 use serde_json::Value;
 
 /// A runner alone (`TestApp` without an emulator), with its address, first

@@ -9,9 +9,9 @@ use coderunner::sdk::{
     Backendless, Email, EmailEnvelope, IdentityKind, Listing, PublishOptions, Query, SdkConfig,
     SdkError, SuperuserCredentials, UserStatus,
 };
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{api_path, ADMIN, ADMIN_PASS, APP, CLOUD, REST};
+use crate::helpers::{ADMIN, ADMIN_PASS, APP, CLOUD, REST, api_path};
 
 /// The dev emulator; an SDK with the CloudCode key (the admin as superuser)
 /// and one with the REST key; the emulator's URL.
@@ -144,11 +144,13 @@ async fn files_round_trip_under_each_identity_with_permissions() {
         .await
         .unwrap();
     assert_eq!(page[0].name, "q2.txt");
-    assert!(caller
-        .files()
-        .exists("private/reports/q1.txt")
-        .await
-        .unwrap());
+    assert!(
+        caller
+            .files()
+            .exists("private/reports/q1.txt")
+            .await
+            .unwrap()
+    );
     assert!(!caller.files().exists("private/nothing.txt").await.unwrap());
 
     // Copy, move, rename, remove (delete is business logic's only).
@@ -437,22 +439,26 @@ async fn user_management_roles_status_and_recovery() {
         .assign_role("alice@example.com", "Customer")
         .await
         .unwrap();
-    assert!(caller
-        .users()
-        .roles()
-        .await
-        .unwrap()
-        .contains(&"Customer".to_owned()));
+    assert!(
+        caller
+            .users()
+            .roles()
+            .await
+            .unwrap()
+            .contains(&"Customer".to_owned())
+    );
     key.users()
         .unassign_role(&alice_id, "Customer")
         .await
         .unwrap();
-    assert!(!caller
-        .users()
-        .roles()
-        .await
-        .unwrap()
-        .contains(&"Customer".to_owned()));
+    assert!(
+        !caller
+            .users()
+            .roles()
+            .await
+            .unwrap()
+            .contains(&"Customer".to_owned())
+    );
 
     // Password recovery: an email, captured.
     key.users()

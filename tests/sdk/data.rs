@@ -26,10 +26,10 @@ use coderunner::sdk::{
     UnitOfWork,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{login_metric_lock, ADMIN, ADMIN_PASS, APP, CLOUD};
+use crate::helpers::{ADMIN, ADMIN_PASS, APP, CLOUD, login_metric_lock};
 
 /// The emulator's code for a relation it cannot make (a guess, documented).
 const RELATION_ERROR: i64 = 1018;
@@ -584,10 +584,12 @@ async fn a_transaction_uses_earlier_results_and_commits_everything() {
         panic!("{err}");
     };
     assert_eq!(failed.index, Some(1));
-    assert!(backend
-        .rows("Item")
-        .iter()
-        .all(|r| r["name"] != json!("tx-late")));
+    assert!(
+        backend
+            .rows("Item")
+            .iter()
+            .all(|r| r["name"] != json!("tx-late"))
+    );
     assert!(matches!(
         alice.data().transaction(&UnitOfWork::new()).await,
         Err(SdkError::InvalidArgument { .. })
@@ -605,10 +607,12 @@ async fn the_server_key_runs_a_transaction_with_its_own_permissions() {
     let removed = uow.delete("Item", &item);
     let done = server_key.data().transaction(&uow).await.unwrap();
     assert!(done.get::<i64>(&removed).unwrap() > 0);
-    assert!(backend
-        .rows("Item")
-        .iter()
-        .all(|r| r["name"] != json!("sk-item")));
+    assert!(
+        backend
+            .rows("Item")
+            .iter()
+            .all(|r| r["name"] != json!("sk-item"))
+    );
 
     let mut uow = UnitOfWork::new();
     uow.create("Order", &json!({"ref": "sk"})).unwrap();

@@ -9,10 +9,10 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
+use coderunner::Registry;
 use coderunner::emulator::{EmulatorConfig, Inspector, Secret, UserConfig};
 use coderunner::testing::TestApp;
-use coderunner::Registry;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub(crate) const APP: &str = "dev-app";
 pub(crate) const REST: &str = "dev-rest-key";

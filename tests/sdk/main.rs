@@ -11,8 +11,8 @@ mod superuser;
 mod surface;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use coderunner::emulator::{EmulatorConfig, KeyKind};
@@ -22,7 +22,7 @@ use coderunner::{After, Before, Context, HandlerError, Outcome, Registry};
 use futures::future::join_all;
 use helpers::*;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// One Latest_post write: the identity, and the row's ownerId or the error code.
 type LatestPost = (&'static str, Result<Option<String>, Option<i64>>);
@@ -538,9 +538,11 @@ async fn latest_post_fails_as_server_key_and_succeeds_as_caller_and_superuser() 
         ]
     );
     let tasks = stack.inspect.tasks();
-    assert!(tasks
-        .iter()
-        .any(|t| t.event_name == "afterCreate" && t.target == "Post"));
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.event_name == "afterCreate" && t.target == "Post")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,7 +14,7 @@ use coderunner::sdk::{
 };
 use tokio::time::Instant;
 
-use crate::helpers::{api_path, ADMIN, ADMIN_PASS, APP, CLOUD, REST};
+use crate::helpers::{ADMIN, ADMIN_PASS, APP, CLOUD, REST, api_path};
 
 /// No cap and no bound: the SDK starts no timer, so the paused clock does
 /// not jump while a real socket is being read.

@@ -8,7 +8,7 @@ use coderunner::event::UserToken;
 use coderunner::sdk::{Backendless, LoginErrorKind, Query, SdkError};
 use serde_json::Value;
 
-use crate::helpers::{api_path, login_metric_lock, ADMIN, ADMIN_PASS, CLOUD};
+use crate::helpers::{ADMIN, ADMIN_PASS, CLOUD, api_path, login_metric_lock};
 use crate::paused::{emulator_elsewhere, superuser_config};
 use crate::surface::emulator_with;
 
@@ -100,12 +100,13 @@ async fn shutdown_logs_out_the_session_it_holds_and_no_other() {
     assert_eq!(logouts[0].user_token.as_deref(), Some(token.as_str()));
     assert_eq!(logouts[0].status, 200);
     let probe = UserToken::new(token);
-    assert!(!sdk
-        .server_key()
-        .users()
-        .is_valid_token(&probe)
-        .await
-        .unwrap());
+    assert!(
+        !sdk.server_key()
+            .users()
+            .is_valid_token(&probe)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]

@@ -7,9 +7,9 @@ use coderunner::emulator::{Emulator, EmulatorConfig, Inspector};
 use coderunner::event::UserToken;
 use coderunner::sdk::{Backendless, Query, SdkConfig, SdkError, SuperuserCredentials};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{api_path, ADMIN, ADMIN_PASS, APP, CLOUD};
+use crate::helpers::{ADMIN, ADMIN_PASS, APP, CLOUD, api_path};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Note {
@@ -88,12 +88,13 @@ async fn users_calls_agree_with_the_emulator() {
         .unwrap()
         .expect("carol exists");
     assert_eq!(found.data["email"], "carol@example.com");
-    assert!(key
-        .users()
-        .find_by_id::<Value>("NO-SUCH-USER")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        key.users()
+            .find_by_id::<Value>("NO-SUCH-USER")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     caller.users().logout().await.unwrap();
     assert!(!key.users().is_valid_token(&token).await.unwrap());

@@ -16,11 +16,11 @@ pub(crate) use transaction::unit_of_work;
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::event::{persistence, user};
 
@@ -29,9 +29,9 @@ use super::config::Operation;
 use super::error::ApiError;
 use super::store::{self, Object, StorageError, USERS};
 use super::where_clause::{compile, is_identifier};
-use super::{json_body, json_object, kind_of, query_map, PathParams, Reply, Shared};
+use super::{PathParams, Reply, Shared, json_body, json_object, kind_of, query_map};
 use operation::DataOp;
-use query::{parse_query, project, query_of_uri, rows_value, QueryInput, RelationLoad};
+use query::{QueryInput, RelationLoad, parse_query, project, query_of_uri, rows_value};
 
 fn table_of(p: &HashMap<String, String>) -> Result<String, ApiError> {
     let t = p.get("table").cloned().unwrap_or_default();
@@ -497,7 +497,7 @@ pub(crate) async fn bulk_delete_body(
             return Err(ApiError::invalid_where(format!(
                 "expected a string, got {}",
                 kind_of(other)
-            )))
+            )));
         }
     };
     bulk_delete(&st, &caller, &table, &clause).await

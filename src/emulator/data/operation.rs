@@ -164,8 +164,8 @@ impl<'a> DataOp<'a> {
         condition: Option<SqlCondition>,
         op: Operation,
         mut apply: impl FnMut(&Connection, &str, &str, Object) -> Result<(), StorageError>
-            + Send
-            + 'static,
+        + Send
+        + 'static,
     ) -> Result<Vec<String>, ApiError> {
         let (st, caller) = (self.st.clone(), self.caller.clone());
         self.store(move |c, table| {

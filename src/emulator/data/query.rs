@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Aggregate, Column, FindQuery, Object, Selection};
@@ -226,7 +226,7 @@ pub(super) fn parse_query(q: &Value) -> Result<ParsedQuery, ApiError> {
             return Err(ApiError::invalid_where(format!(
                 "expected a string, got {}",
                 kind_of(other)
-            )))
+            )));
         }
     };
     let page_size = number(&q["pageSize"], "pageSize", 10)?;
@@ -279,7 +279,7 @@ pub(super) fn parse_query(q: &Value) -> Result<ParsedQuery, ApiError> {
             return Err(ApiError::invalid_where(format!(
                 "having: expected a string, got {}",
                 kind_of(other)
-            )))
+            )));
         }
     };
     let distinct = truthy(&q["distinct"]);

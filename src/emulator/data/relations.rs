@@ -11,22 +11,22 @@
 //! permission on the child table; loading one needs find permission on the
 //! parent row and on the child table. Relations fire no events.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Uri;
-use axum::Json;
 use rusqlite::Connection;
 use serde_json::Value;
 
 use super::operation::check_row;
-use super::query::{parse_query, query_of_uri, rows_value, RelationLoad};
+use super::query::{RelationLoad, parse_query, query_of_uri, rows_value};
 use super::{id_of, table_of};
 use crate::emulator::auth::Requester;
 use crate::emulator::config::Operation;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{self, Object, RelationColumn};
-use crate::emulator::where_clause::{compile, is_identifier, SqlCondition};
-use crate::emulator::{json_body, kind_of, query_map, AppState, PathParams, Reply, Shared};
+use crate::emulator::where_clause::{SqlCondition, compile, is_identifier};
+use crate::emulator::{AppState, PathParams, Reply, Shared, json_body, kind_of, query_map};
 
 /// How a relation changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,21 +13,21 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::Json;
 use rusqlite::Connection;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::operation::check_row;
 use super::query::{parse_query, project, rows_value};
-use super::relations::{bad_child, change_relation, child_id, Change, Children};
+use super::relations::{Change, Children, bad_child, change_relation, child_id};
 use crate::emulator::auth::Requester;
 use crate::emulator::config::Operation;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{self, Object, USERS};
 use crate::emulator::where_clause::{compile, is_identifier};
-use crate::emulator::{json_body, kind_of, AppState, Reply, Shared};
+use crate::emulator::{AppState, Reply, Shared, json_body, kind_of};
 
 /// The most operations one transaction may hold (a bound of the emulator's own).
 pub(crate) const MAX_OPERATIONS: usize = 1000;
@@ -195,7 +195,7 @@ fn read_ops(body: Value) -> Result<Vec<Op>, ApiError> {
                 return Err(ApiError::parse(format!(
                     "operation {index}: opResultId must be a string, got {}",
                     kind_of(other)
-                )))
+                )));
             }
         };
         if ops.iter().any(|o| o.id == id) {
@@ -345,14 +345,15 @@ impl Run<'_> {
                     .get("relationColumn")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::parse("a relation payload needs a relationColumn"))?;
-                let children =
-                    match (payload.get("conditional"), payload.get("unconditional")) {
-                        (Some(Value::String(clause)), _) => Children::Where(compile(clause)?),
-                        (_, Some(list)) => Children::Ids(ids_of(list)?),
-                        _ => return Err(ApiError::parse(
+                let children = match (payload.get("conditional"), payload.get("unconditional")) {
+                    (Some(Value::String(clause)), _) => Children::Where(compile(clause)?),
+                    (_, Some(list)) => Children::Ids(ids_of(list)?),
+                    _ => {
+                        return Err(ApiError::parse(
                             "a relation payload needs `conditional` or `unconditional` children",
-                        )),
-                    };
+                        ));
+                    }
+                };
                 let n = change_relation(tx, st, caller, table, &parent, column, children, change)?;
                 Ok(Value::from(n))
             }
