@@ -16,8 +16,7 @@
 //!
 //! This module knows nothing of HTTP: a reply is a status number and bytes.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -116,32 +115,18 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-/// A [`Key`] as two 64-bit halves, for a tighter `by_time`.
-type Halves = [u64; 2];
-
-fn halves(key: Key) -> Halves {
-    [(key >> 64) as u64, key as u64]
-}
-
-fn joined([high, low]: Halves) -> Key {
-    (u128::from(high) << 64) | u128::from(low)
-}
-
 type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 struct Shard {
     entries: KeyMap<Entry>,
-    /// `(signed timestamp, id)`: the order in which ids are forgotten.
-    /// (The id in two halves: a `u128` would pad each element to 32 bytes.)
+    /// The order in which ids are forgotten: by signed timestamp.
     ///
-    /// A heap in one vector (a B-tree of the same elements takes half as
-    /// much again, in nodes allocated and freed as it goes). It cannot
-    /// remove an element from its middle, so an id forgotten early or
-    /// re-signed later leaves its old element behind: *stale*, as its
-    /// entry is gone or has another timestamp. Stale elements are dropped
-    /// when they come to the top, and all at once if they ever make up
-    /// half the heap.
-    by_time: BinaryHeap<Reverse<(i64, Halves)>>,
+    /// It cannot remove an element from its middle, so an id forgotten
+    /// early or re-signed later leaves its old element behind: *stale*, as
+    /// its entry is gone or has another timestamp. Stale elements are
+    /// dropped when they come first, and all at once if they ever make up
+    /// half of it.
+    by_time: TimeOrder,
     /// The kept replies, newest overwriting oldest.
     replies: ReplyRing,
     /// New deliveries signed at or before this are refused.
@@ -240,10 +225,17 @@ impl Dedupe {
     /// replies) for deliveries signed within `tolerance_secs` of the clock.
     pub(crate) fn new(capacity: usize, reply_bytes: usize, tolerance_secs: u64) -> Self {
         let reply_bytes_per_shard = reply_bytes / SHARDS;
+        let per_shard = capacity.div_ceil(SHARDS).max(1);
         let shard = || {
             Mutex::new(Shard {
-                entries: KeyMap::default(),
-                by_time: BinaryHeap::new(),
+                // Room for twice the ids from the start: under the set's
+                // churn (an id in, the oldest out) the table fills with
+                // deleted marks, and hashbrown then doubles any table more
+                // than half full. Grown to that size on the way, all the
+                // shards would double at once under load, old and new
+                // tables held together (a 17 MiB peak at the defaults).
+                entries: KeyMap::with_capacity_and_hasher(2 * per_shard, Default::default()),
+                by_time: TimeOrder::default(),
                 replies: ReplyRing::new(reply_bytes_per_shard),
                 horizon: i64::MIN,
             })
@@ -253,7 +245,7 @@ impl Dedupe {
                 shards: (0..SHARDS).map(|_| shard()).collect(),
                 hashers: [RandomState::new(), RandomState::new()],
                 body_hasher: foldhash::quality::RandomState::default(),
-                per_shard: capacity.div_ceil(SHARDS).max(1),
+                per_shard,
                 tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
                 capacity_horizon: AtomicI64::new(i64::MIN),
             }),
@@ -430,23 +422,22 @@ impl Shard {
     /// The timestamp of the id signed earliest, dropping stale elements
     /// on the way.
     fn oldest(&mut self) -> Option<i64> {
-        while let Some(&Reverse((at, id))) = self.by_time.peek() {
+        while let Some((at, id)) = self.by_time.first() {
             if is_live(&self.entries, at, id) {
                 return Some(at);
             }
-            self.by_time.pop();
+            self.by_time.pop_first();
         }
         None
     }
 
     /// Orders `key` (remembered, signed at `at`) for forgetting.
     fn remember_at(&mut self, at: i64, key: Key) {
-        self.by_time.push(Reverse((at, halves(key))));
+        self.by_time.push(at, key);
         if self.by_time.len() > 2 * self.entries.len().max(64) {
             // Mostly stale: at most one element per remembered id again.
             let entries = &self.entries;
-            self.by_time
-                .retain(|&Reverse((at, id))| is_live(entries, at, id));
+            self.by_time.retain(|at, id| is_live(entries, at, id));
         }
     }
 
@@ -454,18 +445,70 @@ impl Shard {
     /// timestamp; returns that timestamp.
     fn forget_oldest(&mut self) -> i64 {
         let at = self.oldest().expect("called on a non-empty set");
-        let Reverse((_, id)) = self.by_time.pop().expect("`oldest` found it");
-        self.entries.remove(&joined(id));
+        let (_, id) = self.by_time.pop_first().expect("`oldest` found it");
+        self.entries.remove(&id);
         self.horizon = self.horizon.max(at);
         at
     }
 }
 
 /// Whether `by_time`'s element `(at, id)` is the one of a remembered id.
-fn is_live(entries: &KeyMap<Entry>, at: i64, id: Halves) -> bool {
-    entries
-        .get(&joined(id))
-        .is_some_and(|entry| entry.signed_at == at)
+fn is_live(entries: &KeyMap<Entry>, at: i64, id: Key) -> bool {
+    entries.get(&id).is_some_and(|entry| entry.signed_at == at)
+}
+
+/// Ids by the second they were signed at, earliest first: a vector per
+/// second, in a B-tree of the seconds. Signed timestamps are whole seconds
+/// within the acceptance window, so there are few seconds (at most twice
+/// the tolerance, plus stale ones) and many ids each: adding an id and
+/// taking one of the earliest second are a push and a pop at the end of a
+/// vector, where a binary heap of all the ids moved an element through
+/// every level of itself (cache misses each) on every pop. Which id of one
+/// second comes first does not matter: they share their timestamp.
+///
+/// Must not hold an empty vector.
+#[derive(Default)]
+struct TimeOrder {
+    seconds: BTreeMap<i64, Vec<Key>>,
+    len: usize,
+}
+
+impl TimeOrder {
+    fn push(&mut self, at: i64, id: Key) {
+        self.seconds.entry(at).or_default().push(id);
+        self.len += 1;
+    }
+
+    /// An id of the earliest second, and that second.
+    fn first(&self) -> Option<(i64, Key)> {
+        let (&at, ids) = self.seconds.first_key_value()?;
+        Some((at, *ids.last()?))
+    }
+
+    /// Takes out what [`first`](Self::first) returns.
+    fn pop_first(&mut self) -> Option<(i64, Key)> {
+        let mut earliest = self.seconds.first_entry()?;
+        let at = *earliest.key();
+        let id = earliest.get_mut().pop()?;
+        if earliest.get().is_empty() {
+            earliest.remove();
+        }
+        self.len -= 1;
+        Some((at, id))
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keeps only the elements for which `keep(at, id)` holds.
+    fn retain(&mut self, mut keep: impl FnMut(i64, Key) -> bool) {
+        self.seconds.retain(|&at, ids| {
+            ids.retain(|&id| keep(at, id));
+            !ids.is_empty()
+        });
+        self.len = self.seconds.values().map(Vec::len).sum();
+    }
 }
 
 /// The right to execute a new delivery. Hand it the reply with
@@ -521,7 +564,29 @@ mod tests {
         // The set holds `seen_ids_capacity` of these (200,000 by default):
         // a field more is megabytes more (docs/benchmarks.md).
         assert!(std::mem::size_of::<(Key, Entry)>() <= 48);
-        assert!(std::mem::size_of::<(i64, Halves)>() <= 24);
+        // And 16 in the time order (its timestamp is its second's, once).
+        assert_eq!(std::mem::size_of::<Key>(), 16);
+    }
+
+    #[test]
+    fn the_time_order_gives_the_earliest_second_first_and_drops_what_it_is_told() {
+        let mut order = TimeOrder::default();
+        for (at, id) in [(NOW + 2, 1), (NOW, 2), (NOW + 1, 3), (NOW, 4), (NOW + 2, 5)] {
+            order.push(at, id);
+        }
+        assert_eq!(order.len(), 5);
+        let first = order.first();
+        assert!(matches!(first, Some((NOW, 2 | 4))), "{first:?}");
+        assert_eq!(order.pop_first(), first);
+        assert!(matches!(order.pop_first(), Some((NOW, 2 | 4))));
+        assert_eq!(order.pop_first(), Some((NOW + 1, 3)));
+        assert_eq!(order.seconds.len(), 1, "an emptied second is dropped");
+        order.push(NOW, 6);
+        order.retain(|at, id| at == NOW + 2 && id != 1);
+        assert_eq!(order.len(), 1);
+        assert_eq!(order.pop_first(), Some((NOW + 2, 5)));
+        assert_eq!(order.pop_first(), None);
+        assert!(order.seconds.is_empty());
     }
 
     fn reply(text: &str) -> KeptReply {
