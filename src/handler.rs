@@ -339,7 +339,10 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
                     ..
                 } => return HandlerError::new(*code, message.clone()),
                 SdkError::Login(login) if login.code.is_some() => {
-                    return HandlerError::new(login.code.unwrap_or_default(), login.message.clone());
+                    return HandlerError::new(
+                        login.code.unwrap_or_default(),
+                        login.message.clone(),
+                    );
                 }
                 _ => {}
             }

@@ -90,6 +90,9 @@ struct Inner {
     tolerance_secs: i64,
     /// The highest horizon raised because a shard was full, for the metric.
     capacity_horizon: AtomicI64,
+    /// `coderunner_replay_ids_forgotten_total`: counted for every new id
+    /// once the set is full, so a handle made once, not looked up by name.
+    forgotten: metrics::Counter,
 }
 
 /// Hashes a [`Key`] to its high half: it is already a keyed hash, so
@@ -248,6 +251,7 @@ impl Dedupe {
                 per_shard,
                 tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
                 capacity_horizon: AtomicI64::new(i64::MIN),
+                forgotten: metrics::counter!("coderunner_replay_ids_forgotten_total"),
             }),
         }
     }
@@ -336,7 +340,7 @@ impl Dedupe {
         if horizon > before {
             metrics::gauge!("coderunner_replay_horizon_seconds").set(horizon as f64);
         }
-        metrics::counter!("coderunner_replay_ids_forgotten_total").increment(1);
+        self.inner.forgotten.increment(1);
     }
 
     /// The highest horizon raised because the set was full (seconds since

@@ -147,6 +147,8 @@ impl Server {
         let tolerance = verifier
             .as_ref()
             .map_or(signature::DEFAULT_TOLERANCE, Verifier::tolerance);
+        // The recorder before any metric handle is made (the replay set's).
+        crate::telemetry::metrics();
         let state = AppState {
             dispatcher,
             verifier,
@@ -165,7 +167,6 @@ impl Server {
             readiness: options.readiness.clone(),
             tracker: TaskTracker::new(),
         };
-        crate::telemetry::metrics();
         Self {
             state: Arc::new(state),
             options,

@@ -101,6 +101,18 @@ async fn flood_around_a_replay(capacity: usize, flood: usize) {
         metrics.contains("coderunner_replay_horizon_seconds"),
         "the horizon is a metric"
     );
+    // Every delivery accepted past what the set holds forgot an id: at most
+    // the capacity plus one per shard (16), as each shard holds its share
+    // rounded up. (The process's total: other runners only add to it.)
+    let forgotten: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("coderunner_replay_ids_forgotten_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("ids forgotten early are counted");
+    assert!(
+        forgotten >= (accepted + 1).saturating_sub(capacity + 16) as f64,
+        "{forgotten} forgotten, {accepted} accepted"
+    );
     watch.assert_healthy_throughout().await;
 }
 
