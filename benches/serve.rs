@@ -19,6 +19,14 @@ use std::process::Command;
 
 use support::{Figures, Load, ServerProcess};
 
+// The bare server is this program re-executed, so it allocates with what
+// the `coderunner` binary does: jemalloc with the default features, the
+// system's allocator without them (`--no-default-features --features
+// emulator` builds both so).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// One server's figures in one round.
 #[derive(Clone, Copy)]
 struct Round {

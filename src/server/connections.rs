@@ -12,11 +12,15 @@
 //!
 //! This module knows nothing of routes or tasks: it serves a `Router`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
+use futures::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
@@ -98,7 +102,19 @@ async fn serve_connection(
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let closed = slot.shared.close.clone();
+    let signal = Arc::clone(&slot.shared.signal);
+    // Shutdown reaches the connection through its own signal, set by a
+    // watcher task: polling the shared `stop` token in the connection's
+    // task would lock its mutexes on every wake-up of every connection
+    // (several per request).
+    let watcher = tokio::spawn({
+        let signal = Arc::clone(&signal);
+        async move {
+            stop.cancelled().await;
+            signal.set(Signal::FINISH);
+        }
+    });
+    let _watcher = AbortOnDrop(watcher);
     let slot = Arc::new(slot);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let router = router.clone();
@@ -123,70 +139,125 @@ async fn serve_connection(
         .header_read_timeout(header_read_timeout);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        biased;
-        // Evicted, or idle at shutdown: close at once.
-        () = closed.cancelled() => return,
-        served = connection.as_mut() => {
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "connection ended with an error");
+    let mut finishing = false;
+    let served = std::future::poll_fn(|cx| {
+        signal.waker.register(cx.waker());
+        match signal.state.load(Ordering::Acquire) {
+            // Evicted, or idle at shutdown: close at once.
+            Signal::CLOSE => return Poll::Ready(None),
+            // Shutdown while a request is being served: finish it, then close.
+            Signal::FINISH if !finishing => {
+                finishing = true;
+                connection.as_mut().graceful_shutdown();
             }
-            return;
+            _ => {}
         }
-        () = stop.cancelled() => {}
-    }
-    // Shutdown while a request is being served: finish it, then close.
-    connection.as_mut().graceful_shutdown();
-    tokio::select! {
-        () = closed.cancelled() => {}
-        _ = connection => {}
+        connection.as_mut().poll(cx).map(Some)
+    })
+    .await;
+    if let Some(Err(e)) = served {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
-/// The open connections, and which of them are idle (oldest first).
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a connection's task is told to do: serve on, finish its request and
+/// close, or close at once. Set from other tasks; read on every poll of
+/// the connection, so it costs an atomic load and a waker registration.
+struct Signal {
+    state: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    const SERVE: u8 = 0;
+    const FINISH: u8 = 1;
+    const CLOSE: u8 = 2;
+
+    fn new() -> Self {
+        Self {
+            state: AtomicU8::new(Self::SERVE),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Moves on to `state` (never back: closing wins over finishing).
+    fn set(&self, state: u8) {
+        self.state.fetch_max(state, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Whether the connection is told to close at once.
+    #[cfg(test)]
+    fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == Self::CLOSE
+    }
+}
+
+/// The open connections, and which of them are idle.
+///
+/// A request marks its connection busy and then idle again with an atomic
+/// store each, not under a lock shared by every connection: the lock is
+/// taken only to open, evict and drop a connection. Finding the
+/// connection idle the longest is then a scan of the open ones, done only
+/// when a new connection arrives at the cap.
 struct Slots {
     max: usize,
+    /// Orders the moments connections become idle.
+    clock: AtomicU64,
+    /// Shutdown has begun: a connection is no longer made idle (its
+    /// keep-alive is off, so it closes after its response).
+    closing: AtomicBool,
     state: Mutex<SlotsState>,
 }
 
 struct SlotsState {
-    /// Connections counted against the cap.
-    open: usize,
-    /// Orders idle connections by the time they became idle.
+    /// Connections counted against the cap, by their number.
+    open: HashMap<u64, Arc<SlotShared>>,
+    /// The number of the next connection.
     next: u64,
-    idle: BTreeMap<u64, Arc<SlotShared>>,
-    /// Shutdown has begun: a connection is no longer made idle (its
-    /// keep-alive is off, so it closes after its response).
-    closing: bool,
 }
 
 /// One connection's place among the open ones.
 struct Slot {
     slots: Arc<Slots>,
+    number: u64,
     shared: Arc<SlotShared>,
 }
 
 struct SlotShared {
-    /// Cancelled to close the connection at once.
-    close: CancellationToken,
-    /// Its key in `SlotsState::idle` while idle. Guarded by the state lock.
-    idle_key: Mutex<Option<u64>>,
-    /// Whether it still counts in `SlotsState::open` (an evicted connection
-    /// stops counting at once, before its task has dropped the socket).
-    counted: Mutex<bool>,
+    /// Tells the connection to close at once (or to finish and close).
+    signal: Arc<Signal>,
+    /// When it became idle (a tick of `Slots::clock`), or [`BUSY`].
+    idle_since: AtomicU64,
 }
+
+/// `SlotShared::idle_since` of a connection serving a request.
+const BUSY: u64 = 0;
 
 impl Slots {
     fn new(max: usize) -> Self {
         Self {
             max,
+            clock: AtomicU64::new(BUSY + 1),
+            closing: AtomicBool::new(false),
             state: Mutex::new(SlotsState {
-                open: 0,
+                open: HashMap::new(),
                 next: 0,
-                idle: BTreeMap::new(),
-                closing: false,
             }),
         }
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A place for a new connection (idle until its first request head is
@@ -194,26 +265,37 @@ impl Slots {
     /// `None` when every connection is busy.
     fn admit(self: &Arc<Self>) -> Option<Slot> {
         let mut state = self.state.lock();
-        if state.open >= self.max {
-            let (_, evicted) = state.idle.pop_first()?;
-            *evicted.idle_key.lock() = None;
-            *evicted.counted.lock() = false;
-            evicted.close.cancel();
-            state.open -= 1;
+        while state.open.len() >= self.max {
+            let (number, since) = state
+                .open
+                .iter()
+                .map(|(n, slot)| (*n, slot.idle_since.load(Ordering::Acquire)))
+                .filter(|(_, since)| *since != BUSY)
+                .min_by_key(|(_, since)| *since)?;
+            let evicted = &state.open[&number];
+            // Taken busy meanwhile: look again.
+            if evicted
+                .idle_since
+                .compare_exchange(since, BUSY, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            evicted.signal.set(Signal::CLOSE);
+            state.open.remove(&number);
             metrics::counter!("coderunner_http_connections_evicted_total").increment(1);
         }
-        state.open += 1;
-        let key = state.next;
+        let number = state.next;
         state.next += 1;
         let shared = Arc::new(SlotShared {
-            close: CancellationToken::new(),
-            idle_key: Mutex::new(Some(key)),
-            counted: Mutex::new(true),
+            signal: Arc::new(Signal::new()),
+            idle_since: AtomicU64::new(self.tick()),
         });
-        state.idle.insert(key, Arc::clone(&shared));
-        metrics::gauge!("coderunner_http_connections_open").set(state.open as f64);
+        state.open.insert(number, Arc::clone(&shared));
+        metrics::gauge!("coderunner_http_connections_open").set(state.open.len() as f64);
         Some(Slot {
             slots: Arc::clone(self),
+            number,
             shared,
         })
     }
@@ -221,48 +303,45 @@ impl Slots {
     /// Closes every idle connection and stops making connections idle.
     fn close_idle(&self) {
         let mut state = self.state.lock();
-        state.closing = true;
-        for (_, slot) in std::mem::take(&mut state.idle) {
-            *slot.idle_key.lock() = None;
-            *slot.counted.lock() = false;
-            slot.close.cancel();
-            state.open -= 1;
-        }
+        self.closing.store(true, Ordering::SeqCst);
+        state.open.retain(|_, slot| {
+            if slot.idle_since.swap(BUSY, Ordering::AcqRel) == BUSY {
+                return true;
+            }
+            slot.signal.set(Signal::CLOSE);
+            false
+        });
     }
 }
 
 impl Slot {
     /// A request head was read: the connection cannot be evicted.
     fn busy(&self) {
-        let mut state = self.slots.state.lock();
-        if let Some(key) = self.shared.idle_key.lock().take() {
-            state.idle.remove(&key);
-        }
+        self.shared.idle_since.store(BUSY, Ordering::Release);
     }
 
     /// The response is ready: the connection waits for its next request.
     fn idle(&self) {
-        let mut state = self.slots.state.lock();
-        if state.closing || !*self.shared.counted.lock() {
+        if self.slots.closing.load(Ordering::SeqCst) {
             return;
         }
-        let key = state.next;
-        state.next += 1;
-        state.idle.insert(key, Arc::clone(&self.shared));
-        *self.shared.idle_key.lock() = Some(key);
+        self.shared
+            .idle_since
+            .store(self.slots.tick(), Ordering::Release);
+        if self.slots.closing.load(Ordering::SeqCst) {
+            // Shutdown began meanwhile and may not have seen it idle: its
+            // keep-alive is off, so it closes after this response anyway.
+            self.shared.idle_since.store(BUSY, Ordering::Release);
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.slots.state.lock();
-        if let Some(key) = self.shared.idle_key.lock().take() {
-            state.idle.remove(&key);
-        }
-        if std::mem::replace(&mut *self.shared.counted.lock(), false) {
-            state.open -= 1;
-        }
-        metrics::gauge!("coderunner_http_connections_open").set(state.open as f64);
+        // Gone already if it was evicted or closed idle.
+        state.open.remove(&self.number);
+        metrics::gauge!("coderunner_http_connections_open").set(state.open.len() as f64);
     }
 }
 
@@ -277,26 +356,46 @@ mod tests {
         let second = slots.admit().unwrap();
         second.busy();
         let third = slots.admit().expect("the idle first connection makes room");
-        assert!(first.shared.close.is_cancelled());
-        assert!(!second.shared.close.is_cancelled());
+        assert!(first.shared.signal.is_closed());
+        assert!(!second.shared.signal.is_closed());
         third.busy();
         assert!(slots.admit().is_none(), "every connection is busy");
         drop(first);
         assert_eq!(
-            slots.state.lock().open,
+            slots.state.lock().open.len(),
             2,
             "an evicted slot is not counted twice"
         );
         third.idle();
         slots.close_idle();
-        assert!(third.shared.close.is_cancelled());
+        assert!(third.shared.signal.is_closed());
         assert!(
-            !second.shared.close.is_cancelled(),
+            !second.shared.signal.is_closed(),
             "busy: finishes its request"
         );
         second.idle();
-        assert!(!second.shared.close.is_cancelled());
+        assert!(!second.shared.signal.is_closed());
         drop((second, third));
-        assert_eq!(slots.state.lock().open, 0);
+        assert_eq!(slots.state.lock().open.len(), 0);
+    }
+
+    #[test]
+    fn the_connection_idle_the_longest_is_the_one_evicted() {
+        let slots = Arc::new(Slots::new(3));
+        let [a, b, c] = [(); 3].map(|()| slots.admit().unwrap());
+        // `a` serves a request: it is now idle since after `b` and `c`.
+        a.busy();
+        a.idle();
+        // `b` too, then `c`: `a` has now waited the longest.
+        for slot in [&b, &c] {
+            slot.busy();
+            slot.idle();
+        }
+        let _d = slots.admit().unwrap();
+        assert!(a.shared.signal.is_closed());
+        assert!(!b.shared.signal.is_closed() && !c.shared.signal.is_closed());
+        let _e = slots.admit().unwrap();
+        assert!(b.shared.signal.is_closed());
+        assert!(!c.shared.signal.is_closed());
     }
 }
