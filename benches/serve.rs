@@ -21,8 +21,10 @@ use support::{Figures, Load, ServerProcess};
 
 // The bare server is this program re-executed, so it allocates with what
 // the `coderunner` binary does: jemalloc with the default features, the
-// system's allocator without them (`--no-default-features --features
-// emulator` builds both so).
+// system's allocator without them (`cargo bench -p coderunner
+// --no-default-features --features emulator --bench serve` builds both
+// so; without `-p`, the example app's crate turns the default features
+// back on).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -17,14 +17,16 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// `work`, polled by whoever awaits it, finished on `tracker` if dropped
-/// before it is done.
+/// before it is done. `work` is `Unpin` (a hand-written future, or a
+/// `Box::pin`ned one), so that it can be moved out to be spawned; it is not
+/// boxed again here.
 pub(crate) fn run_to_completion<F>(tracker: &TaskTracker, work: F) -> ToCompletion<F>
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static,
 {
     ToCompletion {
-        work: Some(Box::pin(work)),
+        work: Some(work),
         tracker: tracker.clone(),
         _counted: tracker.token(),
     }
@@ -33,11 +35,11 @@ where
 /// The future of [`run_to_completion`].
 pub(crate) struct ToCompletion<F>
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static,
 {
     /// `None` once done.
-    work: Option<Pin<Box<F>>>,
+    work: Option<F>,
     tracker: TaskTracker,
     /// Counts the work on the tracker while it is polled here.
     _counted: TaskTrackerToken,
@@ -45,7 +47,7 @@ where
 
 impl<F> Future for ToCompletion<F>
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static,
 {
     type Output = F::Output;
@@ -55,7 +57,7 @@ where
             .work
             .as_mut()
             .expect("a ToCompletion is not polled after it completed");
-        let output = std::task::ready!(work.as_mut().poll(cx));
+        let output = std::task::ready!(Pin::new(work).poll(cx));
         self.work = None;
         Poll::Ready(output)
     }
@@ -63,7 +65,7 @@ where
 
 impl<F> Drop for ToCompletion<F>
 where
-    F: Future + Send + 'static,
+    F: Future + Unpin + Send + 'static,
     F::Output: Send + 'static,
 {
     fn drop(&mut self) {
@@ -88,7 +90,7 @@ mod tests {
     #[tokio::test]
     async fn finishing_work_is_polled_by_its_caller() {
         let tracker = TaskTracker::new();
-        let answer = run_to_completion(&tracker, async { 42 }).await;
+        let answer = run_to_completion(&tracker, Box::pin(async { 42 })).await;
         assert_eq!(answer, 42);
         assert!(tracker.is_empty());
     }
@@ -104,7 +106,7 @@ mod tests {
                 done.store(true, Ordering::SeqCst);
             }
         };
-        let running = run_to_completion(&tracker, work);
+        let running = run_to_completion(&tracker, Box::pin(work));
         // The caller gives up after a second.
         assert!(
             tokio::time::timeout(Duration::from_secs(1), running)
@@ -122,9 +124,12 @@ mod tests {
     async fn work_being_polled_counts_for_shutdown() {
         let tracker = TaskTracker::new();
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
-        let running = run_to_completion(&tracker, async move {
-            let _ = wait.await;
-        });
+        let running = run_to_completion(
+            &tracker,
+            Box::pin(async move {
+                let _ = wait.await;
+            }),
+        );
         let polled = tokio::spawn(running);
         tokio::task::yield_now().await;
         tracker.close();

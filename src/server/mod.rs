@@ -13,8 +13,11 @@ pub(crate) mod dedupe;
 mod error;
 mod extract;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -34,7 +37,7 @@ use dedupe::{Admission, Dedupe, KeptReply, Ticket};
 pub(crate) use error::ErrorReply;
 use extract::{Delivery, VerifiedTask};
 
-use crate::dispatch::{Dispatcher, RouteError};
+use crate::dispatch::{Dispatcher, Execution, RouteError};
 use crate::event::wire::{ExceptionWrapper, InvocationResult};
 use crate::signature::{self, Verifier};
 use crate::store::SeenIds;
@@ -362,13 +365,39 @@ async fn invoke(
         state.tracker.spawn(run);
         return Ok(accepted);
     }
-    let answered = completion::run_to_completion(&state.tracker, async move {
-        let reply = run.await;
-        let mut body = Vec::with_capacity(body_len);
+    let answering = Answering {
+        run,
+        ticket: Some(ticket),
+        body_len,
+    };
+    Ok(completion::run_to_completion(&state.tracker, answering).await)
+}
+
+/// A synchronous task's execution, then its reply serialized and kept for
+/// a retry. Written by hand rather than as an `async` block so that it is
+/// `Unpin` (the execution is boxed already) and
+/// [`completion::run_to_completion`] need not box it again.
+struct Answering {
+    run: Execution,
+    /// Taken when the reply is ready.
+    ticket: Option<Option<Ticket>>,
+    /// The task's size: the reply's buffer starts at it.
+    body_len: usize,
+}
+
+impl Future for Answering {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Response> {
+        let reply = std::task::ready!(self.run.as_mut().poll(cx));
+        let ticket = self
+            .ticket
+            .take()
+            .expect("an Answering is not polled after it completed");
+        let mut body = Vec::with_capacity(self.body_len);
         serde_json::to_writer(&mut body, &reply).expect("a reply serializes");
-        answer(ticket, StatusCode::OK, Bytes::from(body))
-    });
-    Ok(answered.await)
+        Poll::Ready(answer(ticket, StatusCode::OK, Bytes::from(body)))
+    }
 }
 
 /// The answer to a delivery, kept for a retry of it when it is signed.
