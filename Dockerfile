@@ -18,7 +18,10 @@ COPY tests ./tests
 COPY benches ./benches
 # The workspace's other member (the standalone example app) must exist too.
 COPY examples ./examples
-RUN cargo build --release --locked --no-default-features --features jemalloc --bin coderunner
+# `-p coderunner`: without it the example app's crate, a default member of
+# the workspace that depends on coderunner with its default features, turns
+# the emulator (and SQLite) back on.
+RUN cargo build --release --locked -p coderunner --no-default-features --features jemalloc --bin coderunner
 
 # The dev emulator: the same binary with the default features (the emulator,
 # SQLite bundled). Only `--target emulator` builds these two stages: BuildKit

@@ -261,6 +261,7 @@ impl Runner {
 
     /// The dispatcher, to run tasks in-process without HTTP (the test
     /// harness does).
+    #[cfg(any(feature = "emulator", test))]
     pub(crate) fn dispatcher(&self) -> &Dispatcher {
         &self.dispatcher
     }

@@ -2,6 +2,10 @@
 //! compression is on, every task and every non-empty reply is framed as
 //! `0x00` + UTF-8 JSON (below the threshold) or `0x01` + the 4-byte
 //! big-endian length of the JSON + a zlib (RFC 1950) stream of it.
+//!
+//! Public through `coderunner::testing` (feature `emulator`), for tests
+//! that speak the transport themselves; crate-private without it.
+#![cfg_attr(not(feature = "emulator"), allow(unreachable_pub))]
 
 use std::io::{Read, Write};
 
