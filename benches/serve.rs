@@ -7,6 +7,7 @@
 //! cargo bench --bench serve                      # 50,000 tasks per round, 32 connections, 5 rounds
 //! cargo bench --bench serve -- 100000 32 7       # tasks per round, connections, rounds
 //! cargo bench --bench serve -- callgrind 5000    # instructions per task (valgrind)
+//! cargo bench -p coderunner --no-default-features --features emulator --bench serve   # both on the system allocator
 //! ```
 //!
 //! Every figure is printed next to the bare server's from the same run.
