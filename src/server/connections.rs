@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use tower::ServiceExt;
 
 /// The connection limits.
@@ -114,7 +114,7 @@ async fn serve_connection(
             signal.set(Signal::FINISH);
         }
     });
-    let _watcher = AbortOnDrop(watcher);
+    let _watcher = AbortOnDropHandle::new(watcher);
     let slot = Arc::new(slot);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let router = router.clone();
@@ -157,15 +157,6 @@ async fn serve_connection(
     .await;
     if let Some(Err(e)) = served {
         tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -367,7 +367,7 @@ async fn invoke(
     }
     let answering = Answering {
         run,
-        ticket: Some(ticket),
+        ticket,
         body_len,
     };
     Ok(completion::run_to_completion(&state.tracker, answering).await)
@@ -379,8 +379,9 @@ async fn invoke(
 /// [`completion::run_to_completion`] need not box it again.
 struct Answering {
     run: Execution,
-    /// Taken when the reply is ready.
-    ticket: Option<Option<Ticket>>,
+    /// Keeps the reply (`None` unsigned); taken when the reply is ready
+    /// (the boxed execution panics if polled again after that).
+    ticket: Option<Ticket>,
     /// The task's size: the reply's buffer starts at it.
     body_len: usize,
 }
@@ -390,10 +391,7 @@ impl Future for Answering {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Response> {
         let reply = std::task::ready!(self.run.as_mut().poll(cx));
-        let ticket = self
-            .ticket
-            .take()
-            .expect("an Answering is not polled after it completed");
+        let ticket = self.ticket.take();
         let mut body = Vec::with_capacity(self.body_len);
         serde_json::to_writer(&mut body, &reply).expect("a reply serializes");
         Poll::Ready(answer(ticket, StatusCode::OK, Bytes::from(body)))
