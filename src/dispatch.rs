@@ -245,8 +245,18 @@ pub(crate) type AppLogHook = Arc<dyn Fn(AppLogTarget, &str, Vec<AppLogLine>) + S
 pub(crate) type ContextHook = Arc<dyn Fn(Context) -> Context + Send + Sync>;
 
 /// Runs tasks against a registry.
+///
+/// One `Arc` inside: every task's execution holds a clone, and a clone that
+/// is one reference count (not one per shared part) keeps the cache lines the
+/// server's threads write for each task to one.
 #[derive(Clone)]
 pub(crate) struct Dispatcher {
+    parts: Arc<Parts>,
+}
+
+/// What a [`Dispatcher`] is made of, shared by its clones.
+#[derive(Clone)]
+struct Parts {
     registry: Arc<Registry>,
     limits: TaskLimits,
     hook: Option<ContextHook>,
@@ -265,26 +275,28 @@ impl Dispatcher {
     pub(crate) fn new(registry: Arc<Registry>, limits: TaskLimits) -> Self {
         let metrics = Arc::new(InvocationMetrics::new(&registry));
         Self {
-            registry,
-            limits,
-            hook: None,
-            app_log: None,
-            metrics,
-            handlers: None,
-            invocations: None,
+            parts: Arc::new(Parts {
+                registry,
+                limits,
+                hook: None,
+                app_log: None,
+                metrics,
+                handlers: None,
+                invocations: None,
+            }),
         }
     }
 
     /// Records every task's invocation (and its handler's backend calls)
     /// in `log`, which the console reads.
     pub(crate) fn with_invocation_log(mut self, log: Arc<InvocationLog>) -> Self {
-        self.invocations = Some(log);
+        Arc::make_mut(&mut self.parts).invocations = Some(log);
         self
     }
 
     /// Runs handlers on `runtime` rather than on the caller's.
     pub(crate) fn with_handler_runtime(mut self, runtime: HandlerRuntime) -> Self {
-        self.handlers = Some(runtime);
+        Arc::make_mut(&mut self.parts).handlers = Some(runtime);
         self
     }
 
@@ -297,9 +309,10 @@ impl Dispatcher {
         };
         tracing::warn!(task.id = %task_id, error = %error, "task not routed");
         let elapsed = started.elapsed();
-        self.metrics
+        self.parts
+            .metrics
             .record_unroutable(event, error.outcome(), elapsed);
-        if let Some(log) = &self.invocations {
+        if let Some(log) = &self.parts.invocations {
             let target = match error {
                 RouteError::UnknownEvent { target, .. } | RouteError::NoHandler { target, .. } => {
                     target.as_str()
@@ -382,8 +395,11 @@ impl Dispatcher {
                     "invocation failed"
                 ),
             }
-            dispatcher.metrics.record(event, &target, outcome, elapsed);
-            if let (Some(log), Some(calls)) = (&dispatcher.invocations, &calls) {
+            dispatcher
+                .parts
+                .metrics
+                .record(event, &target, outcome, elapsed);
+            if let (Some(log), Some(calls)) = (&dispatcher.parts.invocations, &calls) {
                 let record = InvocationRecord {
                     seq: 0,
                     at_ms: arrived_ms(elapsed),
@@ -411,19 +427,19 @@ impl Dispatcher {
 
     /// Sends what each handler logs to the app's log with `hook`.
     pub(crate) fn with_app_log(mut self, hook: AppLogHook) -> Self {
-        self.app_log = Some(hook);
+        Arc::make_mut(&mut self.parts).app_log = Some(hook);
         self
     }
 
     /// Sets a hook that completes every handler context (e.g. with SDK clients).
     pub(crate) fn with_context_hook(mut self, hook: ContextHook) -> Self {
-        self.hook = Some(hook);
+        Arc::make_mut(&mut self.parts).hook = Some(hook);
         self
     }
 
     /// The registry.
     pub(crate) fn registry(&self) -> &Registry {
-        &self.registry
+        &self.parts.registry
     }
 
     /// Finds the handler of a task, decodes its context and typed
@@ -435,7 +451,7 @@ impl Dispatcher {
                 target: task.target,
             });
         };
-        let Some(handler) = self.registry.lookup(task.event_id, &task.target) else {
+        let Some(handler) = self.parts.registry.lookup(task.event_id, &task.target) else {
             return Err(RouteError::NoHandler {
                 event,
                 target: task.target,
@@ -462,14 +478,14 @@ impl Dispatcher {
             None
         };
 
-        let deadline = tokio::time::Instant::now() + self.limits.timeout_for(task.timeout);
+        let deadline = tokio::time::Instant::now() + self.parts.limits.timeout_for(task.timeout);
         let app_log = self.app_log_target(
             task.init_app_data.as_ref(),
             task.application_id.as_deref(),
             &runner,
         );
         let mut ctx = Context::new(runner, task.id.clone(), event, task.target, Some(deadline));
-        if let Some(hook) = &self.hook {
+        if let Some(hook) = &self.parts.hook {
             ctx = hook(ctx);
         }
         let call = Call {
@@ -487,7 +503,7 @@ impl Dispatcher {
             run,
             app_log,
             slot: None,
-            calls: self.invocations.as_ref().map(|_| CallLog::default()),
+            calls: self.parts.invocations.as_ref().map(|_| CallLog::default()),
         })
     }
 
@@ -497,7 +513,7 @@ impl Dispatcher {
         application_id: Option<&str>,
         runner: &RunnerContext,
     ) -> Option<AppLogTarget> {
-        self.app_log.as_ref().and_then(|_| {
+        self.parts.app_log.as_ref().and_then(|_| {
             AppLogTarget::of(
                 init_app_data,
                 application_id.or(Some(runner.app_id.as_str())),
@@ -510,7 +526,7 @@ impl Dispatcher {
     /// parameters, and starts its deadline.
     pub(crate) fn route_service(&self, task: ServiceTask) -> Result<Routed, RouteError> {
         let name = task.service_name().to_owned();
-        let Some(service) = self.registry.lookup_service(&name) else {
+        let Some(service) = self.parts.registry.lookup_service(&name) else {
             return Err(RouteError::NoService { service: name });
         };
         let Some(method) = service.method(&task.method) else {
@@ -547,7 +563,7 @@ impl Dispatcher {
             }
         };
         // The task's time, no more than the method's own limit.
-        let allowed = self.limits.timeout_for(task.timeout);
+        let allowed = self.parts.limits.timeout_for(task.timeout);
         let allowed = method
             .decl
             .execution_timeout()
@@ -565,7 +581,7 @@ impl Dispatcher {
             method.label.target.clone(),
             Some(deadline),
         );
-        if let Some(hook) = &self.hook {
+        if let Some(hook) = &self.parts.hook {
             ctx = hook(ctx);
         }
         let call = Call {
@@ -594,7 +610,7 @@ impl Dispatcher {
             run,
             app_log,
             slot: None,
-            calls: self.invocations.as_ref().map(|_| CallLog::default()),
+            calls: self.parts.invocations.as_ref().map(|_| CallLog::default()),
         })
     }
 
@@ -641,7 +657,7 @@ impl Dispatcher {
             }
         }
         .in_current_span();
-        let running = match &self.handlers {
+        let running = match &self.parts.handlers {
             Some(runtime) => runtime.spawn(task),
             None => tokio::spawn(task),
         };
@@ -661,7 +677,7 @@ impl Dispatcher {
                 Box::new("the runner is stopping") as Box<dyn std::any::Any + Send>
             )),
         };
-        if let (Some(target), Some(lines), Some(send)) = (app_log, lines, &self.app_log) {
+        if let (Some(target), Some(lines), Some(send)) = (app_log, lines, &self.parts.app_log) {
             send(target, &request_id, lines.take());
         }
 

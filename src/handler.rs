@@ -51,19 +51,22 @@ impl Context {
     }
 
     /// The same context with the SDK its identity clients are made from.
-    pub fn with_sdk(self, sdk: Backendless) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| ContextInner {
-            runner: shared.runner.clone(),
-            task_id: shared.task_id.clone(),
-            event: shared.event,
-            target: shared.target.clone(),
-            deadline: shared.deadline,
-            sdk: None,
-        });
+    pub fn with_sdk(mut self, sdk: Backendless) -> Self {
+        // A context not yet shared (the dispatcher's, before the handler
+        // runs) is completed in place, with no second allocation.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.sdk = Some(sdk);
+            return self;
+        }
+        let shared = &self.inner;
         Self {
             inner: Arc::new(ContextInner {
+                runner: shared.runner.clone(),
+                task_id: shared.task_id.clone(),
+                event: shared.event,
+                target: shared.target.clone(),
+                deadline: shared.deadline,
                 sdk: Some(sdk),
-                ..inner
             }),
         }
     }

@@ -195,6 +195,7 @@ where
             let State::Inline(task) = std::mem::replace(&mut this.state, State::Done) else {
                 unreachable!("matched above")
             };
+            metrics::counter!("coderunner_handlers_moved_total").increment(1);
             this.state = State::Moved(this.runtime.inner.handle.spawn(task));
         }
         let State::Moved(moved) = &mut this.state else {
@@ -238,6 +239,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_the_only_place_blocked_handlers_move_to_their_runtime() {
+        let moves = crate::telemetry::metrics();
         let handlers = HandlerRuntime::new(1).unwrap();
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (started, blocking) = tokio::sync::oneshot::channel();
@@ -253,6 +255,12 @@ mod tests {
         // a timer of the server's runtime still fires.
         let moved = handlers.spawn(async { thread_name() }).await.unwrap();
         assert_eq!(moved, "coderunner-handler");
+        let counted = moves
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("coderunner_handlers_moved_total "))
+            .and_then(|n| n.trim().parse::<f64>().ok());
+        assert!(counted.is_some_and(|n| n >= 1.0), "{counted:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
 
         release.send(()).unwrap();

@@ -387,7 +387,7 @@ impl Dedupe {
         }
     }
 
-    fn finish(&self, key: Key, reply: Option<&KeptReply>) {
+    fn finish(&self, key: Key, reply: Option<(u16, &[u8])>) {
         let mut shard = self.shard(key).lock();
         let Shard {
             entries, replies, ..
@@ -400,14 +400,10 @@ impl Dedupe {
             return;
         }
         entry.state = reply
-            .and_then(|reply| {
-                let len = u32::try_from(reply.body.len()).ok()?;
-                let at = replies.keep(&reply.body)?;
-                Some(State::Kept {
-                    at,
-                    len,
-                    status: reply.status,
-                })
+            .and_then(|(status, body)| {
+                let len = u32::try_from(body.len()).ok()?;
+                let at = replies.keep(body)?;
+                Some(State::Kept { at, len, status })
             })
             .unwrap_or(State::Done);
     }
@@ -417,9 +413,20 @@ impl Shard {
     /// Forgets ids whose signed timestamp is before `oldest_acceptable`: no
     /// delivery carrying it passes the signature check any more. The horizon
     /// follows, so a clock set back does not make them acceptable again.
+    ///
+    /// Looks an id up only once its second has passed: the usual call, with
+    /// nothing to expire, reads the first second of `by_time` and no more
+    /// (a lookup in the id table is a cache miss under load).
     fn expire(&mut self, oldest_acceptable: i64) {
-        while self.oldest().is_some_and(|at| at < oldest_acceptable) {
-            self.forget_oldest();
+        while let Some((at, id)) = self.by_time.first() {
+            if at >= oldest_acceptable {
+                return;
+            }
+            self.by_time.pop_first();
+            if is_live(&self.entries, at, id) {
+                self.entries.remove(&id);
+                self.horizon = self.horizon.max(at);
+            }
         }
     }
 
@@ -540,10 +547,11 @@ impl Ticket {
         }
     }
 
-    /// Keeps `reply` for retries of this delivery (if it fits the budget).
-    pub(crate) fn finish(mut self, reply: KeptReply) {
+    /// Keeps the reply (`status`, `body`) for retries of this delivery (if
+    /// it fits the budget): copied, so the caller's buffer stays its own.
+    pub(crate) fn finish(mut self, status: u16, body: &[u8]) {
         if let Some(key) = self.id.take() {
-            self.dedupe.finish(key, Some(&reply));
+            self.dedupe.finish(key, Some((status, body)));
         }
     }
 }
@@ -628,7 +636,7 @@ mod tests {
         let d = Dedupe::new(100, 1 << 20, 300);
         let ticket = admit_new(&d, "a", NOW, NOW);
         assert!(matches!(d.admit("a", NOW, H, NOW), Admission::Running));
-        ticket.finish(reply("first"));
+        ticket.finish(200, b"first");
         match d.admit("a", NOW + 5, H, NOW + 5) {
             Admission::Replay(kept) => assert_eq!(kept, reply("first")),
             other => panic!("{other:?}"),
@@ -675,11 +683,11 @@ mod tests {
         let capacity = 200_000;
         let d = Dedupe::new(capacity, 1 << 20, 300);
         let captured = admit_new(&d, "captured", NOW, NOW);
-        captured.finish(reply("the one reply"));
+        captured.finish(200, b"the one reply");
         for i in 0..2_000_000_i64 {
             let now = NOW + i * 300 / 2_000_000;
             if let Admission::New(ticket) = d.admit(&format!("other-{i}"), now, H, now) {
-                ticket.finish(reply("r"));
+                ticket.finish(200, b"r");
             }
             if i % 100_000 == 0 {
                 assert!(
@@ -703,7 +711,7 @@ mod tests {
         let mut ids = Vec::new();
         for i in 0..200 {
             let id = format!("r{i}");
-            admit_new(&d, &id, NOW, NOW).finish(reply(&"x".repeat(40)));
+            admit_new(&d, &id, NOW, NOW).finish(200, "x".repeat(40).as_bytes());
             ids.push(id);
         }
         assert!(d.reply_bytes() <= SHARDS * 100, "{}", d.reply_bytes());
@@ -717,7 +725,7 @@ mod tests {
             Admission::ReplyNotKept
         ));
         // A reply larger than the budget is not kept at all.
-        admit_new(&d, "big", NOW, NOW).finish(reply(&"y".repeat(1000)));
+        admit_new(&d, "big", NOW, NOW).finish(200, "y".repeat(1000).as_bytes());
         assert!(matches!(
             d.admit("big", NOW, H, NOW),
             Admission::ReplyNotKept
@@ -748,7 +756,7 @@ mod tests {
     #[test]
     fn retries_signed_later_leave_the_time_order_bounded() {
         let d = Dedupe::new(100, 1 << 20, 300);
-        admit_new(&d, "a", NOW, NOW).finish(reply("first"));
+        admit_new(&d, "a", NOW, NOW).finish(200, b"first");
         // Each retry, signed a second later, leaves a stale element behind.
         for i in 1..10_000 {
             assert!(matches!(

@@ -401,10 +401,7 @@ impl Future for Answering {
 /// The answer to a delivery, kept for a retry of it when it is signed.
 fn answer(ticket: Option<Ticket>, status: StatusCode, body: Bytes) -> Response {
     if let Some(ticket) = ticket {
-        ticket.finish(KeptReply {
-            status: status.as_u16(),
-            body: body.clone(),
-        });
+        ticket.finish(status.as_u16(), &body);
     }
     json_reply(status, body)
 }
