@@ -424,8 +424,7 @@ impl Shard {
             }
             self.by_time.pop_first();
             if is_live(&self.entries, at, id) {
-                self.entries.remove(&id);
-                self.horizon = self.horizon.max(at);
+                self.forget_at(at, id);
             }
         }
     }
@@ -457,9 +456,15 @@ impl Shard {
     fn forget_oldest(&mut self) -> i64 {
         let at = self.oldest().expect("called on a non-empty set");
         let (_, id) = self.by_time.pop_first().expect("`oldest` found it");
+        self.forget_at(at, id);
+        at
+    }
+
+    /// Forgets `id`, signed at `at` (its element already taken out of
+    /// `by_time`), and raises the horizon to `at`.
+    fn forget_at(&mut self, at: i64, id: Key) {
         self.entries.remove(&id);
         self.horizon = self.horizon.max(at);
-        at
     }
 }
 
