@@ -11,9 +11,10 @@
 //! cargo bench --bench memory -- 5000000 32 scrape  # one mode: scrape or noscrape
 //! ```
 //!
-//! The seen-id (replay) set grows until it holds
-//! `security.seen_ids_capacity` ids (200,000 by default), then stays full:
-//! growth over the first 200,000 tasks is that set filling.
+//! The seen-id (replay) set's table (`security.seen_ids_capacity` ids,
+//! 400,000 by default: 15 MiB) is taken within the first thousands of tasks,
+//! and the kept replies' ring (`security.reply_cache_bytes`) with the first
+//! that many bytes of replies; then nothing grows.
 
 #[path = "support/mod.rs"]
 mod support;

@@ -7,17 +7,37 @@
 //! again: the same body gets the kept reply (its first reply was lost on the
 //! way back), a different body or a forgotten reply gets a refusal.
 //!
-//! Memory is bounded: at most `capacity` ids and `reply_bytes` of replies.
-//! When the id set is full, the id signed earliest is forgotten and its
-//! timestamp becomes the *horizon*: every new delivery signed at or before
-//! the horizon is refused, since it could be a replay of a forgotten id.
-//! So a captured delivery is never executed twice, whatever the rate of
-//! other deliveries; a full set refuses old deliveries instead.
+//! Memory is bounded and taken once: at most `capacity` ids, in buckets of
+//! up to [`MAX_WAYS`] that a keyed hash of the id picks, and `reply_bytes`
+//! of replies. A bucket's slots are taken in turn, so a new id takes the
+//! slot of the id that reached the bucket longest ago, and the bucket's
+//! *horizon* rises to that id's signed timestamp: every new delivery to the
+//! bucket signed at or before its horizon is refused, since it could be a
+//! replay of an id forgotten there (a replay lands in the bucket that
+//! remembered it). An id still in its window when it goes was forgotten
+//! early: so a captured delivery is never executed twice, whatever the rate
+//! of other deliveries; a full bucket refuses old deliveries instead. An id
+//! past its window is not swept: its slot is reused in turn, and the horizon
+//! rises to it all the same, so a clock set back does not make it
+//! acceptable again.
+//!
+//! Buckets rather than one table in time order: a lookup reads one bucket's
+//! tags, 128 bytes that lie together, and a new id's slot is known without
+//! a search, with no ordered index to keep up (docs/benchmarks.md has what
+//! that saves). The price is that buckets fill unevenly: a bucket holds the
+//! last 63 ids that reached it (at the default capacity), so a fresh
+//! delivery is refused only if that many reached its bucket within its own
+//! second: at the default capacity and 200,000 deliveries per second
+//! (about 32 a second to each bucket), fewer than one delivery in a
+//! million; at 150,000, fewer than one in a billion. (So the default
+//! capacity is twice that of the time-ordered table this replaced, at half
+//! its memory: that table refused no fresh delivery below the capacity per
+//! second.)
 //!
 //! This module knows nothing of HTTP: a reply is a status number and bytes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -25,8 +45,13 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 /// Shards, so that concurrent deliveries rarely wait for one another. A
-/// replay of an id always lands in the shard that remembered (or forgot) it.
+/// bucket belongs to one shard.
 const SHARDS: usize = 16;
+
+/// The most ids in one bucket: a lookup reads its tags, 128 bytes. Fewer
+/// would make the buckets fill more unevenly (see the module's
+/// documentation).
+const MAX_WAYS: usize = 64;
 
 /// A keyed 64-bit hash of a delivery's body ([`Dedupe::fingerprint`]):
 /// enough to tell a retry from another body under the same id (both come
@@ -57,7 +82,7 @@ pub(crate) enum Admission {
     /// The same id and body, but its reply is no longer kept.
     ReplyNotKept,
     /// A new id signed at or before `horizon`: it could be the replay of an
-    /// id forgotten when the set was full, so it is refused.
+    /// id forgotten when its bucket was full, so it is refused.
     BeyondHorizon {
         /// Deliveries signed at or before this (seconds since the epoch) are refused.
         horizon: i64,
@@ -70,10 +95,11 @@ pub(crate) struct Dedupe {
     inner: Arc<Inner>,
 }
 
-/// An id as remembered: 128 bits of two keyed hashes of it. Fixed-size, so
-/// remembering an id allocates nothing and the set's memory per id is small;
-/// two ids within one window share a key with a probability below 2^-90 at
-/// the default capacity, and a sender cannot aim for it without the keys.
+/// An id as hashed: 128 bits of two keyed hashes of it, of which 80 are
+/// kept and 32 pick the bucket ([`Place`]). Two ids are taken for one when
+/// they share the bucket, the tag and the check: a probability of about
+/// 2^-92 for a pair at the default capacity, and a sender cannot aim for it
+/// without the keys.
 type Key = u128;
 
 struct Inner {
@@ -84,67 +110,69 @@ struct Inner {
     /// kilobyte or more, and no sender can aim for a collision: a body
     /// is signed).
     body_hasher: foldhash::quality::RandomState,
-    /// Ids per shard.
-    per_shard: usize,
+    /// Buckets in all: a multiple of [`SHARDS`].
+    buckets: usize,
+    /// Ids per bucket, at most [`MAX_WAYS`].
+    ways: usize,
     /// How far a signed timestamp may be from the clock (seconds).
     tolerance_secs: i64,
-    /// The highest horizon raised because a shard was full, for the metric.
+    /// The highest horizon raised because a bucket was full, for the metric.
     capacity_horizon: AtomicI64,
-    /// `coderunner_replay_ids_forgotten_total`: counted for every new id
-    /// once the set is full, so a handle made once, not looked up by name.
+    /// `coderunner_replay_ids_forgotten_total`: counted for every id
+    /// forgotten early, so a handle made once, not looked up by name.
     forgotten: metrics::Counter,
 }
 
-/// Hashes a [`Key`] to its high half: it is already a keyed hash, so
-/// hashing it again (SipHash, the default) would only cost time. (The low
-/// half picks the shard.)
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used for a `Key`; any other input still hashes.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u128(&mut self, key: u128) {
-        self.0 = (key >> 64) as u64;
-    }
+/// Where an id is remembered, and what tells it from the bucket's others.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    shard: usize,
+    /// The bucket's index within its shard.
+    bucket: usize,
+    /// 16 bits of the key, compared first.
+    tag: u16,
+    /// 64 more bits of the key, compared when the tag matches.
+    check: u64,
 }
 
-type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
-
+/// A share of the buckets behind one lock, with its share of the reply
+/// budget. The slots of bucket `b` are `b * ways..(b + 1) * ways` of each
+/// per-slot vector; the vectors are allocated on the shard's first delivery.
 struct Shard {
-    entries: KeyMap<Entry>,
-    /// The order in which ids are forgotten: by signed timestamp.
-    ///
-    /// It cannot remove an element from its middle, so an id forgotten
-    /// early or re-signed later leaves its old element behind: *stale*, as
-    /// its entry is gone or has another timestamp. Stale elements are
-    /// dropped when they come first, and all at once if they ever make up
-    /// half of it.
-    by_time: TimeOrder,
+    /// Per slot: [`Place::tag`] of its id. Apart from the rest, so that a
+    /// lookup reads a bucket's tags in two cache lines.
+    tags: Vec<u16>,
+    /// Per slot: the second its id was signed at (the latest signature it
+    /// was accepted with), `0` for a free slot.
+    signed_at: Vec<u32>,
+    /// Per slot: the rest of what is remembered of its id.
+    slots: Vec<Slot>,
+    /// Per bucket.
+    heads: Vec<Head>,
     /// The kept replies, newest overwriting oldest.
     replies: ReplyRing,
-    /// New deliveries signed at or before this are refused.
-    horizon: i64,
 }
 
-struct Entry {
-    /// The latest signed timestamp this id was accepted with: the id is
-    /// remembered while a delivery with that timestamp could be accepted.
-    signed_at: i64,
+/// What a bucket knows of itself.
+#[derive(Clone, Copy, Default)]
+struct Head {
+    /// New deliveries signed at or before this second are refused.
+    horizon: u32,
+    /// The slot a new id takes next (in the bucket): its slots are taken in
+    /// turn, so this one's id arrived longest ago.
+    next: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// [`Place::check`] of its id.
+    check: u64,
     /// The body's [`Fingerprint`].
     body: u64,
     state: State,
 }
 
+#[derive(Clone, Copy)]
 enum State {
     Running,
     /// Finished, its reply not kept.
@@ -156,6 +184,13 @@ enum State {
         len: u32,
         status: u16,
     },
+}
+
+/// A signed timestamp as a slot keeps it: whole seconds since the epoch,
+/// `1..=u32::MAX` (`0` marks a free slot). Timestamps reach here only
+/// within the tolerance of the clock, so clamping changes none before 2106.
+fn second(timestamp: i64) -> u32 {
+    u32::try_from(timestamp.clamp(1, i64::from(u32::MAX))).unwrap_or(u32::MAX)
 }
 
 /// The kept replies of a shard: one buffer of the shard's reply budget,
@@ -224,23 +259,19 @@ impl ReplyRing {
 }
 
 impl Dedupe {
-    /// Remembers up to `capacity` ids (and up to `reply_bytes` of their
-    /// replies) for deliveries signed within `tolerance_secs` of the clock.
+    /// Remembers up to `capacity` ids (at least one per shard), and up to
+    /// `reply_bytes` of their replies, for deliveries signed within
+    /// `tolerance_secs` of the clock.
     pub(crate) fn new(capacity: usize, reply_bytes: usize, tolerance_secs: u64) -> Self {
-        let reply_bytes_per_shard = reply_bytes / SHARDS;
-        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        let buckets = capacity.div_ceil(MAX_WAYS).max(1).next_multiple_of(SHARDS);
+        let ways = (capacity / buckets).clamp(1, MAX_WAYS);
         let shard = || {
             Mutex::new(Shard {
-                // Room for twice the ids from the start: under the set's
-                // churn (an id in, the oldest out) the table fills with
-                // deleted marks, and hashbrown then doubles any table more
-                // than half full. Grown to that size on the way, all the
-                // shards would double at once under load, old and new
-                // tables held together (a 17 MiB peak at the defaults).
-                entries: KeyMap::with_capacity_and_hasher(2 * per_shard, Default::default()),
-                by_time: TimeOrder::default(),
-                replies: ReplyRing::new(reply_bytes_per_shard),
-                horizon: i64::MIN,
+                tags: Vec::new(),
+                signed_at: Vec::new(),
+                slots: Vec::new(),
+                heads: Vec::new(),
+                replies: ReplyRing::new(reply_bytes / SHARDS),
             })
         };
         Self {
@@ -248,7 +279,8 @@ impl Dedupe {
                 shards: (0..SHARDS).map(|_| shard()).collect(),
                 hashers: [RandomState::new(), RandomState::new()],
                 body_hasher: foldhash::quality::RandomState::default(),
-                per_shard,
+                buckets,
+                ways,
                 tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
                 capacity_horizon: AtomicI64::new(i64::MIN),
                 forgotten: metrics::counter!("coderunner_replay_ids_forgotten_total"),
@@ -261,8 +293,18 @@ impl Dedupe {
         (u128::from(a.hash_one(id)) << 64) | u128::from(b.hash_one(id))
     }
 
-    fn shard(&self, key: Key) -> &Mutex<Shard> {
-        &self.inner.shards[(key as usize) % SHARDS]
+    /// The bucket of `key` (its low 32 bits scaled to the number of
+    /// buckets), and its tag and check (16 and 64 of the other 96 bits).
+    fn place(&self, key: Key) -> Place {
+        let low = key as u64;
+        let scaled = (u128::from(low as u32) * self.inner.buckets as u128) >> 32;
+        let bucket = scaled as usize;
+        Place {
+            shard: bucket % SHARDS,
+            bucket: bucket / SHARDS,
+            tag: (low >> 32) as u16,
+            check: (key >> 64) as u64,
+        }
     }
 
     /// The fingerprint of a delivery's body, for [`Dedupe::admit`].
@@ -274,14 +316,21 @@ impl Dedupe {
     /// of fingerprint `body`, at wall-clock time `now` (both in seconds
     /// since the epoch).
     pub(crate) fn admit(&self, id: &str, signed_at: i64, body: Fingerprint, now: i64) -> Admission {
-        let key = self.key(id);
+        let place = self.place(self.key(id));
         let Fingerprint(body) = body;
-        let mut shard = self.shard(key).lock();
-        shard.expire(now.saturating_sub(self.inner.tolerance_secs));
-        if let Some(entry) = shard.entries.get(&key) {
-            let (known_at, same_body) = (entry.signed_at, entry.body == body);
-            let answer = match entry.state {
-                _ if !same_body => Admission::OtherBody,
+        let signed = second(signed_at);
+        let oldest_acceptable = now.saturating_sub(self.inner.tolerance_secs);
+        let expired = |at: u32| at != 0 && i64::from(at) < oldest_acceptable;
+        let ways = self.inner.ways;
+        let mut shard = self.inner.shards[place.shard].lock();
+        let shard = &mut *shard;
+        shard.allocate(self.inner.buckets / SHARDS, ways);
+        let bucket = place.bucket * ways..(place.bucket + 1) * ways;
+
+        let found = shard.find(bucket.clone(), place);
+        if let Some(i) = found.filter(|&i| !expired(shard.signed_at[i])) {
+            let answer = match shard.slots[i].state {
+                _ if shard.slots[i].body != body => Admission::OtherBody,
                 State::Running => Admission::Running,
                 State::Kept { at, len, status } => match shard.replies.get(at, len) {
                     Some(body) => Admission::Replay(KeptReply {
@@ -292,43 +341,42 @@ impl Dedupe {
                 },
                 State::Done => Admission::ReplyNotKept,
             };
-            if signed_at > known_at {
-                // A retry signed later stays replayable for longer (its
-                // earlier element in `by_time` is now stale).
-                if let Some(entry) = shard.entries.get_mut(&key) {
-                    entry.signed_at = signed_at;
-                }
-                shard.remember_at(signed_at, key);
-            }
+            // A retry signed later stays replayable for longer.
+            shard.signed_at[i] = shard.signed_at[i].max(signed);
             return answer;
         }
-        if signed_at <= shard.horizon {
+
+        // A new id takes the slot of its own expired delivery, else the
+        // bucket's next in turn: the one whose id arrived longest ago.
+        let head = &mut shard.heads[place.bucket];
+        let slot = found.unwrap_or(bucket.start + head.next as usize);
+        let victim = shard.signed_at[slot];
+        // Once it is forgotten, nothing signed at or before it may run.
+        let horizon = head.horizon.max(victim);
+        if signed <= horizon {
+            // Refused, and nothing forgotten for it.
             return Admission::BeyondHorizon {
-                horizon: shard.horizon,
+                horizon: i64::from(horizon),
             };
         }
-        if shard.entries.len() >= self.inner.per_shard {
-            let oldest = shard.oldest().unwrap_or(i64::MIN);
-            if signed_at <= oldest {
-                // Older than everything remembered: forgetting another id
-                // for it would not help it in.
-                return Admission::BeyondHorizon { horizon: oldest };
-            }
-            let horizon = shard.forget_oldest();
-            self.raise_capacity_horizon(horizon);
+        head.horizon = horizon;
+        if found.is_none() {
+            head.next = (head.next + 1) % ways as u32;
         }
-        shard.entries.insert(
-            key,
-            Entry {
-                signed_at,
-                body,
-                state: State::Running,
-            },
-        );
-        shard.remember_at(signed_at, key);
+        if victim != 0 && !expired(victim) {
+            // Forgotten before its window ended: the bucket is full.
+            self.raise_capacity_horizon(i64::from(victim));
+        }
+        shard.signed_at[slot] = signed;
+        shard.tags[slot] = place.tag;
+        shard.slots[slot] = Slot {
+            check: place.check,
+            body,
+            state: State::Running,
+        };
         Admission::New(Ticket {
             dedupe: self.clone(),
-            id: Some(key),
+            held: Some((place, slot)),
         })
     }
 
@@ -343,20 +391,21 @@ impl Dedupe {
         self.inner.forgotten.increment(1);
     }
 
-    /// The highest horizon raised because the set was full (seconds since
-    /// the epoch), or `None` if it never was.
+    /// The highest horizon raised because a bucket was full (seconds since
+    /// the epoch), or `None` if none ever was.
     #[cfg(test)]
     pub(crate) fn capacity_horizon(&self) -> Option<i64> {
         Some(self.inner.capacity_horizon.load(Ordering::Relaxed)).filter(|h| *h != i64::MIN)
     }
 
-    /// How many ids are remembered now.
+    /// How many ids are remembered now (expired ones whose slots are not
+    /// reused yet included).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.inner
             .shards
             .iter()
-            .map(|s| s.lock().entries.len())
+            .map(|s| s.lock().signed_at.iter().filter(|&&at| at != 0).count())
             .sum()
     }
 
@@ -377,29 +426,21 @@ impl Dedupe {
     }
 
     /// Forgets a delivery still running (never run, in fact).
-    fn forget(&self, key: Key) {
-        let mut shard = self.shard(key).lock();
-        if let Some(entry) = shard.entries.get(&key) {
-            if matches!(entry.state, State::Running) {
-                // Its element in `by_time` is now stale.
-                shard.entries.remove(&key);
-            }
+    fn forget(&self, (place, slot): (Place, usize)) {
+        let mut shard = self.inner.shards[place.shard].lock();
+        if shard.holds(slot, place) && matches!(shard.slots[slot].state, State::Running) {
+            shard.signed_at[slot] = 0;
         }
     }
 
-    fn finish(&self, key: Key, reply: Option<(u16, &[u8])>) {
-        let mut shard = self.shard(key).lock();
-        let Shard {
-            entries, replies, ..
-        } = &mut *shard;
-        let Some(entry) = entries.get_mut(&key) else {
-            // Forgotten meanwhile (the horizon covers it).
-            return;
-        };
-        if !matches!(entry.state, State::Running) {
+    fn finish(&self, (place, slot): (Place, usize), reply: Option<(u16, &[u8])>) {
+        let mut shard = self.inner.shards[place.shard].lock();
+        // Unless forgotten meanwhile (the horizon covers it).
+        if !shard.holds(slot, place) || !matches!(shard.slots[slot].state, State::Running) {
             return;
         }
-        entry.state = reply
+        let Shard { slots, replies, .. } = &mut *shard;
+        slots[slot].state = reply
             .and_then(|(status, body)| {
                 let len = u32::try_from(body.len()).ok()?;
                 let at = replies.keep(body)?;
@@ -410,120 +451,38 @@ impl Dedupe {
 }
 
 impl Shard {
-    /// Forgets ids whose signed timestamp is before `oldest_acceptable`: no
-    /// delivery carrying it passes the signature check any more. The horizon
-    /// follows, so a clock set back does not make them acceptable again.
-    ///
-    /// Looks an id up only once its second has passed: the usual call, with
-    /// nothing to expire, reads the first second of `by_time` and no more
-    /// (a lookup in the id table is a cache miss under load).
-    fn expire(&mut self, oldest_acceptable: i64) {
-        while let Some((at, id)) = self.by_time.first() {
-            if at >= oldest_acceptable {
-                return;
-            }
-            self.by_time.pop_first();
-            if is_live(&self.entries, at, id) {
-                self.forget_at(at, id);
-            }
+    /// Makes the slots of `buckets` buckets of `ways` each, on first use:
+    /// an idle runner does not hold the table.
+    fn allocate(&mut self, buckets: usize, ways: usize) {
+        if self.heads.is_empty() {
+            let free = Slot {
+                check: 0,
+                body: 0,
+                state: State::Done,
+            };
+            self.tags = vec![0; buckets * ways];
+            self.signed_at = vec![0; buckets * ways];
+            self.slots = vec![free; buckets * ways];
+            self.heads = vec![Head::default(); buckets];
         }
     }
 
-    /// The timestamp of the id signed earliest, dropping stale elements
-    /// on the way.
-    fn oldest(&mut self) -> Option<i64> {
-        while let Some((at, id)) = self.by_time.first() {
-            if is_live(&self.entries, at, id) {
-                return Some(at);
-            }
-            self.by_time.pop_first();
-        }
-        None
+    /// The slot of `bucket` that remembers the id at `place`.
+    fn find(&self, bucket: Range<usize>, place: Place) -> Option<usize> {
+        let start = bucket.start;
+        self.tags[bucket]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &tag)| tag == place.tag)
+            .map(|(i, _)| start + i)
+            .find(|&slot| self.holds(slot, place))
     }
 
-    /// Orders `key` (remembered, signed at `at`) for forgetting.
-    fn remember_at(&mut self, at: i64, key: Key) {
-        self.by_time.push(at, key);
-        if self.by_time.len() > 2 * self.entries.len().max(64) {
-            // Mostly stale: at most one element per remembered id again.
-            let entries = &self.entries;
-            self.by_time.retain(|at, id| is_live(entries, at, id));
-        }
-    }
-
-    /// Forgets the id signed earliest and raises the horizon to its
-    /// timestamp; returns that timestamp.
-    fn forget_oldest(&mut self) -> i64 {
-        let at = self.oldest().expect("called on a non-empty set");
-        let (_, id) = self.by_time.pop_first().expect("`oldest` found it");
-        self.forget_at(at, id);
-        at
-    }
-
-    /// Forgets `id`, signed at `at` (its element already taken out of
-    /// `by_time`), and raises the horizon to `at`.
-    fn forget_at(&mut self, at: i64, id: Key) {
-        self.entries.remove(&id);
-        self.horizon = self.horizon.max(at);
-    }
-}
-
-/// Whether `by_time`'s element `(at, id)` is the one of a remembered id.
-fn is_live(entries: &KeyMap<Entry>, at: i64, id: Key) -> bool {
-    entries.get(&id).is_some_and(|entry| entry.signed_at == at)
-}
-
-/// Ids by the second they were signed at, earliest first: a vector per
-/// second, in a B-tree of the seconds. Signed timestamps are whole seconds
-/// within the acceptance window, so there are few seconds (at most twice
-/// the tolerance, plus stale ones) and many ids each: adding an id and
-/// taking one of the earliest second are a push and a pop at the end of a
-/// vector, where a binary heap of all the ids moved an element through
-/// every level of itself (cache misses each) on every pop. Which id of one
-/// second comes first does not matter: they share their timestamp.
-///
-/// Must not hold an empty vector.
-#[derive(Default)]
-struct TimeOrder {
-    seconds: BTreeMap<i64, Vec<Key>>,
-    len: usize,
-}
-
-impl TimeOrder {
-    fn push(&mut self, at: i64, id: Key) {
-        self.seconds.entry(at).or_default().push(id);
-        self.len += 1;
-    }
-
-    /// An id of the earliest second, and that second.
-    fn first(&self) -> Option<(i64, Key)> {
-        let (&at, ids) = self.seconds.first_key_value()?;
-        Some((at, *ids.last()?))
-    }
-
-    /// Takes out what [`first`](Self::first) returns.
-    fn pop_first(&mut self) -> Option<(i64, Key)> {
-        let mut earliest = self.seconds.first_entry()?;
-        let at = *earliest.key();
-        let id = earliest.get_mut().pop()?;
-        if earliest.get().is_empty() {
-            earliest.remove();
-        }
-        self.len -= 1;
-        Some((at, id))
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Keeps only the elements for which `keep(at, id)` holds.
-    fn retain(&mut self, mut keep: impl FnMut(i64, Key) -> bool) {
-        self.seconds.retain(|&at, ids| {
-            ids.retain(|&id| keep(at, id));
-            !ids.is_empty()
-        });
-        self.len = self.seconds.values().map(Vec::len).sum();
+    /// Whether `slot` remembers the id at `place`.
+    fn holds(&self, slot: usize, place: Place) -> bool {
+        self.tags[slot] == place.tag
+            && self.signed_at[slot] != 0
+            && self.slots[slot].check == place.check
     }
 }
 
@@ -533,8 +492,8 @@ impl TimeOrder {
 #[derive(Debug)]
 pub(crate) struct Ticket {
     dedupe: Dedupe,
-    /// `None` once finished.
-    id: Option<Key>,
+    /// Where the delivery is remembered; `None` once finished.
+    held: Option<(Place, usize)>,
 }
 
 impl std::fmt::Debug for Dedupe {
@@ -547,24 +506,24 @@ impl Ticket {
     /// Forgets this delivery, as if it had never been admitted: it did not
     /// run (a store it needed was unavailable), so its retry may.
     pub(crate) fn abandon(mut self) {
-        if let Some(key) = self.id.take() {
-            self.dedupe.forget(key);
+        if let Some(held) = self.held.take() {
+            self.dedupe.forget(held);
         }
     }
 
     /// Keeps the reply (`status`, `body`) for retries of this delivery (if
     /// it fits the budget): copied, so the caller's buffer stays its own.
     pub(crate) fn finish(mut self, status: u16, body: &[u8]) {
-        if let Some(key) = self.id.take() {
-            self.dedupe.finish(key, Some((status, body)));
+        if let Some(held) = self.held.take() {
+            self.dedupe.finish(held, Some((status, body)));
         }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(key) = self.id.take() {
-            self.dedupe.finish(key, None);
+        if let Some(held) = self.held.take() {
+            self.dedupe.finish(held, None);
         }
     }
 }
@@ -577,33 +536,69 @@ mod tests {
     const H: Fingerprint = Fingerprint(7);
 
     #[test]
-    fn a_remembered_id_takes_48_bytes_of_table() {
-        // The set holds `seen_ids_capacity` of these (200,000 by default):
-        // a field more is megabytes more (docs/benchmarks.md).
-        assert!(std::mem::size_of::<(Key, Entry)>() <= 48);
-        // And 16 in the time order (its timestamp is its second's, once).
-        assert_eq!(std::mem::size_of::<Key>(), 16);
+    fn a_remembered_id_takes_40_bytes_of_table() {
+        // The set holds `seen_ids_capacity` of these (400,000 by default):
+        // a field more is megabytes more (docs/benchmarks.md). Its
+        // timestamp and tag are 4 bytes each, the rest is a slot.
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 
     #[test]
-    fn the_time_order_gives_the_earliest_second_first_and_drops_what_it_is_told() {
-        let mut order = TimeOrder::default();
-        for (at, id) in [(NOW + 2, 1), (NOW, 2), (NOW + 1, 3), (NOW, 4), (NOW + 2, 5)] {
-            order.push(at, id);
+    fn the_default_capacity_is_buckets_of_63_and_a_small_one_one_per_shard() {
+        let d = Dedupe::new(400_000, 0, 300);
+        assert_eq!((d.inner.buckets, d.inner.ways), (6256, 63));
+        assert!(d.inner.buckets * d.inner.ways <= 400_000);
+        let d = Dedupe::new(SHARDS, 0, 300);
+        assert_eq!((d.inner.buckets, d.inner.ways), (SHARDS, 1));
+        let d = Dedupe::new(1, 0, 300);
+        assert_eq!((d.inner.buckets, d.inner.ways), (SHARDS, 1));
+        // Every bucket is reachable, and only those.
+        let d = Dedupe::new(1000, 0, 300);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000 {
+            let place = d.place(d.key(&format!("id-{i}")));
+            assert!(place.shard < SHARDS && place.bucket < d.inner.buckets / SHARDS);
+            seen.insert((place.shard, place.bucket));
         }
-        assert_eq!(order.len(), 5);
-        let first = order.first();
-        assert!(matches!(first, Some((NOW, 2 | 4))), "{first:?}");
-        assert_eq!(order.pop_first(), first);
-        assert!(matches!(order.pop_first(), Some((NOW, 2 | 4))));
-        assert_eq!(order.pop_first(), Some((NOW + 1, 3)));
-        assert_eq!(order.seconds.len(), 1, "an emptied second is dropped");
-        order.push(NOW, 6);
-        order.retain(|at, id| at == NOW + 2 && id != 1);
-        assert_eq!(order.len(), 1);
-        assert_eq!(order.pop_first(), Some((NOW + 2, 5)));
-        assert_eq!(order.pop_first(), None);
-        assert!(order.seconds.is_empty());
+        assert_eq!(seen.len(), d.inner.buckets);
+    }
+
+    #[test]
+    fn a_full_bucket_forgets_the_id_that_came_first_and_refuses_what_is_older() {
+        // One bucket per shard of 4 ids each: fill the bucket of "a".
+        let d = Dedupe::new(4 * SHARDS, 1 << 20, 300);
+        let target = d.place(d.key("a"));
+        let same_bucket: Vec<String> = (0..)
+            .map(|i| format!("other-{i}"))
+            .filter(|id| {
+                let place = d.place(d.key(id));
+                (place.shard, place.bucket) == (target.shard, target.bucket)
+            })
+            .take(5)
+            .collect();
+        drop(admit_new(&d, "a", NOW - 10, NOW));
+        for (i, id) in same_bucket[..3].iter().enumerate() {
+            drop(admit_new(&d, id, NOW - 5 + i as i64, NOW));
+        }
+        assert_eq!(d.capacity_horizon(), None, "four ids fit");
+        // Older than the id that would go: refused, nothing forgotten.
+        assert!(matches!(
+            d.admit(&same_bucket[4], NOW - 20, H, NOW),
+            Admission::BeyondHorizon { horizon } if horizon == NOW - 10
+        ));
+        assert_eq!(d.capacity_horizon(), None);
+        drop(admit_new(&d, &same_bucket[3], NOW, NOW));
+        // "a", the first in, was forgotten: its replay meets the horizon
+        // (which the next id to go, signed at NOW - 5, raises further).
+        assert_eq!(d.capacity_horizon(), Some(NOW - 10));
+        assert!(matches!(
+            d.admit("a", NOW - 10, H, NOW),
+            Admission::BeyondHorizon { horizon } if horizon == NOW - 5
+        ));
+        // The others are still remembered.
+        for id in &same_bucket[..4] {
+            assert!(matches!(d.admit(id, NOW, H, NOW), Admission::ReplyNotKept));
+        }
     }
 
     fn reply(text: &str) -> KeptReply {
@@ -685,7 +680,7 @@ mod tests {
         // The default capacity, and deliveries spread over the whole window:
         // the captured one is refused at every point, the set never holds
         // more than its capacity, and replies stay within their budget.
-        let capacity = 200_000;
+        let capacity = 400_000;
         let d = Dedupe::new(capacity, 1 << 20, 300);
         let captured = admit_new(&d, "captured", NOW, NOW);
         captured.finish(200, b"the one reply");
@@ -759,20 +754,16 @@ mod tests {
     }
 
     #[test]
-    fn retries_signed_later_leave_the_time_order_bounded() {
+    fn retries_signed_later_keep_one_slot_for_the_latest_window() {
         let d = Dedupe::new(100, 1 << 20, 300);
         admit_new(&d, "a", NOW, NOW).finish(200, b"first");
-        // Each retry, signed a second later, leaves a stale element behind.
         for i in 1..10_000 {
             assert!(matches!(
                 d.admit("a", NOW + i, H, NOW + i),
                 Admission::Replay(_)
             ));
         }
-        let shard = d.shard(d.key("a")).lock();
-        assert_eq!(shard.entries.len(), 1);
-        assert!(shard.by_time.len() <= 2 * 64 + 1, "{}", shard.by_time.len());
-        drop(shard);
+        assert_eq!(d.len(), 1);
         // Remembered for the window of its latest signature, not its first.
         assert!(matches!(
             d.admit("a", NOW + 9_999, H, NOW + 9_999 + 300),
@@ -781,14 +772,17 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_id_admitted_again_is_forgotten_by_its_new_timestamp() {
-        // One id per shard: a new id in the same shard forgets the old one.
+    fn an_abandoned_id_leaves_no_horizon_behind() {
+        // One id per bucket: a new id in the same bucket forgets the old one.
         let d = Dedupe::new(SHARDS, 1 << 20, 300);
         admit_new(&d, "a", NOW - 5, NOW).abandon();
-        drop(admit_new(&d, "a", NOW, NOW));
-        // "a"'s first element is stale: it does not raise the horizon.
-        assert_eq!(d.shard(d.key("a")).lock().oldest(), Some(NOW));
-        assert!(matches!(d.admit("a", NOW, H, NOW), Admission::ReplyNotKept));
+        assert!(d.is_empty());
+        drop(admit_new(&d, "a", NOW - 6, NOW));
+        assert_eq!(d.capacity_horizon(), None, "its slot was free");
+        assert!(matches!(
+            d.admit("a", NOW - 6, H, NOW),
+            Admission::ReplyNotKept
+        ));
     }
 
     #[test]
@@ -802,16 +796,34 @@ mod tests {
 
     #[test]
     fn a_clock_set_back_does_not_revive_expired_ids() {
-        let d = Dedupe::new(10_000, 1 << 20, 300);
+        // One id per bucket, so that a later id takes the expired one's slot.
+        let d = Dedupe::new(SHARDS, 1 << 20, 300);
         drop(admit_new(&d, "a", NOW, NOW));
-        // Much later: "a" is expired and forgotten (every shard is visited).
+        // Much later: "a" is expired and its slot reused (every bucket is visited).
         for i in 0..200 {
-            drop(admit_new(&d, &format!("b{i}"), NOW + 1000, NOW + 1000));
+            // Most are refused: their bucket already holds one of this second.
+            drop(d.admit(&format!("b{i}"), NOW + 1000, H, NOW + 1000));
         }
         // The clock goes back: "a" would pass the signature check again.
         assert!(matches!(
             d.admit("a", NOW, H, NOW),
-            Admission::BeyondHorizon { .. }
+            Admission::BeyondHorizon { horizon } if horizon >= NOW
+        ));
+        // Expiry is not a capacity problem: nothing was forgotten early.
+        assert_eq!(d.capacity_horizon(), None);
+    }
+
+    #[test]
+    fn an_expired_id_is_admitted_again_in_its_own_slot() {
+        let d = Dedupe::new(1000, 1 << 20, 300);
+        admit_new(&d, "a", NOW, NOW).finish(200, b"first");
+        // Expired, then delivered again with a fresh signature: it runs,
+        // and the set still holds one entry for it.
+        drop(admit_new(&d, "a", NOW + 400, NOW + 400));
+        assert_eq!(d.len(), 1);
+        assert!(matches!(
+            d.admit("a", NOW + 400, H, NOW + 400),
+            Admission::ReplyNotKept
         ));
     }
 }

@@ -96,7 +96,7 @@ impl Default for ServerOptions {
             max_connections: 4096,
             max_tasks_in_flight: 1024,
             max_async_tasks: 1024,
-            seen_ids_capacity: 200_000,
+            seen_ids_capacity: 400_000,
             reply_cache_bytes: 32 << 20,
             app_id: None,
             grace_period: Duration::from_secs(30),
