@@ -468,17 +468,12 @@ impl Shard {
     }
 
     /// The slot of `bucket` that remembers the id at `place`.
-    fn find(&self, bucket: Range<usize>, place: Place) -> Option<usize> {
-        let start = bucket.start;
-        self.tags[bucket]
-            .iter()
-            .enumerate()
-            .filter(|&(_, &tag)| tag == place.tag)
-            .map(|(i, _)| start + i)
-            .find(|&slot| self.holds(slot, place))
+    fn find(&self, mut bucket: Range<usize>, place: Place) -> Option<usize> {
+        bucket.find(|&slot| self.holds(slot, place))
     }
 
-    /// Whether `slot` remembers the id at `place`.
+    /// Whether `slot` remembers the id at `place` (its tag compared first:
+    /// the rest is read only when that matches).
     fn holds(&self, slot: usize, place: Place) -> bool {
         self.tags[slot] == place.tag
             && self.signed_at[slot] != 0
