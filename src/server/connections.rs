@@ -1,7 +1,7 @@
-//! Accepting and serving connections: hyper's HTTP/1 server with a timer (so
-//! its header read timeout applies, to the first request head and to every
-//! later one of a keep-alive connection), a cap on open connections, and a
-//! shutdown that closes idle connections at once.
+//! Accepting and serving connections: hyper's HTTP/1 server, a header read
+//! timeout (for the first request head and every later one of a keep-alive
+//! connection), a cap on open connections, and a shutdown that closes idle
+//! connections at once.
 //!
 //! A connection is *idle* while none of its requests is being served: before
 //! its first request head is complete, and between keep-alive requests.
@@ -10,9 +10,14 @@
 //! new one is closed at once. So sockets that never finish a request cannot
 //! lock out a health check, which sends its request at once.
 //!
+//! The header read timeout closes a connection idle for that long. It is not
+//! hyper's own (which arms a timer, a boxed sleep put into and taken out of
+//! tokio's timer wheel, for every request): one task looks at the open
+//! connections a few times per timeout, and a request pays nothing for it.
+//!
 //! This module knows nothing of routes or tasks: it serves a `Router`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -22,7 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use futures::task::AtomicWaker;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -48,6 +53,10 @@ pub(crate) async fn serve(
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Slots::new(limits.max_connections));
+    let sweeper = AbortOnDropHandle::new(tokio::spawn(close_slow_heads(
+        Arc::clone(&slots),
+        limits.header_read_timeout,
+    )));
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -75,11 +84,11 @@ pub(crate) async fn serve(
             peer,
             router.clone(),
             slot,
-            limits.header_read_timeout,
             stop.clone(),
         ));
     }
     drop(listener);
+    drop(sweeper);
     slots.close_idle();
     connections.close();
     connections.wait().await;
@@ -98,7 +107,6 @@ async fn serve_connection(
     peer: std::net::SocketAddr,
     router: Router,
     slot: Slot,
-    header_read_timeout: Duration,
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -133,11 +141,9 @@ async fn serve_connection(
             response
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // No timer: hyper's header read timeout stays off (`close_slow_heads`).
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
     let mut finishing = false;
     let served = std::future::poll_fn(|cx| {
@@ -157,6 +163,42 @@ async fn serve_connection(
     .await;
     if let Some(Err(e)) = served {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The header read timeout's checks per timeout: a connection is closed
+/// after between one and `1 + 1/CHECKS_PER_TIMEOUT` timeouts idle.
+const CHECKS_PER_TIMEOUT: u32 = 4;
+
+/// The longest time between two checks, so that a long timeout is not
+/// overrun by more than this.
+const MAX_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// Closes every connection idle for `timeout`: one that has not sent a
+/// complete request head within it, first or keep-alive one. Runs until
+/// aborted.
+///
+/// Each check notes the idle clock ([`Slots::tick`]); a connection idle
+/// since before the note taken `timeout` ago (or a little more) has been
+/// idle at least that long, since going busy or idle again moves it
+/// past every note. So requests do nothing for this but what eviction
+/// needs anyway, and a stalled runtime only makes the check late, never
+/// early.
+async fn close_slow_heads(slots: Arc<Slots>, timeout: Duration) {
+    let period = (timeout / CHECKS_PER_TIMEOUT).clamp(Duration::from_millis(1), MAX_CHECK_PERIOD);
+    let periods = usize::try_from(timeout.as_nanos().div_ceil(period.as_nanos()))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let mut notes = VecDeque::with_capacity(periods + 1);
+    let mut checks = tokio::time::interval(period);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        checks.tick().await;
+        notes.push_back(slots.clock.load(Ordering::Acquire));
+        if notes.len() > periods {
+            let note = notes.pop_front().expect("more notes than periods");
+            slots.close_idle_before(note);
+        }
     }
 }
 
@@ -291,6 +333,34 @@ impl Slots {
         })
     }
 
+    /// Closes the connections idle since before `note` (a tick of
+    /// `clock`).
+    fn close_idle_before(&self, note: u64) {
+        let mut state = self.state.lock();
+        let mut closed = 0u64;
+        state.open.retain(|_, slot| {
+            let since = slot.idle_since.load(Ordering::Acquire);
+            if since == BUSY || since >= note {
+                return true;
+            }
+            // Taken busy meanwhile: its head came in time.
+            if slot
+                .idle_since
+                .compare_exchange(since, BUSY, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return true;
+            }
+            slot.signal.set(Signal::CLOSE);
+            closed += 1;
+            false
+        });
+        if closed > 0 {
+            metrics::counter!("coderunner_http_header_timeouts_total").increment(closed);
+            metrics::gauge!("coderunner_http_connections_open").set(state.open.len() as f64);
+        }
+    }
+
     /// Closes every idle connection and stops making connections idle.
     fn close_idle(&self) {
         let mut state = self.state.lock();
@@ -367,6 +437,45 @@ mod tests {
         second.idle();
         assert!(!second.shared.signal.is_closed());
         drop((second, third));
+        assert_eq!(slots.state.lock().open.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_idle_for_the_header_timeout_are_closed_and_busy_ones_kept() {
+        let slots = Arc::new(Slots::new(8));
+        let silent = slots.admit().unwrap();
+        let serving = slots.admit().unwrap();
+        serving.busy();
+        let _sweeper = AbortOnDropHandle::new(tokio::spawn(close_slow_heads(
+            Arc::clone(&slots),
+            Duration::from_secs(4),
+        )));
+        let wait = |secs: f64| tokio::time::sleep(Duration::from_secs_f64(secs));
+
+        wait(3.9).await;
+        assert!(
+            !silent.shared.signal.is_closed(),
+            "closed before its timeout"
+        );
+        wait(1.2).await; // 5.1 s: past the timeout and the check after it.
+        assert!(silent.shared.signal.is_closed());
+        assert!(
+            !serving.shared.signal.is_closed(),
+            "a connection serving a request is not timed out"
+        );
+        assert_eq!(slots.state.lock().open.len(), 1);
+
+        // Idle from its response on (5.1 s): a keep-alive connection gets the
+        // whole timeout again for its next head.
+        serving.idle();
+        wait(3.8).await;
+        assert!(!serving.shared.signal.is_closed());
+        serving.busy();
+        serving.idle();
+        wait(3.8).await;
+        assert!(!serving.shared.signal.is_closed(), "its clock restarted");
+        wait(1.3).await;
+        assert!(serving.shared.signal.is_closed());
         assert_eq!(slots.state.lock().open.len(), 0);
     }
 
