@@ -171,8 +171,24 @@ async fn serve_connection(
 const CHECKS_PER_TIMEOUT: u32 = 4;
 
 /// The longest time between two checks, so that a long timeout is not
-/// overrun by more than this.
+/// overrun by more than this...
 const MAX_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// ...unless that would take more notes than this: a timeout longer than
+/// `MAX_NOTES` seconds is overrun by at most `1/MAX_NOTES` of it.
+const MAX_NOTES: u32 = 1024;
+
+/// The time between two checks of a `timeout`, and how many checks make up
+/// the timeout (at least one, at most [`MAX_NOTES`]).
+fn check_period(timeout: Duration) -> (Duration, usize) {
+    let period = (timeout / CHECKS_PER_TIMEOUT)
+        .min(MAX_CHECK_PERIOD.max(timeout / MAX_NOTES))
+        .max(Duration::from_millis(1));
+    let periods = usize::try_from(timeout.as_nanos().div_ceil(period.as_nanos()))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    (period, periods)
+}
 
 /// Closes every connection idle for `timeout`: one that has not sent a
 /// complete request head within it, first or keep-alive one. Runs until
@@ -185,11 +201,8 @@ const MAX_CHECK_PERIOD: Duration = Duration::from_secs(1);
 /// needs anyway, and a stalled runtime only makes the check late, never
 /// early.
 async fn close_slow_heads(slots: Arc<Slots>, timeout: Duration) {
-    let period = (timeout / CHECKS_PER_TIMEOUT).clamp(Duration::from_millis(1), MAX_CHECK_PERIOD);
-    let periods = usize::try_from(timeout.as_nanos().div_ceil(period.as_nanos()))
-        .unwrap_or(usize::MAX)
-        .max(1);
-    let mut notes = VecDeque::with_capacity(periods + 1);
+    let (period, periods) = check_period(timeout);
+    let mut notes = VecDeque::with_capacity(periods.saturating_add(1));
     let mut checks = tokio::time::interval(period);
     checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -438,6 +451,21 @@ mod tests {
         assert!(!second.shared.signal.is_closed());
         drop((second, third));
         assert_eq!(slots.state.lock().open.len(), 0);
+    }
+
+    #[test]
+    fn checks_are_at_most_a_second_apart_and_few_for_long_timeouts() {
+        let secs = Duration::from_secs;
+        assert_eq!(check_period(secs(10)), (secs(1), 10));
+        assert_eq!(check_period(secs(1)), (Duration::from_millis(250), 4));
+        assert_eq!(
+            check_period(Duration::from_millis(1)),
+            (Duration::from_millis(1), 1)
+        );
+        // The longest timeout the configuration takes: a bounded list of notes.
+        let (period, periods) = check_period(crate::config::MAX_DURATION);
+        assert_eq!(periods, MAX_NOTES as usize);
+        assert_eq!(period, crate::config::MAX_DURATION / MAX_NOTES);
     }
 
     #[tokio::test(start_paused = true)]
