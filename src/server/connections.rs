@@ -181,8 +181,11 @@ const MAX_NOTES: u32 = 1024;
 /// The time between two checks of a `timeout`, and how many checks make up
 /// the timeout (at least one, at most [`MAX_NOTES`]).
 fn check_period(timeout: Duration) -> (Duration, usize) {
+    // Rounded up, so that `MAX_NOTES` of them make up the timeout.
+    let shortest = u64::try_from(timeout.as_nanos().div_ceil(u128::from(MAX_NOTES)))
+        .map_or(Duration::MAX, Duration::from_nanos);
     let period = (timeout / CHECKS_PER_TIMEOUT)
-        .min(MAX_CHECK_PERIOD.max(timeout / MAX_NOTES))
+        .min(MAX_CHECK_PERIOD.max(shortest))
         .max(Duration::from_millis(1));
     let periods = usize::try_from(timeout.as_nanos().div_ceil(period.as_nanos()))
         .unwrap_or(usize::MAX)
@@ -466,6 +469,11 @@ mod tests {
         let (period, periods) = check_period(crate::config::MAX_DURATION);
         assert_eq!(periods, MAX_NOTES as usize);
         assert_eq!(period, crate::config::MAX_DURATION / MAX_NOTES);
+        // Not a whole number of nanoseconds per note: still no more notes.
+        let odd = secs(1024) + Duration::from_nanos(1);
+        let (period, periods) = check_period(odd);
+        assert_eq!(periods, MAX_NOTES as usize);
+        assert!(period * MAX_NOTES >= odd);
     }
 
     #[tokio::test(start_paused = true)]
