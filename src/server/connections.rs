@@ -213,7 +213,10 @@ async fn close_slow_heads(slots: Arc<Slots>, timeout: Duration) {
         notes.push_back(slots.clock.load(Ordering::Acquire));
         if notes.len() > periods {
             let note = notes.pop_front().expect("more notes than periods");
-            slots.close_idle_before(note);
+            let closed = slots.close_idle_before(note);
+            if closed > 0 {
+                metrics::counter!("coderunner_http_header_timeouts_total").increment(closed);
+            }
         }
     }
 }
@@ -350,8 +353,8 @@ impl Slots {
     }
 
     /// Closes the connections idle since before `note` (a tick of
-    /// `clock`).
-    fn close_idle_before(&self, note: u64) {
+    /// `clock`); returns how many.
+    fn close_idle_before(&self, note: u64) -> u64 {
         let mut state = self.state.lock();
         let mut closed = 0u64;
         state.open.retain(|_, slot| {
@@ -372,22 +375,15 @@ impl Slots {
             false
         });
         if closed > 0 {
-            metrics::counter!("coderunner_http_header_timeouts_total").increment(closed);
             metrics::gauge!("coderunner_http_connections_open").set(state.open.len() as f64);
         }
+        closed
     }
 
     /// Closes every idle connection and stops making connections idle.
     fn close_idle(&self) {
-        let mut state = self.state.lock();
         self.closing.store(true, Ordering::SeqCst);
-        state.open.retain(|_, slot| {
-            if slot.idle_since.swap(BUSY, Ordering::AcqRel) == BUSY {
-                return true;
-            }
-            slot.signal.set(Signal::CLOSE);
-            false
-        });
+        self.close_idle_before(u64::MAX);
     }
 }
 
