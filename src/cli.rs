@@ -590,10 +590,13 @@ where
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(workers) = server_workers(cpus, std::env::var_os("TOKIO_WORKER_THREADS").is_some())
     {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("coderunner: cannot start the async runtime: {e}");
@@ -605,6 +608,17 @@ where
     // this long, then is left to end with the process.
     runtime.shutdown_timeout(EXIT_MARGIN);
     code
+}
+
+/// The server runtime's worker threads on `cpus` CPUs: one per CPU and at
+/// least two, so that handlers are polled on the server's threads while one
+/// of them stays free (`handler_runtime`). With one worker every handler
+/// would go to the handler runtime: two thread hand-overs per task, which
+/// on one CPU cost a quarter of the CPU per task (docs/benchmarks.md).
+/// `None` when `TOKIO_WORKER_THREADS` is set: tokio then takes the count
+/// from it.
+fn server_workers(cpus: usize, set_in_env: bool) -> Option<usize> {
+    (!set_in_env).then_some(cpus.max(2))
 }
 
 /// How long, once a command is done, blocking work still running is waited
@@ -642,5 +656,22 @@ async fn run(cli: Cli, register: Register) -> ExitCode {
             eprintln!("coderunner: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_runs_two_workers_at_least_and_one_per_cpu() {
+        assert_eq!(server_workers(1, false), Some(2), "one CPU");
+        assert_eq!(server_workers(2, false), Some(2));
+        assert_eq!(server_workers(8, false), Some(8));
+        assert_eq!(
+            server_workers(1, true),
+            None,
+            "TOKIO_WORKER_THREADS decides"
+        );
     }
 }

@@ -12,7 +12,8 @@
 //! and finishes there: at once when a place has been held for longer than
 //! [`BLOCKED_AFTER`] (its holder is blocking its thread), else after
 //! yielding to other work once (another handler's poll is about to end).
-//! On a runtime with one worker nothing runs inline.
+//! On a runtime with one worker nothing runs inline (the `coderunner`
+//! binary's own runtime has two workers at least, on one CPU too).
 //!
 //! Must not: hold a place across an `.await` of the handler (a place is
 //! taken for one `poll` only), or wait for a place.
